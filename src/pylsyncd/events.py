@@ -1,0 +1,51 @@
+"""What a watcher reports: one filesystem change below a source root.
+
+Paths are relative to the source root, `/`-separated, without a leading slash; the root itself
+is ``""``. Names that are not valid UTF-8 travel as surrogate escapes (``os.fsdecode``), so every
+byte sequence the kernel allows round-trips to the destination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class EventKind(Enum):
+    """The kinds of change a watcher reports, whatever its mechanism (inotify or rescans)."""
+
+    CREATED = "created"
+    MODIFIED = "modified"  # content written
+    ATTRIB = "attrib"  # mode, owner or times changed
+    DELETED = "deleted"
+    MOVED = "moved"  # renamed within the tree: `path` -> `target`
+    OVERFLOW = "overflow"  # the watcher lost events: the pair needs a full resync
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change. A move out of the tree is reported as DELETED, a move into it as a CREATED tree."""
+
+    kind: EventKind
+    path: str
+    is_dir: bool = False
+    target: str | None = None  # MOVED only: the new path
+    tree: bool = False  # CREATED only: a whole subtree appeared at once (moved in from outside)
+
+
+def parent_of(path: str) -> str:
+    """The parent of a relative path; the root's children have the root ``""`` as parent."""
+    return path.rpartition("/")[0]
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """True when `path` is `ancestor` or lies below it (the root contains every path)."""
+    return ancestor == "" or path == ancestor or path.startswith(ancestor + "/")
+
+
+def rebase(path: str, old: str, new: str) -> str:
+    """`path` below `old`, re-rooted below `new` (for a directory that was renamed)."""
+    if path == old:
+        return new
+    rest = path[len(old) + 1 :] if old else path
+    return f"{new}/{rest}" if new else rest
