@@ -24,7 +24,7 @@ class EventKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One change. A move out of the tree is reported as DELETED, a move into it as a CREATED tree."""
+    """One change; a move out of the tree is a DELETED, a move into it a CREATED tree."""
 
     kind: EventKind
     path: str

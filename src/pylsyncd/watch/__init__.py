@@ -12,17 +12,17 @@ ExcludePredicate = Callable[[str, bool], bool]
 
 
 class WatchLimitError(Exception):
-    """The kernel refused another inotify watch: the message names the sysctl and the value needed."""
+    """The kernel refused another inotify watch; the message names the sysctl and value needed."""
 
 
 class Watcher(Protocol):
     """A source of events for one source tree."""
 
     def start(self) -> None:
-        """Begin watching the whole tree; called before the initial sync so nothing slips between."""
+        """Watch the whole tree; called before the initial sync so nothing slips in between."""
 
     def read(self, timeout: float) -> list[Event]:
-        """Events that arrived, waiting at most `timeout` seconds for the first one ([] on timeout)."""
+        """Events that arrived, waiting up to `timeout` seconds for the first ([] on timeout)."""
 
     def close(self) -> None:
         """Stop watching and release kernel resources."""

@@ -1,0 +1,342 @@
+"""One source -> destination mirror: initial sync, the live loop, retries and the final flush.
+
+Two threads per pair: a reader drains the watcher into `PendingEvents` without ever waiting on
+a transfer (so the kernel queue does not overflow during a storm), and the pair thread applies
+batches. While one batch is applied, the next one gathers: a storm of 10,000 files goes through
+in a few large batches, not 10,000 small ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from pylsyncd.coalesce import Batch, coalesce, merge
+from pylsyncd.config import Backend, PairConfig
+from pylsyncd.events import Event
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Outcome, Transfer
+from pylsyncd.transfer.direct import DirectTransfer
+from pylsyncd.transfer.rsync import RsyncTransfer
+from pylsyncd.watch import Watcher, WatchLimitError
+from pylsyncd.watch.inotify import InotifyWatcher
+
+log = logging.getLogger("pylsyncd")
+
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 30.0
+_PROGRESS_EVERY = 2.0  # seconds between progress lines of a long initial sync
+
+
+class PendingEvents:
+    """Events waiting to be applied, shared by the reader thread and the pair thread."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._events: list[Event] = []
+        self._carried = Batch()  # a failed batch, to be retried with the next one
+        self._since: float | None = None  # when the oldest waiting change arrived
+
+    def add(self, events: list[Event]) -> None:
+        with self._condition:
+            self._events.extend(events)
+            if self._since is None:
+                self._since = time.monotonic()
+            self._condition.notify()
+
+    def requeue(self, failed: Batch) -> None:
+        with self._condition:
+            self._carried = merge(failed, self._carried)
+            if self._since is None:
+                self._since = time.monotonic()
+
+    def wake(self) -> None:
+        with self._condition:
+            self._condition.notify_all()
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._events) + len(self._carried.changes)
+
+    def wait(self, delay: float, stopping: threading.Event) -> bool:
+        """Wait until the oldest change has waited `delay` seconds; False if stopping first."""
+        with self._condition:
+            while not stopping.is_set():
+                if self._since is None:
+                    self._condition.wait(0.5)
+                    continue
+                remaining = self._since + delay - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False
+
+    def take(self) -> tuple[Batch, int]:
+        """The batch of everything waiting, and how many events it came from."""
+        with self._condition:
+            events, self._events = self._events, []
+            carried, self._carried = self._carried, Batch()
+            self._since = None
+        batch = coalesce(events)
+        return (merge(carried, batch) if carried else batch), len(events)
+
+
+def make_transfer(config: PairConfig, excludes: ExcludeRules) -> Transfer:
+    delete = config.delete.while_running
+    if config.backend is Backend.RSYNC:
+        return RsyncTransfer(
+            config.source, config.destination, excludes, delete=delete, extra_args=config.rsync_args
+        )
+    return DirectTransfer(config.source, config.destination, excludes, delete=delete)
+
+
+class Pair:
+    """Mirrors one source into one destination until `stopping` is set."""
+
+    def __init__(self, config: PairConfig, stopping: threading.Event, grace: float) -> None:
+        self.config = config
+        self.name = f"{config.source} -> {config.destination}"
+        self.stopping = stopping
+        self.grace = grace
+        self.excludes = ExcludeRules(config.excludes)
+        self.transfer = make_transfer(config, self.excludes)
+        self.watcher: Watcher = InotifyWatcher(config.source, self._excluded)
+        self.pending = PendingEvents()
+        self.ready = threading.Event()
+        self.fatal: str | None = None  # set when the pair cannot go on
+        self._failing_since: float | None = None
+        self._backoff = _BACKOFF_FIRST
+
+    def _excluded(self, path: str, is_dir: bool) -> bool:
+        return self.excludes.excludes(path, is_dir)
+
+    def run(self) -> None:
+        """The pair thread's body."""
+        try:
+            self._run()
+        except WatchLimitError as error:
+            self.fatal = str(error)
+            log.error("%s: %s", self.name, error)
+        except Exception as error:
+            self.fatal = f"{type(error).__name__}: {error}"
+            log.error("%s: stopped by an unexpected error: %s", self.name, self.fatal)
+            log.debug("traceback", exc_info=True)
+        finally:
+            self.watcher.close()
+            self.stopping.set()  # stops the reader; a fatal error stops the daemon too
+
+    def _run(self) -> None:
+        self.watcher.start()  # before the initial sync: nothing changes unseen in between
+        reader = threading.Thread(target=self._read_events, name=f"reader {self.name}", daemon=True)
+        reader.start()
+        if self.config.init:
+            self._initial_sync()
+        self.ready.set()
+        log.info("%s: live, watching %s", self.name, self.config.source)
+        while self.pending.wait(self.config.delay, self.stopping):
+            if not self._apply_next():
+                self.stopping.wait(self._backoff)
+        reader.join()
+        self._flush()
+
+    def _read_events(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                events = self.watcher.read(0.1)
+                if events:
+                    self.pending.add(events)
+            # Whatever the kernel queued before the stop request still belongs to this run.
+            events = self.watcher.read(0)
+            if events:
+                self.pending.add(events)
+        except WatchLimitError as error:
+            self.fatal = str(error)
+            log.error("%s: %s", self.name, error)
+            self.stopping.set()
+        finally:
+            self.pending.wake()
+
+    def _flush(self) -> None:
+        """On stop: apply what is pending, retrying until the grace period runs out."""
+        deadline = time.monotonic() + self.grace
+        while len(self.pending) and self.fatal is None:
+            if self._apply_next():
+                continue
+            if time.monotonic() + self._backoff > deadline:
+                log.error("%s: stopping with %d changes not applied", self.name, len(self.pending))
+                return
+            time.sleep(self._backoff)
+
+    def _initial_sync(self) -> None:
+        delete = self.config.delete.at_startup
+        if delete and not self.config.allow_empty_source and self._empty_source_would_wipe():
+            log.warning(
+                "%s: the source is empty but the destination is not: syncing without deleting, "
+                "so nothing is lost. If the source really is meant to be empty, set "
+                "ALLOW_EMPTY_SOURCE=true (--allow-empty-source).",
+                self.name,
+            )
+            delete = False
+        log.info("%s: initial sync", self.name)
+        started = time.monotonic()
+        reporter = _ProgressReporter(self.name, self.config.source, self.excludes)
+        while True:
+            outcome = self._guarded(
+                lambda: self.transfer.full_sync(delete=delete, progress=reporter)
+            )
+            if outcome.ok:
+                break
+            self._note_failure("initial sync", outcome)
+            if self.stopping.wait(self._backoff):
+                return
+        self._note_success()
+        log.info(
+            "%s: initial sync done: %s in %.1f s",
+            self.name,
+            describe(outcome),
+            time.monotonic() - started,
+        )
+
+    def _empty_source_would_wipe(self) -> bool:
+        def has_entries(path: str, excluded: bool) -> bool:
+            with os.scandir(path) as entries:
+                return any(not (excluded and self._excluded(e.name, e.is_dir())) for e in entries)
+
+        return not has_entries(self.config.source, True) and has_entries(
+            self.config.destination, True
+        )
+
+    def _apply_next(self) -> bool:
+        """Apply everything pending as one batch; on failure requeue it. True on success."""
+        batch, events = self.pending.take()
+        if not batch:
+            return True
+        started = time.monotonic()
+        if batch.full_resync:
+            log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
+            resync = self._guarded(
+                lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
+            )
+            if not resync.ok:
+                self.pending.requeue(batch)
+                self._note_failure("full resync", resync)
+                return False
+            batch = Batch(batch.moves, batch.changes)
+        outcome = self._guarded(lambda: self.transfer.apply(batch))
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.info(
+            "%s: %s from %d events in %.0f ms", self.name, describe(outcome), events, elapsed_ms
+        )
+        if outcome.ok:
+            self._note_success()
+            return True
+        self.pending.requeue(outcome.failed)
+        self._note_failure("applying changes", outcome)
+        return False
+
+    def _guarded(self, step: Callable[[], Outcome]) -> Outcome:
+        """Run a transfer step; an unexpected error fails the step instead of the pair."""
+        try:
+            return step()
+        except Exception as error:
+            log.debug("%s: unexpected error", self.name, exc_info=True)
+            return Outcome(error=f"unexpected {type(error).__name__}: {error}")
+
+    def _note_failure(self, what: str, outcome: Outcome) -> None:
+        """Log a failure once when it starts (not at every retry), then back off."""
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.error("%s: %s failed: %s; retrying with backoff", self.name, what, outcome.error)
+        else:
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+
+    def _note_success(self) -> None:
+        if self._failing_since is not None:
+            log.warning(
+                "%s: recovered after %.1f s of failures",
+                self.name,
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since = None
+        self._backoff = _BACKOFF_FIRST
+
+
+def describe(outcome: Outcome) -> str:
+    """The counts of an outcome for the one log line per batch."""
+    parts = [f"{outcome.copied} copied ({_size(outcome.bytes)})"]
+    for count, noun in (
+        (outcome.dirs, "dirs created"),
+        (outcome.links, "links"),
+        (outcome.deleted, "deleted"),
+        (outcome.moved, "moved"),
+    ):
+        if count:
+            parts.append(f"{count} {noun}")
+    if outcome.failed:
+        parts.append(f"{len(outcome.failed.changes)} failed")
+    return ", ".join(parts)
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} B"
+    value = count / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+class _ProgressReporter:
+    """Progress lines for a long initial sync: entries done, rate, and time left."""
+
+    def __init__(self, name: str, source: str, excludes: ExcludeRules) -> None:
+        self.name = name
+        self.source = source
+        self.excludes = excludes
+        self.started = time.monotonic()
+        self.next_report = self.started + _PROGRESS_EVERY
+        self.total: int | None = None
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now < self.next_report:
+            return
+        if self.total is None:
+            self.total = count_entries(self.source, self.excludes)  # only for syncs that last
+        rate = done / (now - self.started)
+        left = max(self.total - done, 0)
+        log.info(
+            "%s: initial sync: %d of %d entries, %.0f/s, about %.0f s left",
+            self.name,
+            done,
+            self.total,
+            rate,
+            left / rate if rate else 0,
+        )
+        self.next_report = now + _PROGRESS_EVERY
+
+
+def count_entries(root: str, excludes: ExcludeRules) -> int:
+    """How many entries below `root` are not excluded (directory types only, no stat calls)."""
+    count = 0
+    stack = [""]
+    while stack:
+        path = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, path) if path else root) as entries:
+                for entry in entries:
+                    child = f"{path}/{entry.name}" if path else entry.name
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if excludes and excludes.excludes(child, is_dir):
+                        continue
+                    count += 1
+                    if is_dir:
+                        stack.append(child)
+        except OSError:
+            continue
+    return count

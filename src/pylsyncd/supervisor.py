@@ -1,0 +1,66 @@
+"""All pairs of one daemon: start, readiness, signals and an orderly shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from pylsyncd.config import Config
+from pylsyncd.pair import Pair
+
+log = logging.getLogger("pylsyncd")
+
+
+def run(config: Config) -> int:
+    """Mirror every pair until SIGTERM or SIGINT; 0 after a clean stop, 1 after a fatal error."""
+    stopping = threading.Event()
+    received: list[int] = []
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: the main loop does the shutdown. As PID 1 in a container there is no
+        # default action for SIGTERM, so without this handler `docker stop` would wait and kill.
+        received.append(signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    for pair_config in config.pairs:
+        try:
+            os.makedirs(pair_config.destination, exist_ok=True)
+        except OSError as error:
+            log.error("cannot create destination %s: %s", pair_config.destination, error.strerror)
+            return 1
+
+    pairs = [Pair(pair_config, stopping, config.shutdown_grace) for pair_config in config.pairs]
+    threads = [threading.Thread(target=pair.run, name=pair.name, daemon=True) for pair in pairs]
+    for thread in threads:
+        thread.start()
+
+    announced = False
+    while not stopping.wait(0.01 if not announced else 0.5):
+        if not announced and all(pair.ready.is_set() for pair in pairs):
+            log.info("ready: %d pair(s) live", len(pairs))
+            announced = True
+    if received:
+        log.info(
+            "%s received: applying pending changes (up to %.0f s)",
+            signal.Signals(received[0]).name,
+            config.shutdown_grace,
+        )
+    for pair in pairs:
+        pair.pending.wake()
+    deadline = time.monotonic() + config.shutdown_grace + 1
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    if any(thread.is_alive() for thread in threads):
+        log.error("gave up waiting for pending changes after %.0f s", config.shutdown_grace)
+        return 1
+    if any(pair.fatal for pair in pairs):
+        return 1
+    log.info("stopped")
+    return 0

@@ -1,0 +1,221 @@
+"""Safe writes below a destination root: every path is resolved one component at a time.
+
+Each directory is opened with O_NOFOLLOW relative to its parent's descriptor, and every operation
+takes a directory descriptor plus a single name. A symlink that exists (or appears) anywhere in
+the destination is therefore never followed, so nothing is ever written outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable
+
+from pylsyncd.events import is_within, parent_of
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Errors that mean "this path does not exist (any more)" rather than a failure.
+GONE = (errno.ENOENT, errno.ENOTDIR)
+
+# Source-side attributes of a directory, looked up when one has to be created on the way.
+DirStat = Callable[[str], os.stat_result | None]
+
+
+def split(path: str) -> tuple[str, str]:
+    """(parent, name) of a relative path."""
+    return parent_of(path), path.rpartition("/")[2]
+
+
+def temp_name() -> str:
+    # Fixed length (NAME_MAX is 255) and a prefix that says whose it is if a crash leaves one.
+    return f".pylsyncd.{secrets.token_hex(6)}.tmp"
+
+
+class DestinationTree:
+    """Directory descriptors below a destination root, cached for the duration of one batch."""
+
+    def __init__(self, root: str, source_dir_stat: DirStat, preserve_owner: bool) -> None:
+        self.root = root
+        self._source_dir_stat = source_dir_stat
+        self.preserve_owner = preserve_owner
+        self._fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def forget(self, path: str) -> None:
+        """Drop cached descriptors at or below `path` (it was renamed or removed)."""
+        for key in [key for key in self._fds if is_within(key, path)]:
+            os.close(self._fds.pop(key))
+
+    def open_dir(self, path: str) -> int | None:
+        """Descriptor of an existing real directory at `path`, or None when there is none."""
+        fd = self._fds.get(path)
+        if fd is not None:
+            return fd
+        if path == "":
+            fd = os.open(self.root, _DIR_FLAGS)
+        else:
+            parent, name = split(path)
+            parent_fd = self.open_dir(parent)
+            if parent_fd is None:
+                return None
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            except OSError as error:
+                if error.errno in (*GONE, errno.ELOOP):  # ELOOP: a symlink stands there
+                    return None
+                raise
+        self._fds[path] = fd
+        return fd
+
+    def ensure_dir(self, path: str) -> int:
+        """Descriptor of the directory at `path`, creating missing ones like the source's."""
+        fd = self.open_dir(path)
+        if fd is not None:
+            return fd
+        parent, name = split(path)
+        parent_fd = self.ensure_dir(parent)
+        self.remove(parent_fd, name, path)  # a file or symlink in the way
+        source = self._source_dir_stat(path)
+        os.mkdir(name, 0o700, dir_fd=parent_fd)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        self._fds[path] = fd
+        if source is not None:
+            self.set_dir_attributes(fd, source)
+        return fd
+
+    def lstat(self, parent_fd: int, name: str) -> os.stat_result | None:
+        try:
+            return os.lstat(name, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno in GONE:
+                return None
+            raise
+
+    def remove(
+        self, parent_fd: int, name: str, path: str, keep: Callable[[str, bool], bool] | None = None
+    ) -> bool:
+        """Remove whatever is at `path` (a tree too); entries for which `keep` is true survive.
+
+        Returns True when something was removed.
+        """
+        current = self.lstat(parent_fd, name)
+        if current is None:
+            return False
+        if not stat.S_ISDIR(current.st_mode):
+            os.unlink(name, dir_fd=parent_fd)
+            return True
+        self.forget(path)
+        if keep is None:
+            shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: safe against symlink races
+        else:
+            self._remove_tree_keeping(parent_fd, name, path, keep)
+        return True
+
+    def _remove_tree_keeping(
+        self, parent_fd: int, name: str, path: str, keep: Callable[[str, bool], bool]
+    ) -> bool:
+        """Like rsync --delete without --delete-excluded: excluded entries stay, and so do the
+        directories that hold them. Returns True when the directory itself could go."""
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        empty = True
+        try:
+            with os.scandir(fd) as entries:
+                children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+            for child, is_dir in children:
+                child_path = f"{path}/{child}"
+                if keep(child_path, is_dir):
+                    empty = False
+                elif is_dir:
+                    empty &= self._remove_tree_keeping(fd, child, child_path, keep)
+                else:
+                    os.unlink(child, dir_fd=fd)
+        finally:
+            os.close(fd)
+        if empty:
+            os.rmdir(name, dir_fd=parent_fd)
+        return empty
+
+    def set_dir_attributes(self, fd: int, source: os.stat_result) -> None:
+        os.fchmod(fd, stat.S_IMODE(source.st_mode))
+        if self.preserve_owner:
+            os.fchown(fd, source.st_uid, source.st_gid)
+
+    def set_dir_times(self, path: str, source: os.stat_result) -> None:
+        fd = self.open_dir(path)
+        if fd is not None:
+            os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
+
+    def write_file(self, parent_fd: int, name: str, source_path: str) -> tuple[int, int]:
+        """Copy a regular file through a temporary file and a rename: no reader ever sees it
+        half-written, and a symlink at `name` is replaced, never written through.
+
+        Returns (bytes copied, size the source had when opened).
+        """
+        src_fd = os.open(source_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            source = os.fstat(src_fd)
+            if not stat.S_ISREG(source.st_mode):
+                raise OSError(errno.EAGAIN, "source changed type while being opened", source_path)
+            tmp = temp_name()
+            tmp_fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=parent_fd,
+            )
+            try:
+                copied = _copy_content(src_fd, tmp_fd)
+                os.fchmod(tmp_fd, stat.S_IMODE(source.st_mode))
+                if self.preserve_owner:
+                    os.fchown(tmp_fd, source.st_uid, source.st_gid)
+                os.utime(tmp_fd, ns=(source.st_atime_ns, source.st_mtime_ns))
+            except BaseException:
+                os.close(tmp_fd)
+                os.unlink(tmp, dir_fd=parent_fd)
+                raise
+            os.close(tmp_fd)
+            self._rename_into_place(parent_fd, tmp, name)
+            return copied, source.st_size
+        finally:
+            os.close(src_fd)
+
+    def write_symlink(self, parent_fd: int, name: str, target: str, source: os.stat_result) -> None:
+        tmp = temp_name()
+        os.symlink(target, tmp, dir_fd=parent_fd)
+        try:
+            if self.preserve_owner:
+                os.chown(tmp, source.st_uid, source.st_gid, dir_fd=parent_fd, follow_symlinks=False)
+            os.utime(
+                tmp,
+                ns=(source.st_atime_ns, source.st_mtime_ns),
+                dir_fd=parent_fd,
+                follow_symlinks=False,
+            )
+        except BaseException:
+            os.unlink(tmp, dir_fd=parent_fd)
+            raise
+        self._rename_into_place(parent_fd, tmp, name)
+
+    def _rename_into_place(self, parent_fd: int, tmp: str, name: str) -> None:
+        try:
+            os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=parent_fd)
+            raise
+
+
+def _copy_content(src_fd: int, dst_fd: int) -> int:
+    """Copy a whole file in the kernel (sendfile), without passing the bytes through Python."""
+    copied = 0
+    while True:
+        sent = os.sendfile(dst_fd, src_fd, copied, 1 << 30)
+        if sent == 0:
+            return copied
+        copied += sent

@@ -1,0 +1,271 @@
+"""The `direct` backend: applies a batch with in-process file operations (no child process).
+
+Renames are replayed as renames, so moving a directory of 10,000 files costs one syscall;
+deleting a tree is one recursive removal; files are written through a temporary file and a
+rename. All destination access goes through `DestinationTree`, which never follows symlinks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable
+from typing import TypeVar
+
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Outcome, Progress
+from pylsyncd.transfer.destination import GONE, DestinationTree, split
+
+log = logging.getLogger(__name__)
+_Item = TypeVar("_Item", Move, Change)
+
+# Temporary files a killed daemon may have left behind; removed whenever their directory is synced.
+_LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
+
+
+class DirectTransfer:
+    """Mirrors `source` into `destination` on the same machine."""
+
+    def __init__(self, source: str, destination: str, excludes: ExcludeRules, *, delete: bool):
+        self.source = source
+        self.destination = destination
+        self.excludes = excludes
+        self.delete = delete  # deletions while running (DELETE=true or running)
+        self.preserve_owner = os.geteuid() == 0
+
+    def apply(self, batch: Batch) -> Outcome:
+        if not self.delete and batch.moves:
+            batch = batch.without_moves()  # a rename would remove the old name
+        run = _Run(self, delete=self.delete)
+        try:
+            for move in batch.moves:
+                run.attempt(run.move, move)
+            for change in batch.changes:
+                run.attempt(run.change, change)
+        finally:
+            run.finish()
+        return run.outcome
+
+    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+        run = _Run(self, delete=delete, progress=progress)
+        try:
+            run.attempt(run.change, Change("", ChangeKind.SYNC_TREE))
+        finally:
+            run.finish()
+        return run.outcome
+
+
+class _Run:
+    """The state of one batch: open directory descriptors, touched directories, the outcome."""
+
+    def __init__(self, transfer: DirectTransfer, *, delete: bool, progress: Progress | None = None):
+        self.source = transfer.source
+        self.excludes = transfer.excludes
+        self.delete = delete
+        self.progress = progress
+        self.entries = 0
+        self.outcome = Outcome()
+        self.tree = DestinationTree(
+            transfer.destination, self._source_dir_stat, transfer.preserve_owner
+        )
+        self.touched: set[str] = set()  # directories whose mtime must be copied at the end
+        self.failed: list[Change] = []
+
+    def attempt(self, step: Callable[[_Item], None], item: _Item) -> None:
+        """Run one step; a failure is remembered for the retry and the batch goes on."""
+        try:
+            step(item)
+        except OSError as error:
+            if self.outcome.error is None:
+                self.outcome.error = f"{error.strerror or error}: {error.filename or ''}".rstrip(
+                    ": "
+                )
+            if isinstance(item, Move):
+                self.failed += [Change(item.source, ChangeKind.SYNC_TREE)]
+                self.failed += [Change(item.target, ChangeKind.SYNC_TREE)]
+            else:
+                self.failed.append(item)
+            log.debug("failed: %r", item, exc_info=True)
+
+    def finish(self) -> None:
+        try:
+            for path in self.touched:
+                source = self._source_dir_stat(path)
+                if source is not None:
+                    try:
+                        self.tree.set_dir_times(path, source)
+                    except OSError as error:
+                        log.debug("cannot set times of %r: %s", path, error)
+        finally:
+            self.tree.close()
+        if self.failed:
+            self.outcome.failed = Batch((), tuple(self.failed))
+
+    def _source_dir_stat(self, path: str) -> os.stat_result | None:
+        try:
+            st = os.lstat(self._source_path(path))
+        except OSError:
+            return None
+        return st if stat.S_ISDIR(st.st_mode) else None
+
+    def _source_path(self, path: str) -> str:
+        return os.path.join(self.source, path) if path else self.source
+
+    def move(self, move: Move) -> None:
+        """Replay a rename; when the destination does not hold the old name, copy instead."""
+        source_parent, source_name = split(move.source)
+        target_parent, target_name = split(move.target)
+        source_fd = self.tree.open_dir(source_parent)
+        target_fd = self.tree.open_dir(target_parent)
+        if (
+            source_fd is None
+            or target_fd is None
+            or self.tree.lstat(source_fd, source_name) is None
+        ):
+            self.change(Change(move.target, ChangeKind.SYNC_TREE))
+            self.change(Change(move.source, ChangeKind.SYNC_TREE))
+            return
+        existing = self.tree.lstat(target_fd, target_name)
+        if existing is not None and (move.is_dir or stat.S_ISDIR(existing.st_mode)):
+            # rename(2) cannot put a file over a directory or a directory over a non-empty one;
+            # the source's rename replaced whatever stood there, so it goes here too.
+            self.tree.remove(target_fd, target_name, move.target)
+        os.rename(source_name, target_name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+        self.tree.forget(move.source)
+        self.tree.forget(move.target)
+        self.touched.update((source_parent, target_parent))
+        self.outcome.moved += 1
+        log.debug("moved %r -> %r", move.source, move.target)
+
+    def change(self, change: Change) -> None:
+        """Make the destination path equal to the source path as it is now.
+
+        The path itself is copied even when size and mtime match: an event says it changed, and
+        a same-size rewrite within one timestamp tick is exactly what rsync's quick check misses.
+        """
+        self.sync(change.path, recursive=change.kind is not ChangeKind.SYNC, forced=True)
+
+    def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
+        source_path = self._source_path(path)
+        try:
+            source = os.lstat(source_path)
+        except OSError as error:
+            if error.errno not in GONE:
+                raise
+            self._delete(path)
+            return
+        if path == "":
+            self._sync_dir("", source, recursive)
+            return
+        parent, name = split(path)
+        parent_fd = self.tree.ensure_dir(parent)
+        existing = self.tree.lstat(parent_fd, name)
+        mode = source.st_mode
+        if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
+            self.tree.remove(parent_fd, name, path)  # a file replaced by a directory or back
+            existing = None
+        if stat.S_ISDIR(mode):
+            if existing is None:
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+                self.outcome.dirs += 1
+            self._sync_dir(path, source, recursive)
+        elif stat.S_ISREG(mode):
+            if forced or not self._same_file(existing, source):
+                copied, _ = self.tree.write_file(parent_fd, name, source_path)
+                self.outcome.copied += 1
+                self.outcome.bytes += copied
+                log.debug("copied %r (%d bytes)", path, copied)
+        elif stat.S_ISLNK(mode):
+            target = os.readlink(source_path)
+            if forced or not self._same_link(parent_fd, name, existing, source, target):
+                self.tree.write_symlink(parent_fd, name, target, source)
+                self.outcome.links += 1
+                log.debug("linked %r -> %r", path, target)
+        else:
+            log.debug("skipped %r: not a file, directory or symlink", path)
+            return
+        self.touched.add(parent)
+
+    def _sync_dir(self, path: str, source: os.stat_result, recursive: bool) -> None:
+        fd = self.tree.open_dir(path)
+        if fd is None:  # raced with a concurrent change; the next event repairs it
+            raise FileNotFoundError(2, "destination directory vanished", path)
+        self.tree.set_dir_attributes(fd, source)
+        self.touched.add(path)
+        if path:
+            self.touched.add(split(path)[0])
+        if recursive:
+            self._sync_children(path, fd)
+
+    def _sync_children(self, path: str, fd: int) -> None:
+        present: set[str] = set()
+        with os.scandir(self._source_path(path)) as entries:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for name, is_dir in children:
+            child = f"{path}/{name}" if path else name
+            if self.excludes and self.excludes.excludes(child, is_dir):
+                continue
+            present.add(name)
+            self.sync(child, recursive=True, forced=False)
+            self.entries += 1
+            if self.progress is not None:
+                self.progress(self.entries)
+        with os.scandir(fd) as entries:
+            extra = [
+                (e.name, e.is_dir(follow_symlinks=False)) for e in entries if e.name not in present
+            ]
+        for name, is_dir in extra:
+            child = f"{path}/{name}" if path else name
+            leftover = _LEFTOVER.fullmatch(name) is not None
+            if leftover or (self.delete and not self._excluded(child, is_dir)):
+                self._remove(fd, name, child)
+
+    def _delete(self, path: str) -> None:
+        if not self.delete or path == "":
+            return
+        parent, name = split(path)
+        parent_fd = self.tree.open_dir(parent)
+        if parent_fd is not None:
+            self._remove(parent_fd, name, path)
+
+    def _remove(self, parent_fd: int, name: str, path: str) -> None:
+        keep = self._excluded if self.excludes else None
+        if self.tree.remove(parent_fd, name, path, keep):
+            self.outcome.deleted += 1
+            self.touched.add(split(path)[0])
+            log.debug("deleted %r", path)
+
+    def _excluded(self, path: str, is_dir: bool) -> bool:
+        return bool(self.excludes) and self.excludes.excludes(path, is_dir)
+
+    def _same_file(self, existing: os.stat_result | None, source: os.stat_result) -> bool:
+        """rsync's quick check (size and mtime), plus the attributes we copy."""
+        return (
+            existing is not None
+            and stat.S_ISREG(existing.st_mode)
+            and existing.st_size == source.st_size
+            and existing.st_mtime_ns == source.st_mtime_ns
+            and existing.st_mode == source.st_mode
+            and (
+                not self.tree.preserve_owner
+                or (existing.st_uid, existing.st_gid) == (source.st_uid, source.st_gid)
+            )
+        )
+
+    def _same_link(
+        self,
+        parent_fd: int,
+        name: str,
+        existing: os.stat_result | None,
+        source: os.stat_result,
+        target: str,
+    ) -> bool:
+        return (
+            existing is not None
+            and stat.S_ISLNK(existing.st_mode)
+            and existing.st_mtime_ns == source.st_mtime_ns
+            and os.readlink(name, dir_fd=parent_fd) == target
+        )

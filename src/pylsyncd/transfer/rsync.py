@@ -1,0 +1,144 @@
+"""The `rsync` backend: one rsync process per batch.
+
+The batch becomes a NUL-separated list of anchored include rules read from stdin (so no file
+name is ever parsed as an option or split on a newline), followed by `--exclude=*`: rsync walks
+only the included paths, and `--delete` removes exactly the included paths the source lacks,
+because rsync never deletes what a rule excludes. The destination is a plain rsync destination
+argument, so the same code can later point at `host:/path` over ssh.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+
+from pylsyncd.coalesce import Batch, ChangeKind
+from pylsyncd.events import parent_of
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Outcome, Progress
+
+log = logging.getLogger(__name__)
+
+# 24: "some files vanished before they could be transferred": a later event covers them.
+_OK_EXIT_CODES = (0, 24)
+_WILDCARDS = re.compile(r"[*?\[]")
+_ESCAPED = re.compile(r"([*?\[\\])")
+_STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
+
+
+def escape_pattern(path: str) -> str:
+    """`path` as an rsync pattern matching only itself.
+
+    rsync reads backslashes as escapes only in patterns that contain a wildcard, so a plain name
+    is passed as it is and a name with a wildcard has every special character escaped.
+    """
+    return _ESCAPED.sub(r"\\\1", path) if _WILDCARDS.search(path) else path
+
+
+def include_rules(batch: Batch) -> list[str]:
+    """Anchored include rules that let rsync reach and transfer exactly the batch's paths."""
+    rules: dict[str, None] = {}  # ordered set
+
+    def include_parents(path: str) -> None:
+        parent = parent_of(path)
+        if parent:
+            include_parents(parent)
+            rules.setdefault(f"/{escape_pattern(parent)}/", None)
+
+    for change in batch.changes:
+        if change.path == "":
+            # rsync always updates the root's own attributes; only a tree sync needs a rule.
+            if change.kind is ChangeKind.SYNC_TREE:
+                rules.setdefault("/***", None)
+            continue
+        include_parents(change.path)
+        rules.setdefault(f"/{escape_pattern(change.path)}", None)
+        if change.kind is not ChangeKind.SYNC:
+            # The whole subtree: for a sync to copy it; for a delete so that nothing inside is
+            # protected by `--exclude=*` (rsync will not delete a directory holding excluded files).
+            rules.setdefault("/" + _ESCAPED.sub(r"\\\1", change.path) + "/***", None)
+    return list(rules)
+
+
+class RsyncTransfer:
+    """Mirrors `source` into `destination` (a local path, later also `host:/path`) with rsync."""
+
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        excludes: ExcludeRules,
+        *,
+        delete: bool,
+        extra_args: Sequence[str] = (),
+        rsync: str = "rsync",
+    ):
+        self.source = source
+        self.destination = destination
+        self.excludes = excludes
+        self.delete = delete
+        self.extra_args = tuple(extra_args)
+        self.rsync = rsync
+
+    def _command(self, *options: str, delete: bool) -> list[str]:
+        command = [self.rsync, "--archive", "--stats", *options]
+        if delete:
+            command.append("--delete")
+        command += [f"--exclude={pattern}" for pattern in self.excludes.patterns]
+        return command
+
+    def _paths(self) -> list[str]:
+        # `--` ends options: a source or destination starting with `-` is still a path.
+        return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
+
+    def apply(self, batch: Batch) -> Outcome:
+        batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
+        if not batch.changes:
+            return Outcome()
+        rules = include_rules(batch)
+        command = self._command(
+            # An event means the file changed, even when size and mtime say otherwise (a
+            # same-size rewrite within one timestamp tick): skip rsync's quick check.
+            "--ignore-times",
+            "--from0",
+            "--include-from=-",
+            "--exclude=*",
+            *self.extra_args,
+            delete=self.delete,
+        )
+        stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
+        outcome = self._run(command + self._paths(), stdin)
+        outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
+        if not outcome.ok:
+            outcome.failed = batch
+        return outcome
+
+    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+        command = self._command(*self.extra_args, delete=delete)
+        return self._run(command + self._paths(), b"")
+
+    def _run(self, command: list[str], stdin: bytes) -> Outcome:
+        log.debug("running %s", command)
+        process = subprocess.run(
+            command,
+            input=stdin,
+            capture_output=True,
+            start_new_session=True,  # a Ctrl-C meant for us does not kill rsync mid-file
+            check=False,
+        )
+        outcome = Outcome()
+        for line in process.stdout.splitlines():
+            match = _STAT.match(line)
+            if match is not None:
+                value = int(match.group(2).replace(b",", b""))
+                if match.group(1).startswith(b"Number"):
+                    outcome.copied = value
+                else:
+                    outcome.bytes = value
+        if process.returncode not in _OK_EXIT_CODES:
+            detail = os.fsdecode(process.stderr).strip().splitlines()
+            outcome.error = f"rsync exited {process.returncode}: " + (detail[-1] if detail else "")
+        return outcome
