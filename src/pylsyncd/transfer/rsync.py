@@ -83,12 +83,13 @@ class RsyncTransfer:
         self.extra_args = tuple(extra_args)
         self.rsync = rsync
 
-    def _command(self, *options: str, delete: bool) -> list[str]:
-        command = [self.rsync, "--archive", "--stats", *options]
+    def _command(self, *rules: str, delete: bool) -> list[str]:
+        command = [self.rsync, "--archive", "--stats", *self.extra_args]
         if delete:
             command.append("--delete")
+        # The user's excludes come first: rsync takes the first rule that matches a name.
         command += [f"--exclude={pattern}" for pattern in self.excludes.patterns]
-        return command
+        return command + list(rules)
 
     def _paths(self) -> list[str]:
         # `--` ends options: a source or destination starting with `-` is still a path.
@@ -106,7 +107,6 @@ class RsyncTransfer:
             "--from0",
             "--include-from=-",
             "--exclude=*",
-            *self.extra_args,
             delete=self.delete,
         )
         stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
@@ -117,7 +117,7 @@ class RsyncTransfer:
         return outcome
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
-        command = self._command(*self.extra_args, delete=delete)
+        command = self._command(delete=delete)
         return self._run(command + self._paths(), b"")
 
     def _run(self, command: list[str], stdin: bytes) -> Outcome:

@@ -1,0 +1,468 @@
+"""Linux inotify: one watch per directory below the root, kernel records turned into `Event`s.
+
+Three races shape this module:
+
+- A directory created while we look away: its watch is added *before* it is listed, so an entry
+  created in between is either listed (and reported CREATED) or reported by the new watch.
+- A rename: the kernel reports it as two records joined by a cookie. Pairing happens in one place,
+  `read()`; a half left without its partner becomes a delete (moved out) or a tree create (moved
+  in), which is always a correct, if slower, description of what happened.
+- A queue overflow: events are lost, so the whole watch set is rebuilt from a fresh walk and the
+  pair is told to resync.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import math
+import os
+import select
+import struct
+import time
+from dataclasses import dataclass, field
+
+from pylsyncd.events import Event, EventKind, is_within, rebase
+from pylsyncd.watch import ExcludePredicate, WatchLimitError
+
+log = logging.getLogger(__name__)
+
+# <sys/inotify.h>
+IN_MODIFY = 0x00000002
+IN_ATTRIB = 0x00000004
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
+IN_DELETE_SELF = 0x00000400
+IN_MOVE_SELF = 0x00000800
+IN_UNMOUNT = 0x00002000
+IN_Q_OVERFLOW = 0x00004000
+IN_IGNORED = 0x00008000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+IN_EXCL_UNLINK = 0x04000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+WATCH_MASK = (
+    IN_CREATE
+    | IN_DELETE
+    | IN_MODIFY
+    | IN_CLOSE_WRITE
+    | IN_ATTRIB
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    # IN_ONLYDIR + IN_DONT_FOLLOW: a directory swapped for a symlink after listing is refused
+    # (ENOTDIR) instead of watching whatever the link points to, outside the tree.
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    # Files unlinked while still open (editors' temporaries) stop reporting under their old name.
+    | IN_EXCL_UNLINK
+)
+
+_RECORD = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of NUL-padded name
+_READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
+_DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
+_PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
+_MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.inotify_init1.argtypes = (ctypes.c_int,)
+_libc.inotify_init1.restype = ctypes.c_int
+_libc.inotify_add_watch.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+_libc.inotify_add_watch.restype = ctypes.c_int
+_libc.inotify_rm_watch.argtypes = (ctypes.c_int, ctypes.c_int)
+_libc.inotify_rm_watch.restype = ctypes.c_int
+
+
+def _checked(result: int, path: bytes | None = None) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), path)
+    return result
+
+
+def inotify_init() -> int:
+    """A new non-blocking, close-on-exec inotify descriptor."""
+    return _checked(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
+
+
+def inotify_add_watch(fd: int, path: bytes, mask: int) -> int:
+    """Watch `path` (the same wd again if its inode is already watched); OSError on failure."""
+    return _checked(_libc.inotify_add_watch(fd, path, mask), path)
+
+
+def inotify_rm_watch(fd: int, wd: int) -> None:
+    """Stop a watch; the kernel then queues IN_IGNORED for it."""
+    _checked(_libc.inotify_rm_watch(fd, wd))
+
+
+def watch_limit_message(limit: int, missing: int) -> str:
+    """What to tell the operator when the kernel refuses a watch at `limit` with `missing` to go."""
+    # A quarter of headroom for the tree's growth, then up to a power of two, which is how
+    # this sysctl is usually set.
+    needed = 1 << (math.ceil((limit + missing) * 1.25) - 1).bit_length()
+    return (
+        f"out of inotify watches at {limit} (about {missing} more directories to watch): "
+        f"raise fs.inotify.max_user_watches to at least {needed} "
+        f"(sysctl -w fs.inotify.max_user_watches={needed})"
+    )
+
+
+@dataclass(slots=True)
+class _Departure:
+    """The first half of a rename (IN_MOVED_FROM), waiting for the second."""
+
+    index: int  # its place in the output, holding a provisional DELETED (None: excluded)
+    path: str
+    is_dir: bool
+    # A directory's watches and excluded directories at and below it when it left: by the time
+    # the departure is settled, a new directory may have taken the name.
+    watches: dict[str, int] = field(default_factory=dict)
+    excluded_dirs: list[str] = field(default_factory=list)
+
+
+def _nothing_excluded(path: str, is_dir: bool) -> bool:
+    return False
+
+
+class InotifyWatcher:
+    """Watches every directory below `root` that `excludes` does not exclude."""
+
+    def __init__(self, root: str, excludes: ExcludePredicate | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self._excluded = excludes or _nothing_excluded
+        self._fd = -1
+        self._poll = select.poll()
+        self._path_of: dict[int, str] = {}  # wd -> relative path of the watched directory
+        self._wd_of: dict[str, int] = {}  # relative path -> wd
+        # Excluded directories seen so far: a rename can make their new path included.
+        self._excluded_dirs: set[str] = set()
+        self._denied_reported = False
+
+    @property
+    def watch_count(self) -> int:
+        """How many directories are watched now."""
+        return len(self._path_of)
+
+    def start(self) -> None:
+        """Watch the whole tree; raises WatchLimitError when the kernel runs out of watches."""
+        if self._fd >= 0:
+            raise RuntimeError("InotifyWatcher.start() called twice")
+        try:
+            self._fd = inotify_init()
+        except OSError as error:
+            if error.errno != errno.EMFILE:
+                raise
+            raise WatchLimitError(
+                "out of inotify instances: raise fs.inotify.max_user_instances "
+                "(sysctl -w fs.inotify.max_user_instances=...)"
+            ) from None
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
+        started = time.monotonic()
+        self._watch_tree("", None)
+        log.debug(
+            "watching %d directories below %s (%.0f ms)",
+            self.watch_count,
+            self.root,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def read(self, timeout: float) -> list[Event]:
+        """Events that arrived, waiting up to `timeout` seconds for the first ([] on timeout)."""
+        if self._fd < 0 or not self._ready(timeout):
+            return []
+        out: list[Event | None] = []
+        held: dict[int, _Departure] = {}  # by cookie
+        self._drain(out, held)
+        # The two halves of a rename are queued back to back, but a read can fall in between.
+        deadline = time.monotonic() + _PAIR_WAIT
+        while held:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._ready(remaining):
+                break
+            self._drain(out, held)
+        for departure in held.values():
+            # Moved out of the tree: its provisional DELETED stands, and the kernel would go on
+            # watching the directory wherever it went.
+            log.debug("moved out: %r", departure.path)
+            self._drop(departure.watches, departure.excluded_dirs)
+        return [event for event in out if event is not None]
+
+    def close(self) -> None:
+        """Stop watching and release the inotify descriptor (idempotent; not during a read)."""
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        os.close(fd)  # drops every watch at once
+        self._path_of.clear()
+        self._wd_of.clear()
+        self._excluded_dirs.clear()
+
+    def _ready(self, timeout: float) -> bool:
+        return bool(self._poll.poll(max(0, math.ceil(timeout * 1000))))
+
+    def _drain(self, out: list[Event | None], held: dict[int, _Departure]) -> None:
+        total = 0
+        while total < _DRAIN_LIMIT and self._fd >= 0:
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            total += len(data)
+            self._process(data, out, held)
+
+    def _process(self, data: bytes, out: list[Event | None], held: dict[int, _Departure]) -> None:
+        """Turn one buffer of kernel records into events; the hot loop of a storm."""
+        unpack = _RECORD.unpack_from
+        path_of = self._path_of
+        excluded = self._excluded
+        append = out.append
+        offset, end = 0, len(data)
+        while offset < end:
+            wd, mask, cookie, length = unpack(data, offset)
+            offset += 16 + length
+            parent = path_of.get(wd)
+            if parent is None:
+                if mask & IN_Q_OVERFLOW:
+                    self._overflow(out)
+                continue  # a watch already dropped: removed, moved out, or gone
+            if not length:
+                self._directory_event(wd, parent, mask, out)
+                continue
+            name = os.fsdecode(data[offset - length : offset].rstrip(b"\0"))
+            path = f"{parent}/{name}" if parent else name
+            is_dir = bool(mask & IN_ISDIR)
+            if mask & (IN_MODIFY | IN_CLOSE_WRITE):
+                if not excluded(path, False):
+                    append(Event(EventKind.MODIFIED, path))
+            elif mask & IN_CREATE:
+                if excluded(path, is_dir):
+                    if is_dir:
+                        self._excluded_dirs.add(path)
+                    continue
+                append(Event(EventKind.CREATED, path, is_dir))
+                if is_dir:
+                    self._watch_tree(path, out)
+            elif mask & IN_ATTRIB:
+                if not excluded(path, is_dir):
+                    append(Event(EventKind.ATTRIB, path, is_dir))
+            elif mask & IN_DELETE:
+                if is_dir:
+                    self._excluded_dirs.discard(path)
+                if not excluded(path, is_dir):
+                    append(Event(EventKind.DELETED, path, is_dir))
+            elif mask & IN_MOVED_FROM:
+                # Provisionally a delete, at the position the rename happened.
+                append(None if excluded(path, is_dir) else Event(EventKind.DELETED, path, is_dir))
+                held[cookie] = self._departure(len(out) - 1, path, is_dir)
+            elif mask & IN_MOVED_TO:
+                self._moved_to(path, is_dir, held.pop(cookie, None), out)
+
+    def _directory_event(self, wd: int, path: str, mask: int, out: list[Event | None]) -> None:
+        """A record about a watched directory itself rather than an entry in it."""
+        if mask & (IN_IGNORED | IN_DELETE_SELF):
+            self._forget(wd)
+        if not path and mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
+            log.debug("the root %s was moved, deleted or unmounted", self.root)
+            out.append(Event(EventKind.OVERFLOW, ""))
+        elif mask & IN_UNMOUNT:
+            out.append(Event(EventKind.OVERFLOW, ""))  # what was below the mount is back
+        elif not path and mask & IN_ATTRIB:
+            # Any other directory's attributes are reported by its parent, with its name.
+            out.append(Event(EventKind.ATTRIB, "", True))
+
+    def _departure(self, index: int, path: str, is_dir: bool) -> _Departure:
+        if not is_dir:
+            return _Departure(index, path, is_dir)
+        watches = {below: wd for below, wd in self._wd_of.items() if is_within(below, path)}
+        excluded_dirs = [below for below in self._excluded_dirs if is_within(below, path)]
+        return _Departure(index, path, is_dir, watches, excluded_dirs)
+
+    def _moved_to(
+        self, target: str, is_dir: bool, source: _Departure | None, out: list[Event | None]
+    ) -> None:
+        target_excluded = self._excluded(target, is_dir)
+        if target_excluded and is_dir:
+            self._excluded_dirs.add(target)
+        if source is None:  # moved in from outside the tree (or from an unwatched directory)
+            if not target_excluded:
+                out.append(Event(EventKind.CREATED, target, is_dir, tree=True))
+                if is_dir:
+                    self._watch_tree(target, None)
+        elif out[source.index] is None:  # from an excluded path: new to the destination
+            self._excluded_dirs.difference_update(source.excluded_dirs)
+            if not target_excluded:
+                out[source.index] = Event(EventKind.CREATED, target, is_dir, tree=True)
+                if is_dir:
+                    self._watch_tree(target, None)
+        elif target_excluded:
+            self._drop(source.watches, source.excluded_dirs)  # its provisional DELETED stands
+        else:
+            out[source.index] = Event(EventKind.MOVED, source.path, is_dir, target)
+            if is_dir:
+                self._rename_watches(source, target, out)
+
+    def _rename_watches(self, source: _Departure, new: str, out: list[Event | None]) -> None:
+        """Carry the watches below a renamed directory over to its new path."""
+        renamed: dict[str, int] = {}
+        for path, wd in source.watches.items():
+            if self._path_of.get(wd) == path:  # not dropped meanwhile
+                self._forget(wd)
+                renamed[rebase(path, source.path, new)] = wd
+        for path, wd in renamed.items():
+            self._path_of[wd] = path
+            self._wd_of[path] = wd
+        # Path patterns ("a/cache") can flip with the new location: drop what became excluded,
+        # and watch what became included (a tree create: the destination never had it).
+        for path in sorted(renamed):
+            if path != new and path in self._wd_of and self._excluded(path, True):
+                self._drop(self._watches_below(path), [])
+                self._excluded_dirs.add(path)
+        for path in source.excluded_dirs:
+            self._excluded_dirs.discard(path)
+            moved = rebase(path, source.path, new)
+            if self._excluded(moved, True):
+                self._excluded_dirs.add(moved)
+            else:
+                out.append(Event(EventKind.CREATED, moved, True, tree=True))
+                self._watch_tree(moved, None)
+
+    def _overflow(self, out: list[Event | None]) -> None:
+        """Events were lost, renames among them: rebuild every watch from a fresh walk."""
+        log.debug("inotify queue overflow below %s: rebuilding the watches", self.root)
+        out.append(Event(EventKind.OVERFLOW, ""))
+        stale = set(self._path_of)
+        self._excluded_dirs.clear()
+        stale -= self._watch_tree("", None)
+        for wd in stale:  # directories deleted or moved out of the tree meanwhile
+            self._forget(wd)
+            self._remove_watch(wd)
+
+    def _watch_tree(self, top: str, out: list[Event | None] | None) -> set[int]:
+        """Watch `top` and every directory below it that is not excluded; returns their wds.
+
+        With `out`, every entry found is reported CREATED: `top` is new, and whatever appeared in
+        it before its watch existed would otherwise be missed.
+        """
+        watched: set[int] = set()
+        stack = [top]
+        while stack:
+            rel = stack.pop()
+            known = self._wd_of.get(rel)
+            wd = self._add_watch(rel)
+            if wd is None:
+                continue
+            watched.add(wd)
+            if out is not None and wd == known:
+                continue  # watched before it was last listed: its contents are covered
+            try:
+                with os.scandir(self._abs(rel)) as entries:
+                    for entry in entries:
+                        child = f"{rel}/{entry.name}" if rel else entry.name
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if self._excluded(child, is_dir):
+                            if is_dir:
+                                self._excluded_dirs.add(child)
+                            continue
+                        if out is not None:
+                            out.append(Event(EventKind.CREATED, child, is_dir))
+                        if is_dir:
+                            stack.append(child)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed since its watch was added: its deletion is reported
+            except PermissionError:
+                self._report_denied(rel)
+        return watched
+
+    def _add_watch(self, rel: str) -> int | None:
+        """Watch one directory; None when it vanished or cannot be read."""
+        try:
+            wd = inotify_add_watch(self._fd, os.fsencode(self._abs(rel)), WATCH_MASK)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise self._limit_error() from None
+            if not rel:
+                raise  # the root itself: nothing to mirror
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None  # removed or replaced since it was listed
+            if error.errno == errno.EACCES:
+                self._report_denied(rel)
+                return None
+            raise
+        previous = self._path_of.get(wd)
+        if previous is not None and previous != rel and self._wd_of.get(previous) == wd:
+            del self._wd_of[previous]  # the same directory under a new name (after an overflow)
+        self._path_of[wd] = rel
+        self._wd_of[rel] = wd
+        return wd
+
+    def _watches_below(self, top: str) -> dict[str, int]:
+        return {path: wd for path, wd in self._wd_of.items() if is_within(path, top)}
+
+    def _drop(self, watches: dict[str, int], excluded_dirs: list[str]) -> None:
+        """Stop the given watches (a directory left the tree, or is excluded now)."""
+        for path, wd in watches.items():
+            if self._path_of.get(wd) == path:
+                self._forget(wd)
+                self._remove_watch(wd)
+        self._excluded_dirs.difference_update(excluded_dirs)
+
+    def _remove_watch(self, wd: int) -> None:
+        try:
+            inotify_rm_watch(self._fd, wd)
+        except OSError as error:
+            if error.errno != errno.EINVAL:  # EINVAL: the kernel dropped it already
+                raise
+
+    def _forget(self, wd: int) -> None:
+        """Drop a watch the kernel removed (IN_IGNORED) from the maps."""
+        path = self._path_of.pop(wd, None)
+        if path is not None and self._wd_of.get(path) == wd:
+            del self._wd_of[path]  # unless a new directory took the name meanwhile
+
+    def _limit_error(self) -> WatchLimitError:
+        try:
+            with open(_MAX_USER_WATCHES, encoding="ascii") as limit_file:
+                limit = int(limit_file.read())
+        except (OSError, ValueError):
+            limit = self.watch_count
+        return WatchLimitError(watch_limit_message(limit, self._count_unwatched()))
+
+    def _count_unwatched(self) -> int:
+        """Directories in the tree (not excluded) without a watch yet: what the limit must fit."""
+        missing = 0
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            missing += rel not in self._wd_of
+            try:
+                with os.scandir(self._abs(rel)) as entries:
+                    for entry in entries:
+                        child = f"{rel}/{entry.name}" if rel else entry.name
+                        if entry.is_dir(follow_symlinks=False) and not self._excluded(child, True):
+                            stack.append(child)
+            except OSError:
+                continue
+        return missing
+
+    def _report_denied(self, rel: str) -> None:
+        if self._denied_reported:
+            log.debug("cannot watch %r: permission denied", rel)
+            return
+        self._denied_reported = True
+        log.warning(
+            "cannot watch %s: permission denied, so changes below it are not mirrored "
+            "(further unreadable directories are logged at debug level)",
+            self._abs(rel),
+        )
+
+    def _abs(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root

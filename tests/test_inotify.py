@@ -1,0 +1,440 @@
+"""The inotify watcher against the real kernel: filesystem actions in, events out."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pylsyncd.events import Event, EventKind
+from pylsyncd.watch import ExcludePredicate, WatchLimitError, inotify
+from pylsyncd.watch.inotify import InotifyWatcher, watch_limit_message
+
+C, M, A, D, MV, OVER = (
+    EventKind.CREATED,
+    EventKind.MODIFIED,
+    EventKind.ATTRIB,
+    EventKind.DELETED,
+    EventKind.MOVED,
+    EventKind.OVERFLOW,
+)
+SYSCTL = Path("/proc/sys/fs/inotify")
+MARKER = ".marker-"
+
+
+class Recorder:
+    """Reads a watcher until the expected events have arrived or a deadline passes."""
+
+    def __init__(self, watcher: InotifyWatcher, root: Path) -> None:
+        self.watcher = watcher
+        self.root = root
+        self.events: list[Event] = []
+        self._markers = 0
+
+    def until(self, done: Callable[[list[Event]], bool], timeout: float = 10.0) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while not done(self.events):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"timed out after {timeout} s; events so far: {self.events}")
+            self.events += self.watcher.read(min(remaining, 0.2))
+        return self.events
+
+    def settle(self) -> list[Event]:
+        """Everything caused so far, and nothing else: the kernel queues events in order, so
+        once a marker file's creation arrives, whatever happened before it has arrived too."""
+        self._markers += 1
+        marker = f"{MARKER}{self._markers}"
+        (self.root / marker).touch()
+        self.until(lambda events: Event(C, marker) in events)
+        settled = [event for event in self.events if not event.path.startswith(MARKER)]
+        self.events = []
+        return settled
+
+
+Start = Callable[..., Recorder]
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    return tmp_path / "src"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    (tmp_path / "outside").mkdir()
+    return tmp_path / "outside"
+
+
+@pytest.fixture
+def watch(src: Path) -> Iterator[Start]:
+    watchers: list[InotifyWatcher] = []
+
+    def start(excludes: ExcludePredicate | None = None) -> Recorder:
+        watcher = InotifyWatcher(str(src), excludes)
+        watchers.append(watcher)
+        watcher.start()
+        return Recorder(watcher, src)
+
+    yield start
+    for watcher in watchers:
+        watcher.close()
+
+
+def makedirs(root: Path, *paths: str) -> None:
+    for path in paths:
+        (root / path).mkdir(parents=True)
+
+
+def inotify_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        except FileNotFoundError:
+            continue  # the descriptor listdir itself used
+    return count
+
+
+def created(events: list[Event]) -> set[str]:
+    return {event.path for event in events if event.kind is C}
+
+
+def test_file_created_modified_deleted(src: Path, watch: Start) -> None:
+    rec = watch()
+    (src / "f").write_text("one")
+    assert rec.settle() == [Event(C, "f"), Event(M, "f"), Event(M, "f")]
+    with (src / "f").open("a") as f:
+        f.write("two")
+    assert set(rec.settle()) == {Event(M, "f")}
+    (src / "f").unlink()
+    assert rec.settle() == [Event(D, "f")]
+
+
+def test_nothing_happens_read_times_out(watch: Start) -> None:
+    rec = watch()
+    started = time.monotonic()
+    assert rec.watcher.read(0.05) == []
+    assert time.monotonic() - started >= 0.04
+
+
+def test_new_directory_filled_before_its_watch_exists(src: Path, watch: Start) -> None:
+    rec = watch()
+    # All of this happens before the watcher reads the first IN_CREATE: only the scan of the
+    # new directories can report the files.
+    (src / "d").mkdir()
+    for i in range(20):
+        (src / "d" / str(i)).write_text("x")
+    makedirs(src, "a/b/c")
+    (src / "a/b/c/f").write_text("x")
+    events = rec.settle()
+    assert created(events) == {"d", "a", "a/b", "a/b/c", "a/b/c/f"} | {f"d/{i}" for i in range(20)}
+    assert Event(C, "a/b", is_dir=True) in events
+    assert rec.watcher.watch_count == 5
+    # ... and the new directories are watched from now on.
+    (src / "d/late").write_text("x")
+    (src / "a/b/c/late").write_text("x")
+    assert created(rec.settle()) == {"d/late", "a/b/c/late"}
+
+
+def test_directories_created_while_reading_lose_nothing(src: Path, watch: Start) -> None:
+    rec = watch()
+    expected = {f"d{i}/sub" for i in range(20)} | {f"d{i}" for i in range(20)}
+    expected |= {f"d{i}/sub/{j}" for i in range(20) for j in range(25)}
+
+    def storm() -> None:
+        for i in range(20):
+            makedirs(src, f"d{i}/sub")
+            for j in range(25):
+                (src / f"d{i}/sub/{j}").write_text("x")
+
+    writer = threading.Thread(target=storm)
+    writer.start()
+    try:
+        rec.until(lambda events: expected <= created(events))
+    finally:
+        writer.join(timeout=10)
+    assert rec.watcher.watch_count == 41
+
+
+def test_file_renamed_is_one_move(src: Path, watch: Start) -> None:
+    (src / "f").write_text("x")
+    rec = watch()
+    os.rename(src / "f", src / "g")
+    assert rec.settle() == [Event(MV, "f", target="g")]
+
+
+def test_directory_renamed_keeps_reporting_under_its_new_name(src: Path, watch: Start) -> None:
+    makedirs(src, "d/sub")
+    (src / "d/sub/x").write_text("x")
+    rec = watch()
+    os.rename(src / "d", src / "e")
+    assert rec.settle() == [Event(MV, "d", is_dir=True, target="e")]
+    (src / "e/sub/x").write_text("y")
+    (src / "e/sub/new").write_text("y")
+    assert {event.path for event in rec.settle()} == {"e/sub/x", "e/sub/new"}
+    assert rec.watcher.watch_count == 3
+
+
+def test_halves_of_a_rename_in_different_reads_are_paired(
+    src: Path, watch: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (src / "a-rather-long-file-name").write_text("x")
+    rec = watch()
+    # Names of 16 to 31 bytes make 48-byte records: one record per read(2).
+    monkeypatch.setattr(inotify, "_READ_SIZE", 64)
+    os.rename(src / "a-rather-long-file-name", src / "another-long-file-name")
+    assert rec.settle() == [Event(MV, "a-rather-long-file-name", target="another-long-file-name")]
+
+
+def test_moved_out_of_the_tree_is_deleted(src: Path, outside: Path, watch: Start) -> None:
+    makedirs(src, "d/sub")
+    (src / "f").write_text("x")
+    rec = watch()
+    os.rename(src / "f", outside / "f")
+    os.rename(src / "d", outside / "d")
+    assert rec.settle() == [Event(D, "f"), Event(D, "d", is_dir=True)]
+    assert rec.watcher.watch_count == 1
+    (outside / "d/sub/x").write_text("the kernel would still report this")
+    assert rec.settle() == []
+
+
+def test_moved_into_the_tree_is_a_tree_and_watched(src: Path, outside: Path, watch: Start) -> None:
+    makedirs(outside, "tree/sub")
+    (outside / "tree/sub/x").write_text("x")
+    (outside / "f").write_text("x")
+    rec = watch()
+    os.rename(outside / "tree", src / "tree")
+    os.rename(outside / "f", src / "f")
+    assert rec.settle() == [
+        Event(C, "tree", is_dir=True, tree=True),
+        Event(C, "f", tree=True),
+    ]
+    assert rec.watcher.watch_count == 3
+    (src / "tree/sub/y").write_text("y")
+    assert created(rec.settle()) == {"tree/sub/y"}
+
+
+def skip_and_tmp(path: str, is_dir: bool) -> bool:
+    name = path.rpartition("/")[2]
+    return name == "skip" or name.endswith(".tmp")
+
+
+def test_excluded_directories_are_not_watched(src: Path, watch: Start) -> None:
+    makedirs(src, "skip/inner", "keep/skip")
+    rec = watch(skip_and_tmp)
+    assert rec.watcher.watch_count == 2  # the root and keep
+    (src / "skip/inner/f").write_text("x")
+    (src / "keep/skip/g").write_text("x")
+    (src / "x.tmp").write_text("x")
+    assert rec.settle() == []
+    makedirs(src, "new/skip")
+    assert created(rec.settle()) == {"new"}
+    assert rec.watcher.watch_count == 3
+
+
+def test_moves_across_the_exclusion_boundary(src: Path, watch: Start) -> None:
+    for name in ("a.txt", "b.tmp", "c.tmp"):
+        (src / name).write_text("x")
+    makedirs(src, "skip/inner", "keep/sub")
+    rec = watch(skip_and_tmp)
+    os.rename(src / "a.txt", src / "a.tmp")
+    os.rename(src / "b.tmp", src / "b.txt")
+    os.rename(src / "c.tmp", src / "d.tmp")
+    assert rec.settle() == [Event(D, "a.txt"), Event(C, "b.txt", tree=True)]
+    os.rename(src / "skip", src / "unskipped")
+    assert rec.settle() == [Event(C, "unskipped", is_dir=True, tree=True)]
+    assert rec.watcher.watch_count == 5  # root, keep, keep/sub, unskipped, unskipped/inner
+    os.rename(src / "keep", src / "skip")
+    assert rec.settle() == [Event(D, "keep", is_dir=True)]
+    assert rec.watcher.watch_count == 3
+    (src / "skip/sub/f").write_text("x")
+    (src / "unskipped/inner/f").write_text("x")
+    assert created(rec.settle()) == {"unskipped/inner/f"}
+
+
+def test_renaming_a_parent_reapplies_path_patterns(src: Path, watch: Start) -> None:
+    makedirs(src, "a/cache", "b/cache")
+    rec = watch(lambda path, is_dir: path == "a/cache")
+    assert rec.watcher.watch_count == 4  # root, a, b, b/cache
+    os.rename(src / "a", src / "c")
+    events = rec.settle()
+    assert events == [Event(MV, "a", is_dir=True, target="c"), Event(C, "c/cache", True, tree=True)]
+    os.rename(src / "b", src / "a")
+    assert rec.settle() == [Event(MV, "b", is_dir=True, target="a")]
+    (src / "c/cache/x").write_text("x")
+    (src / "a/cache/y").write_text("x")
+    assert created(rec.settle()) == {"c/cache/x"}
+    assert rec.watcher.watch_count == 4  # root, c, c/cache, a
+
+
+def test_awkward_names(src: Path, watch: Start) -> None:
+    rec = watch()
+    names = ["with space", "new\nline", "-leading-dash", "ünïcødé ✓"]
+    for name in names:
+        (src / name).write_text("x")
+    not_utf8 = os.fsencode(src) + b"/latin1-\xe9"
+    os.mkdir(not_utf8)
+    fd = os.open(not_utf8 + b"/caf\xe9", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    decoded = os.fsdecode(b"latin1-\xe9")
+    assert created(rec.settle()) == {*names, decoded, decoded + "/" + os.fsdecode(b"caf\xe9")}
+    fd = os.open(not_utf8 + b"/\xff", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    # The name travels back to the same bytes.
+    [event] = [event for event in rec.settle() if event.kind is C]
+    assert os.fsencode(event.path) == b"latin1-\xe9/\xff"
+
+
+def test_chmod_is_attrib(src: Path, watch: Start) -> None:
+    (src / "d").mkdir()
+    (src / "f").write_text("x")
+    rec = watch()
+    os.chmod(src / "f", 0o600)
+    os.chmod(src / "d", 0o700)
+    os.chmod(src, 0o750)
+    assert rec.settle() == [Event(A, "f"), Event(A, "d", True), Event(A, "", True)]
+
+
+def test_tree_removed(src: Path, watch: Start) -> None:
+    makedirs(src, "d/a/b", "d/c")
+    (src / "d/a/b/f").write_text("x")
+    rec = watch()
+    assert rec.watcher.watch_count == 5
+    shutil.rmtree(src / "d")
+    assert Event(D, "d", is_dir=True) in rec.settle()
+    rec.until(lambda _: rec.watcher.watch_count == 1)
+
+
+def test_root_moved_is_overflow(src: Path, tmp_path: Path, watch: Start) -> None:
+    rec = watch()
+    os.rename(src, tmp_path / "elsewhere")
+    rec.until(lambda events: Event(OVER, "") in events)
+
+
+def test_permission_denied_is_reported_once_and_skipped(
+    src: Path, watch: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    makedirs(src, "locked/inner", "other/locked", "fine")
+    real_add_watch = inotify.inotify_add_watch
+
+    def add_watch(fd: int, path: bytes, mask: int) -> int:
+        if path.endswith(b"/locked"):  # root may read anything: pretend otherwise
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_add_watch(fd, path, mask)
+
+    monkeypatch.setattr(inotify, "inotify_add_watch", add_watch)
+    with caplog.at_level(logging.DEBUG, logger=inotify.__name__):
+        rec = watch()
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "permission denied" in warnings[0].getMessage()
+    assert rec.watcher.watch_count == 3  # the root, other, fine
+    (src / "fine/f").write_text("x")
+    assert created(rec.settle()) == {"fine/f"}
+
+
+def test_watch_limit_message() -> None:
+    assert watch_limit_message(8192, 1000) == (
+        "out of inotify watches at 8192 (about 1000 more directories to watch): "
+        "raise fs.inotify.max_user_watches to at least 16384 "
+        "(sysctl -w fs.inotify.max_user_watches=16384)"
+    )
+    assert "at least 1048576 " in watch_limit_message(524288, 0)
+
+
+def watches_in_use() -> int:
+    """inotify watches held by every process we can see (the limit counts them all)."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    count += info.read().count("inotify wd:")
+        except OSError:
+            continue  # the process or descriptor went away
+    return count
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(SYSCTL / "max_user_watches", os.W_OK),
+    reason="lowering fs.inotify.max_user_watches needs root",
+)
+def test_out_of_watches_names_the_sysctl(src: Path) -> None:
+    for i in range(200):
+        (src / f"d{i:03}").mkdir()
+    watcher = InotifyWatcher(str(src))
+    limit_file = SYSCTL / "max_user_watches"
+    saved = limit_file.read_text()
+    limit = watches_in_use() + 10
+    try:
+        limit_file.write_text(str(limit))
+        with pytest.raises(WatchLimitError) as raised:
+            watcher.start()
+    finally:
+        limit_file.write_text(saved)  # before anything else: the limit is for the whole system
+        watcher.close()
+    message = str(raised.value)
+    found = re.fullmatch(
+        r"out of inotify watches at (\d+) \(about (\d+) more directories to watch\): "
+        r"raise fs\.inotify\.max_user_watches to at least (\d+) "
+        r"\(sysctl -w fs\.inotify\.max_user_watches=\3\)",
+        message,
+    )
+    assert found, message
+    at, missing, needed = map(int, found.groups())
+    assert at == limit
+    assert 190 <= missing <= 201
+    assert needed >= limit + missing
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(SYSCTL / "max_queued_events", os.W_OK),
+    reason="shrinking the kernel queue needs root",
+)
+def test_overflow_rebuilds_the_watches(src: Path) -> None:
+    makedirs(src, "old/sub")
+    watcher = InotifyWatcher(str(src))
+    queue_file = SYSCTL / "max_queued_events"
+    saved = queue_file.read_text()
+    try:
+        queue_file.write_text("32")  # read once, when the inotify instance is created
+        watcher.start()
+    finally:
+        queue_file.write_text(saved)
+    try:
+        rec = Recorder(watcher, src)
+        for i in range(100):
+            (src / f"f{i}").write_text("x")
+        # Lost in the overflow: the rename and the new directories.
+        os.rename(src / "old", src / "new")
+        makedirs(src, "born/sub")
+        rec.until(lambda events: Event(OVER, "") in events)
+        assert watcher.watch_count == 5  # root, new, new/sub, born, born/sub
+        rec.settle()
+        (src / "new/sub/x").write_text("x")
+        (src / "born/sub/y").write_text("x")
+        assert created(rec.settle()) == {"new/sub/x", "born/sub/y"}
+    finally:
+        watcher.close()
+
+
+def test_close_releases_the_descriptor(src: Path) -> None:
+    before = inotify_fds()
+    watcher = InotifyWatcher(str(src))
+    watcher.start()
+    assert inotify_fds() == before + 1
+    watcher.close()
+    watcher.close()
+    assert inotify_fds() == before
+    assert watcher.watch_count == 0
+    assert watcher.read(0) == []

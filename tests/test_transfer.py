@@ -1,0 +1,204 @@
+"""Both transfers applied to real directories, without the watcher: batches in, trees out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Transfer
+from pylsyncd.transfer.direct import DirectTransfer
+from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
+
+SYNC, TREE, DELETE = ChangeKind.SYNC, ChangeKind.SYNC_TREE, ChangeKind.DELETE
+
+
+def make(backend: str, src: Path, dst: Path, *excludes: str, delete: bool = True) -> Transfer:
+    rules = ExcludeRules(excludes)
+    if backend == "rsync":
+        return RsyncTransfer(str(src), str(dst), rules, delete=delete)
+    return DirectTransfer(str(src), str(dst), rules, delete=delete)
+
+
+@pytest.fixture(params=["direct", "rsync"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return src, dst
+
+
+def batch(*changes: tuple[str, ChangeKind], moves: tuple[Move, ...] = ()) -> Batch:
+    return Batch(moves, tuple(Change(path, kind) for path, kind in changes))
+
+
+def test_an_event_copies_a_same_size_rewrite_with_the_same_mtime(
+    backend: str, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    (src / "f").write_bytes(b"old!")
+    transfer = make(backend, src, dst)
+    assert transfer.full_sync(delete=True).ok
+    stamp = os.stat(src / "f").st_mtime_ns
+    (src / "f").write_bytes(b"new!")
+    os.utime(src / "f", ns=(stamp, stamp))
+    assert transfer.apply(batch(("f", SYNC))).ok
+    assert (dst / "f").read_bytes() == b"new!"
+
+
+def test_a_delete_whose_source_exists_again_copies_instead(
+    backend: str, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    (src / "f").write_text("back")
+    assert make(backend, src, dst).apply(batch(("f", DELETE))).ok
+    assert (dst / "f").read_text() == "back"
+
+
+@pytest.mark.parametrize("name", ["a*b", "[x]", "back\\slash", "new\nline", "-leading", "sp ace"])
+def test_names_that_look_like_patterns_or_options(
+    backend: str, dirs: tuple[Path, Path], name: str
+) -> None:
+    src, dst = dirs
+    decoy = name.replace("*", "").replace("[", "").replace("]", "") + "-decoy"
+    (dst / decoy).write_text("must stay: a pattern must match only its own name")
+    (dst / name).write_text("stale")
+    (src / decoy).write_text("must stay: a pattern must match only its own name")
+    (src / "d").mkdir()
+    (src / "d" / name).write_text("nested")
+    transfer = make(backend, src, dst)
+    assert transfer.apply(batch((name, DELETE), ("d", SYNC), (f"d/{name}", SYNC))).ok
+    assert not (dst / name).exists()
+    assert (dst / decoy).exists()
+    assert (dst / "d" / name).read_text() == "nested"
+
+
+def test_escape_pattern_only_escapes_when_rsync_would_unescape() -> None:
+    assert escape_pattern("plain\\name") == "plain\\name"
+    assert escape_pattern("a*b\\c") == "a\\*b\\\\c"
+
+
+def test_deleting_a_tree_leaves_excluded_entries(backend: str, dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (dst / "d" / "sub").mkdir(parents=True)
+    (dst / "d" / "sub" / "f").write_text("x")
+    (dst / "d" / "keep.log").write_text("excluded")
+    (dst / "other").write_text("y")
+    assert make(backend, src, dst, "*.log").apply(batch(("d", DELETE), ("other", DELETE))).ok
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*")) == ["d", "d/keep.log"]
+
+
+def test_full_sync_deletes_extras_but_not_excluded_ones(
+    backend: str, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    (src / "a").write_text("a")
+    (dst / "extra").write_text("gone")
+    (dst / ".git").mkdir()
+    (dst / ".git" / "HEAD").write_text("kept")
+    assert make(backend, src, dst, ".git").full_sync(delete=True).ok
+    assert sorted(p.name for p in dst.iterdir()) == [".git", "a"]
+    assert (dst / ".git" / "HEAD").read_text() == "kept"
+
+
+def test_full_sync_without_delete_keeps_extras(backend: str, dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (dst / "extra").write_text("stays")
+    assert make(backend, src, dst).full_sync(delete=False).ok
+    assert (dst / "extra").read_text() == "stays"
+
+
+def test_direct_replays_a_directory_rename_as_one_rename(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (src / "d").mkdir()
+    for i in range(100):
+        (src / "d" / str(i)).write_text(str(i))
+    transfer = make("direct", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    inode = os.stat(dst / "d").st_ino
+    (src / "d").rename(src / "e")
+    outcome = transfer.apply(batch(moves=(Move("d", "e", True),)))
+    assert outcome.ok and outcome.moved == 1 and outcome.copied == 0
+    assert os.stat(dst / "e").st_ino == inode
+    assert not (dst / "d").exists()
+
+
+def test_direct_move_missing_in_destination_copies_instead(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (src / "b").write_text("content")
+    outcome = make("direct", src, dst).apply(batch(moves=(Move("a", "b", False),)))
+    assert outcome.ok and outcome.moved == 0
+    assert (dst / "b").read_text() == "content"
+
+
+def test_direct_never_writes_through_a_symlinked_directory(
+    tmp_path: Path, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dst / "a").symlink_to(outside)
+    (src / "a").mkdir()
+    (src / "a" / "f").write_text("inside")
+    assert make("direct", src, dst).apply(batch(("a/f", SYNC))).ok
+    assert list(outside.iterdir()) == []
+    assert not (dst / "a").is_symlink()
+    assert (dst / "a" / "f").read_text() == "inside"
+
+
+def test_direct_replaces_a_symlinked_file_instead_of_writing_through_it(
+    tmp_path: Path, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (dst / "f").symlink_to(victim)
+    (src / "f").write_text("new")
+    assert make("direct", src, dst).apply(batch(("f", SYNC))).ok
+    assert victim.read_text() == "untouched"
+    assert not (dst / "f").is_symlink()
+    assert (dst / "f").read_text() == "new"
+
+
+def test_direct_cleans_leftover_temporary_files(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (dst / ".pylsyncd.0123456789ab.tmp").write_text("from a killed run")
+    assert make("direct", src, dst, delete=False).full_sync(delete=False).ok
+    assert list(dst.iterdir()) == []
+
+
+@pytest.fixture
+def read_only_dir(dirs: tuple[Path, Path]) -> Iterator[Path]:
+    """dst/d on a read-only tmpfs: a real write failure, even for root."""
+    target = dirs[1] / "d"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def test_a_failure_is_reported_and_kept_for_retry_while_the_rest_goes_on(
+    backend: str, dirs: tuple[Path, Path], read_only_dir: Path
+) -> None:
+    src, dst = dirs
+    (src / "ok").write_text("fine")
+    (src / "d").mkdir()
+    (src / "d" / "f").write_text("blocked")
+    outcome = make(backend, src, dst).apply(batch(("d", SYNC), ("d/f", SYNC), ("ok", SYNC)))
+    assert not outcome.ok
+    assert outcome.error
+    assert Change("d/f", SYNC) in outcome.failed.changes
+    assert (dst / "ok").read_text() == "fine"
