@@ -171,7 +171,7 @@ def test_excludes_path_tests_ancestors_as_directories() -> None:
     assert not rules.excludes_path("a", True)
 
 
-def test_excludes_path_ancestor_of_dir_only_wild3() -> None:
+def test_wild3_excludes_the_directory_and_its_contents() -> None:
     rules = ExcludeRules(["/cache/***"])
     assert rules.excludes_path("cache", True)
     assert not rules.excludes_path("cache", False)

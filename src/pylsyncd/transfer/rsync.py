@@ -13,7 +13,9 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 from pylsyncd.coalesce import Batch, ChangeKind
 from pylsyncd.events import parent_of
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 _OK_EXIT_CODES = (0, 24)
 _WILDCARDS = re.compile(r"[*?\[]")
 _ESCAPED = re.compile(r"([*?\[\\])")
+_TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
 _STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
 
 
@@ -82,6 +85,7 @@ class RsyncTransfer:
         self.delete = delete
         self.extra_args = tuple(extra_args)
         self.rsync = rsync
+        self._process: subprocess.Popen[bytes] | None = None
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         command = [self.rsync, "--archive", "--stats", *self.extra_args]
@@ -117,28 +121,69 @@ class RsyncTransfer:
         return outcome
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
-        command = self._command(delete=delete)
-        return self._run(command + self._paths(), b"")
+        # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
+        options = ("--info=progress2", "--no-inc-recursive") if progress is not None else ()
+        return self._run(self._command(*options, delete=delete) + self._paths(), b"", progress)
 
-    def _run(self, command: list[str], stdin: bytes) -> Outcome:
+    def cancel(self) -> None:
+        """Stop a running rsync (TERM, then KILL): used when the shutdown grace runs out."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def _run(self, command: list[str], stdin: bytes, progress: Progress | None = None) -> Outcome:
         log.debug("running %s", command)
-        process = subprocess.run(
-            command,
-            input=stdin,
-            capture_output=True,
-            start_new_session=True,  # a Ctrl-C meant for us does not kill rsync mid-file
-            check=False,
-        )
-        outcome = Outcome()
-        for line in process.stdout.splitlines():
-            match = _STAT.match(line)
-            if match is not None:
-                value = int(match.group(2).replace(b",", b""))
-                if match.group(1).startswith(b"Number"):
-                    outcome.copied = value
-                else:
-                    outcome.bytes = value
-        if process.returncode not in _OK_EXIT_CODES:
-            detail = os.fsdecode(process.stderr).strip().splitlines()
-            outcome.error = f"rsync exited {process.returncode}: " + (detail[-1] if detail else "")
+        # Files for stdin and stderr: no pipe can fill up and block rsync while we read stdout.
+        with tempfile.TemporaryFile() as rules, tempfile.TemporaryFile() as errors:
+            rules.write(stdin)
+            rules.seek(0)
+            process = subprocess.Popen(
+                command,
+                stdin=rules,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                start_new_session=True,  # a Ctrl-C meant for us does not kill rsync mid-file
+            )
+            self._process = process
+            with process:
+                assert process.stdout is not None
+                outcome = Outcome()
+                for line in _lines(process.stdout):
+                    _read_line(line, outcome, progress)
+            if process.returncode not in _OK_EXIT_CODES:
+                errors.seek(0)
+                detail = os.fsdecode(errors.read()).strip().splitlines()
+                outcome.error = f"rsync exited {process.returncode}: " + (
+                    detail[-1] if detail else ""
+                )
         return outcome
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """Lines of rsync's output; progress lines end in a carriage return, not a newline."""
+    pending = b""
+    while chunk := os.read(stream.fileno(), 65536):
+        parts = re.split(rb"[\r\n]", pending + chunk)
+        pending = parts.pop()
+        yield from parts
+    if pending:
+        yield pending
+
+
+def _read_line(line: bytes, outcome: Outcome, progress: Progress | None) -> None:
+    stat_line = _STAT.match(line)
+    if stat_line is not None:
+        value = int(stat_line.group(2).replace(b",", b""))
+        if stat_line.group(1).startswith(b"Number"):
+            outcome.copied = value
+        else:
+            outcome.bytes = value
+    elif progress is not None:
+        checked = _TO_CHECK.search(line)
+        if checked is not None:
+            progress(int(checked.group(2)) - int(checked.group(1)))

@@ -20,6 +20,7 @@ import math
 import os
 import select
 import struct
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -71,6 +72,16 @@ _READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
 _PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
 _MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+
+# Bound once for the hot loop, which runs ~30,000 times for 10,000 new files.
+_WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
+_CREATED, _MODIFIED, _ATTRIB, _DELETED = (
+    EventKind.CREATED,
+    EventKind.MODIFIED,
+    EventKind.ATTRIB,
+    EventKind.DELETED,
+)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.inotify_init1.argtypes = (ctypes.c_int,)
@@ -220,11 +231,15 @@ class InotifyWatcher:
             self._process(data, out, held)
 
     def _process(self, data: bytes, out: list[Event | None], held: dict[int, _Departure]) -> None:
-        """Turn one buffer of kernel records into events; the hot loop of a storm."""
+        """Turn one buffer of kernel records into events: the hot loop of a storm."""
         unpack = _RECORD.unpack_from
         path_of = self._path_of
         excluded = self._excluded
         append = out.append
+        # A file created or written, then written again, is one event: all the records of one
+        # read() reach the same batch, and its transfer reads the file after all of them. This
+        # halves the events of a storm (IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE for every file).
+        last_written = None
         offset, end = 0, len(data)
         while offset < end:
             wd, mask, cookie, length = unpack(data, offset)
@@ -237,31 +252,38 @@ class InotifyWatcher:
             if not length:
                 self._directory_event(wd, parent, mask, out)
                 continue
-            name = os.fsdecode(data[offset - length : offset].rstrip(b"\0"))
+            # What os.fsdecode does, without its per-call checks: bytes that are not valid UTF-8
+            # become surrogate escapes and travel back unchanged.
+            name = data[offset - length : offset].rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS)
             path = f"{parent}/{name}" if parent else name
+            if mask & _WRITTEN:
+                if path != last_written and not excluded(path, False):
+                    append(Event(_MODIFIED, path))
+                    last_written = path
+                continue
+            last_written = None
             is_dir = bool(mask & IN_ISDIR)
-            if mask & (IN_MODIFY | IN_CLOSE_WRITE):
-                if not excluded(path, False):
-                    append(Event(EventKind.MODIFIED, path))
-            elif mask & IN_CREATE:
+            if mask & IN_CREATE:
                 if excluded(path, is_dir):
                     if is_dir:
                         self._excluded_dirs.add(path)
                     continue
-                append(Event(EventKind.CREATED, path, is_dir))
+                append(Event(_CREATED, path, is_dir))
                 if is_dir:
                     self._watch_tree(path, out)
+                else:
+                    last_written = path
             elif mask & IN_ATTRIB:
                 if not excluded(path, is_dir):
-                    append(Event(EventKind.ATTRIB, path, is_dir))
+                    append(Event(_ATTRIB, path, is_dir))
             elif mask & IN_DELETE:
                 if is_dir:
                     self._excluded_dirs.discard(path)
                 if not excluded(path, is_dir):
-                    append(Event(EventKind.DELETED, path, is_dir))
+                    append(Event(_DELETED, path, is_dir))
             elif mask & IN_MOVED_FROM:
                 # Provisionally a delete, at the position the rename happened.
-                append(None if excluded(path, is_dir) else Event(EventKind.DELETED, path, is_dir))
+                append(None if excluded(path, is_dir) else Event(_DELETED, path, is_dir))
                 held[cookie] = self._departure(len(out) - 1, path, is_dir)
             elif mask & IN_MOVED_TO:
                 self._moved_to(path, is_dir, held.pop(cookie, None), out)
