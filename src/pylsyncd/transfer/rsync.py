@@ -88,11 +88,13 @@ class RsyncTransfer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
-        command = [self.rsync, "--archive", "--stats", *self.extra_args]
+        # rsync compares whole seconds unless told otherwise: a change within the same second
+        # would be skipped, and directory times would stay off by a fraction of a second.
+        command = [self.rsync, "--archive", "--modify-window=-1", "--stats", *self.extra_args]
         if delete:
             command.append("--delete")
         # The user's excludes come first: rsync takes the first rule that matches a name.
-        command += [f"--exclude={pattern}" for pattern in self.excludes.patterns]
+        command += [f"--filter=- {pattern}" for pattern in self.excludes.patterns]
         return command + list(rules)
 
     def _paths(self) -> list[str]:

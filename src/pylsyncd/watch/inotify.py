@@ -69,6 +69,7 @@ WATCH_MASK = (
 
 _RECORD = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of NUL-padded name
 _READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
+_MAX_RECORD = _RECORD.size + 256  # a 255-byte name, its NUL and padding to 16 bytes
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
 _PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
 _MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
@@ -229,6 +230,8 @@ class InotifyWatcher:
                 return
             total += len(data)
             self._process(data, out, held)
+            if len(data) < _READ_SIZE - _MAX_RECORD:
+                return  # the queue was empty: spare the read(2) that would say so
 
     def _process(self, data: bytes, out: list[Event | None], held: dict[int, _Departure]) -> None:
         """Turn one buffer of kernel records into events: the hot loop of a storm."""
@@ -238,12 +241,16 @@ class InotifyWatcher:
         append = out.append
         # A file created or written, then written again, is one event: all the records of one
         # read() reach the same batch, and its transfer reads the file after all of them. This
-        # halves the events of a storm (IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE for every file).
-        last_written = None
+        # drops two thirds of a storm's events (IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE per file).
+        last_wd, last_name = -1, b""  # the file of the previous record, when created or written
         offset, end = 0, len(data)
         while offset < end:
             wd, mask, cookie, length = unpack(data, offset)
             offset += 16 + length
+            raw_name = data[offset - length : offset]
+            if mask & _WRITTEN and wd == last_wd and raw_name == last_name:
+                continue
+            last_wd = -1
             parent = path_of.get(wd)
             if parent is None:
                 if mask & IN_Q_OVERFLOW:
@@ -254,16 +261,17 @@ class InotifyWatcher:
                 continue
             # What os.fsdecode does, without its per-call checks: bytes that are not valid UTF-8
             # become surrogate escapes and travel back unchanged.
-            name = data[offset - length : offset].rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS)
+            name = raw_name.rstrip(b"\0").decode(_FS_ENCODING, _FS_ERRORS)
             path = f"{parent}/{name}" if parent else name
             if mask & _WRITTEN:
-                if path != last_written and not excluded(path, False):
+                last_wd, last_name = wd, raw_name
+                if not excluded(path, False):
                     append(Event(_MODIFIED, path))
-                    last_written = path
                 continue
-            last_written = None
             is_dir = bool(mask & IN_ISDIR)
             if mask & IN_CREATE:
+                if not is_dir:
+                    last_wd, last_name = wd, raw_name
                 if excluded(path, is_dir):
                     if is_dir:
                         self._excluded_dirs.add(path)
@@ -271,8 +279,6 @@ class InotifyWatcher:
                 append(Event(_CREATED, path, is_dir))
                 if is_dir:
                     self._watch_tree(path, out)
-                else:
-                    last_written = path
             elif mask & IN_ATTRIB:
                 if not excluded(path, is_dir):
                     append(Event(_ATTRIB, path, is_dir))
