@@ -298,7 +298,7 @@ def _tree_and_patterns(draw: st.DrawFn) -> tuple[Tree, list[str]]:
     return tree, patterns
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_tree_and_patterns())
 def test_agrees_with_rsync(tree_and_patterns: tuple[Tree, list[str]]) -> None:
     tree, patterns = tree_and_patterns
@@ -307,7 +307,7 @@ def test_agrees_with_rsync(tree_and_patterns: tuple[Tree, list[str]]) -> None:
     assert ours == _rsync_transfers(patterns, tree)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_tree_and_patterns())
 def test_excludes_path_is_excludes_on_each_ancestor(
     tree_and_patterns: tuple[Tree, list[str]],

@@ -266,18 +266,17 @@ class Pair:
 
 def describe(outcome: Outcome) -> str:
     """The counts of an outcome for the one log line per batch."""
-    parts = [f"{outcome.copied} copied ({_size(outcome.bytes)})"]
+    parts = [f"{outcome.copied} copied ({_size(outcome.bytes)})"] if outcome.copied else []
     for count, noun in (
         (outcome.dirs, "dirs created"),
         (outcome.links, "links"),
         (outcome.deleted, "deleted"),
         (outcome.moved, "moved"),
+        (len(outcome.failed.changes), "failed"),
     ):
         if count:
             parts.append(f"{count} {noun}")
-    if outcome.failed:
-        parts.append(f"{len(outcome.failed.changes)} failed")
-    return ", ".join(parts)
+    return ", ".join(parts) or "nothing to change"
 
 
 def _size(count: int) -> str:

@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from pylsyncd.events import Event, EventKind, is_within, rebase
+from pylsyncd.events import Event, EventKind, is_within, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate, WatchLimitError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,9 @@ _READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
 _MAX_RECORD = _RECORD.size + 256  # a 255-byte name, its NUL and padding to 16 bytes
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
 _PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
-_MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+# The system-wide limit, and the one of our user namespace (a rootless or userns container),
+# which can be the lower one: a watch has to fit under both.
+WATCH_LIMITS = ("fs.inotify.max_user_watches", "user.max_inotify_watches")
 
 # Bound once for the hot loop, which runs ~30,000 times for 10,000 new files.
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
@@ -115,16 +117,28 @@ def inotify_rm_watch(fd: int, wd: int) -> None:
     _checked(_libc.inotify_rm_watch(fd, wd))
 
 
-def watch_limit_message(limit: int, missing: int) -> str:
+def watch_limit_message(limit: int, missing: int, sysctl: str = WATCH_LIMITS[0]) -> str:
     """What to tell the operator when the kernel refuses a watch at `limit` with `missing` to go."""
     # A quarter of headroom for the tree's growth, then up to a power of two, which is how
     # this sysctl is usually set.
     needed = 1 << (math.ceil((limit + missing) * 1.25) - 1).bit_length()
     return (
         f"out of inotify watches at {limit} (about {missing} more directories to watch): "
-        f"raise fs.inotify.max_user_watches to at least {needed} "
-        f"(sysctl -w fs.inotify.max_user_watches={needed})"
+        f"raise {sysctl} to at least {needed} (sysctl -w {sysctl}={needed})"
     )
+
+
+def _binding_watch_limit() -> tuple[int, str] | None:
+    """The lowest watch limit that applies to us, and its sysctl (the system-wide one on a tie:
+    outside user namespaces both name the same value)."""
+    limits = []
+    for sysctl in WATCH_LIMITS:
+        try:
+            with open("/proc/sys/" + sysctl.replace(".", "/"), encoding="ascii") as limit_file:
+                limits.append((int(limit_file.read()), sysctl))
+        except (OSError, ValueError):
+            continue
+    return min(limits, key=lambda limit: limit[0], default=None)
 
 
 @dataclass(slots=True)
@@ -144,6 +158,13 @@ def _nothing_excluded(path: str, is_dir: bool) -> bool:
     return False
 
 
+def _directory_changed(out: list[Event | None], path: str) -> None:
+    """An excluded name came or went: its directory's mtime changed all the same."""
+    event = Event(_ATTRIB, path, True)
+    if not out or out[-1] != event:
+        out.append(event)
+
+
 class InotifyWatcher:
     """Watches every directory below `root` that `excludes` does not exclude."""
 
@@ -157,6 +178,7 @@ class InotifyWatcher:
         # Excluded directories seen so far: a rename can make their new path included.
         self._excluded_dirs: set[str] = set()
         self._denied_reported = False
+        self._rewatch_pending = False  # a mount below the root went away
 
     @property
     def watch_count(self) -> int:
@@ -206,6 +228,9 @@ class InotifyWatcher:
             # watching the directory wherever it went.
             log.debug("moved out: %r", departure.path)
             self._drop(departure.watches, departure.excluded_dirs)
+        if self._rewatch_pending:
+            self._rewatch_pending = False
+            self._rewatch()
         return [event for event in out if event is not None]
 
     def close(self) -> None:
@@ -254,7 +279,9 @@ class InotifyWatcher:
             parent = path_of.get(wd)
             if parent is None:
                 if mask & IN_Q_OVERFLOW:
-                    self._overflow(out)
+                    log.debug("inotify queue overflow below %s: rebuilding the watches", self.root)
+                    out.append(Event(EventKind.OVERFLOW, ""))
+                    self._rewatch()  # now: the records after this one need the right paths
                 continue  # a watch already dropped: removed, moved out, or gone
             if not length:
                 self._directory_event(wd, parent, mask, out)
@@ -275,6 +302,7 @@ class InotifyWatcher:
                 if excluded(path, is_dir):
                     if is_dir:
                         self._excluded_dirs.add(path)
+                    _directory_changed(out, parent)
                     continue
                 append(Event(_CREATED, path, is_dir))
                 if is_dir:
@@ -285,11 +313,17 @@ class InotifyWatcher:
             elif mask & IN_DELETE:
                 if is_dir:
                     self._excluded_dirs.discard(path)
-                if not excluded(path, is_dir):
+                if excluded(path, is_dir):
+                    _directory_changed(out, parent)
+                else:
                     append(Event(_DELETED, path, is_dir))
             elif mask & IN_MOVED_FROM:
                 # Provisionally a delete, at the position the rename happened.
-                append(None if excluded(path, is_dir) else Event(_DELETED, path, is_dir))
+                if excluded(path, is_dir):
+                    _directory_changed(out, parent)
+                    append(None)
+                else:
+                    append(Event(_DELETED, path, is_dir))
                 held[cookie] = self._departure(len(out) - 1, path, is_dir)
             elif mask & IN_MOVED_TO:
                 self._moved_to(path, is_dir, held.pop(cookie, None), out)
@@ -298,11 +332,14 @@ class InotifyWatcher:
         """A record about a watched directory itself rather than an entry in it."""
         if mask & (IN_IGNORED | IN_DELETE_SELF):
             self._forget(wd)
-        if not path and mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
-            log.debug("the root %s was moved, deleted or unmounted", self.root)
+        if mask & IN_UNMOUNT:
+            # What the mount hid is back, unwatched. Every watch on the file system reports the
+            # unmount, so the watches are rebuilt once, when the read is done.
             out.append(Event(EventKind.OVERFLOW, ""))
-        elif mask & IN_UNMOUNT:
-            out.append(Event(EventKind.OVERFLOW, ""))  # what was below the mount is back
+            self._rewatch_pending = True
+        elif not path and mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+            log.debug("the root %s was moved or deleted", self.root)
+            out.append(Event(EventKind.OVERFLOW, ""))
         elif not path and mask & IN_ATTRIB:
             # Any other directory's attributes are reported by its parent, with its name.
             out.append(Event(EventKind.ATTRIB, "", True))
@@ -310,16 +347,18 @@ class InotifyWatcher:
     def _departure(self, index: int, path: str, is_dir: bool) -> _Departure:
         if not is_dir:
             return _Departure(index, path, is_dir)
-        watches = {below: wd for below, wd in self._wd_of.items() if is_within(below, path)}
-        excluded_dirs = [below for below in self._excluded_dirs if is_within(below, path)]
-        return _Departure(index, path, is_dir, watches, excluded_dirs)
+        return _Departure(
+            index, path, is_dir, self._watches_below(path), self._excluded_below(path)
+        )
 
     def _moved_to(
         self, target: str, is_dir: bool, source: _Departure | None, out: list[Event | None]
     ) -> None:
         target_excluded = self._excluded(target, is_dir)
-        if target_excluded and is_dir:
-            self._excluded_dirs.add(target)
+        if target_excluded:
+            _directory_changed(out, parent_of(target))
+            if is_dir:
+                self._excluded_dirs.add(target)
         if source is None:  # moved in from outside the tree (or from an unwatched directory)
             if not target_excluded:
                 out.append(Event(EventKind.CREATED, target, is_dir, tree=True))
@@ -352,7 +391,7 @@ class InotifyWatcher:
         # and watch what became included (a tree create: the destination never had it).
         for path in sorted(renamed):
             if path != new and path in self._wd_of and self._excluded(path, True):
-                self._drop(self._watches_below(path), [])
+                self._drop(self._watches_below(path), self._excluded_below(path))
                 self._excluded_dirs.add(path)
         for path in source.excluded_dirs:
             self._excluded_dirs.discard(path)
@@ -363,13 +402,15 @@ class InotifyWatcher:
                 out.append(Event(EventKind.CREATED, moved, True, tree=True))
                 self._watch_tree(moved, None)
 
-    def _overflow(self, out: list[Event | None]) -> None:
+    def _rewatch(self) -> None:
         """Events were lost, renames among them: rebuild every watch from a fresh walk."""
-        log.debug("inotify queue overflow below %s: rebuilding the watches", self.root)
-        out.append(Event(EventKind.OVERFLOW, ""))
         stale = set(self._path_of)
         self._excluded_dirs.clear()
-        stale -= self._watch_tree("", None)
+        try:
+            stale -= self._watch_tree("", None)
+        except OSError as error:  # the root itself is gone: the resync will report it
+            log.debug("cannot watch %s again: %s", self.root, error)
+            return
         for wd in stale:  # directories deleted or moved out of the tree meanwhile
             self._forget(wd)
             self._remove_watch(wd)
@@ -435,6 +476,9 @@ class InotifyWatcher:
     def _watches_below(self, top: str) -> dict[str, int]:
         return {path: wd for path, wd in self._wd_of.items() if is_within(path, top)}
 
+    def _excluded_below(self, top: str) -> list[str]:
+        return [path for path in self._excluded_dirs if is_within(path, top)]
+
     def _drop(self, watches: dict[str, int], excluded_dirs: list[str]) -> None:
         """Stop the given watches (a directory left the tree, or is excluded now)."""
         for path, wd in watches.items():
@@ -457,12 +501,8 @@ class InotifyWatcher:
             del self._wd_of[path]  # unless a new directory took the name meanwhile
 
     def _limit_error(self) -> WatchLimitError:
-        try:
-            with open(_MAX_USER_WATCHES, encoding="ascii") as limit_file:
-                limit = int(limit_file.read())
-        except (OSError, ValueError):
-            limit = self.watch_count
-        return WatchLimitError(watch_limit_message(limit, self._count_unwatched()))
+        limit, sysctl = _binding_watch_limit() or (self.watch_count, WATCH_LIMITS[0])
+        return WatchLimitError(watch_limit_message(limit, self._count_unwatched(), sysctl))
 
     def _count_unwatched(self) -> int:
         """Directories in the tree (not excluded) without a watch yet: what the limit must fit."""
