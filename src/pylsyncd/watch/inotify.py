@@ -13,7 +13,6 @@ Three races shape this module:
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import math
@@ -26,56 +25,36 @@ from dataclasses import dataclass, field
 
 from pylsyncd.events import Event, EventKind, is_within, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate, WatchLimitError
+from pylsyncd.watch.inotify_kernel import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    WATCH_LIMITS,
+    WATCH_MASK,
+    binding_watch_limit,
+    inotify_add_watch,
+    inotify_init,
+    inotify_rm_watch,
+    watch_limit_message,
+)
 
 log = logging.getLogger(__name__)
-
-# <sys/inotify.h>
-IN_MODIFY = 0x00000002
-IN_ATTRIB = 0x00000004
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_FROM = 0x00000040
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE = 0x00000200
-IN_DELETE_SELF = 0x00000400
-IN_MOVE_SELF = 0x00000800
-IN_UNMOUNT = 0x00002000
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_EXCL_UNLINK = 0x04000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-
-WATCH_MASK = (
-    IN_CREATE
-    | IN_DELETE
-    | IN_MODIFY
-    | IN_CLOSE_WRITE
-    | IN_ATTRIB
-    | IN_MOVED_FROM
-    | IN_MOVED_TO
-    | IN_DELETE_SELF
-    | IN_MOVE_SELF
-    # IN_ONLYDIR + IN_DONT_FOLLOW: a directory swapped for a symlink after listing is refused
-    # (ENOTDIR) instead of watching whatever the link points to, outside the tree.
-    | IN_ONLYDIR
-    | IN_DONT_FOLLOW
-    # Files unlinked while still open (editors' temporaries) stop reporting under their old name.
-    | IN_EXCL_UNLINK
-)
 
 _RECORD = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of NUL-padded name
 _READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
 _MAX_RECORD = _RECORD.size + 256  # a 255-byte name, its NUL and padding to 16 bytes
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
 _PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
-# The system-wide limit, and the one of our user namespace (a rootless or userns container),
-# which can be the lower one: a watch has to fit under both.
-WATCH_LIMITS = ("fs.inotify.max_user_watches", "user.max_inotify_watches")
-
 # Bound once for the hot loop, which runs ~30,000 times for 10,000 new files.
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _CREATED, _MODIFIED, _ATTRIB, _DELETED = (
@@ -85,60 +64,6 @@ _CREATED, _MODIFIED, _ATTRIB, _DELETED = (
     EventKind.DELETED,
 )
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.inotify_init1.argtypes = (ctypes.c_int,)
-_libc.inotify_init1.restype = ctypes.c_int
-_libc.inotify_add_watch.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-_libc.inotify_add_watch.restype = ctypes.c_int
-_libc.inotify_rm_watch.argtypes = (ctypes.c_int, ctypes.c_int)
-_libc.inotify_rm_watch.restype = ctypes.c_int
-
-
-def _checked(result: int, path: bytes | None = None) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), path)
-    return result
-
-
-def inotify_init() -> int:
-    """A new non-blocking, close-on-exec inotify descriptor."""
-    return _checked(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
-
-
-def inotify_add_watch(fd: int, path: bytes, mask: int) -> int:
-    """Watch `path` (the same wd again if its inode is already watched); OSError on failure."""
-    return _checked(_libc.inotify_add_watch(fd, path, mask), path)
-
-
-def inotify_rm_watch(fd: int, wd: int) -> None:
-    """Stop a watch; the kernel then queues IN_IGNORED for it."""
-    _checked(_libc.inotify_rm_watch(fd, wd))
-
-
-def watch_limit_message(limit: int, missing: int, sysctl: str = WATCH_LIMITS[0]) -> str:
-    """What to tell the operator when the kernel refuses a watch at `limit` with `missing` to go."""
-    # A quarter of headroom for the tree's growth, then up to a power of two, which is how
-    # this sysctl is usually set.
-    needed = 1 << (math.ceil((limit + missing) * 1.25) - 1).bit_length()
-    return (
-        f"out of inotify watches at {limit} (about {missing} more directories to watch): "
-        f"raise {sysctl} to at least {needed} (sysctl -w {sysctl}={needed})"
-    )
-
-
-def _binding_watch_limit() -> tuple[int, str] | None:
-    """The lowest watch limit that applies to us, and its sysctl (the system-wide one on a tie:
-    outside user namespaces both name the same value)."""
-    limits = []
-    for sysctl in WATCH_LIMITS:
-        try:
-            with open("/proc/sys/" + sysctl.replace(".", "/"), encoding="ascii") as limit_file:
-                limits.append((int(limit_file.read()), sysctl))
-        except (OSError, ValueError):
-            continue
-    return min(limits, key=lambda limit: limit[0], default=None)
 
 
 @dataclass(slots=True)
@@ -501,7 +426,7 @@ class InotifyWatcher:
             del self._wd_of[path]  # unless a new directory took the name meanwhile
 
     def _limit_error(self) -> WatchLimitError:
-        limit, sysctl = _binding_watch_limit() or (self.watch_count, WATCH_LIMITS[0])
+        limit, sysctl = binding_watch_limit() or (self.watch_count, WATCH_LIMITS[0])
         return WatchLimitError(watch_limit_message(limit, self._count_unwatched(), sysctl))
 
     def _count_unwatched(self) -> int:
