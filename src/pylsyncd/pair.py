@@ -115,8 +115,11 @@ class Pair:
 
     def run(self) -> None:
         """The pair thread's body."""
+        reader = threading.Thread(target=self._read_events, name=f"reader {self.name}", daemon=True)
         try:
-            self._run()
+            self.watcher.start()  # before the initial sync: nothing changes unseen in between
+            reader.start()
+            self._mirror(reader)
         except WatchLimitError as error:
             self.fatal = str(error)
             log.error("%s: %s", self.name, error)
@@ -125,13 +128,17 @@ class Pair:
             log.error("%s: stopped by an unexpected error: %s", self.name, self.fatal)
             log.debug("traceback", exc_info=True)
         finally:
-            self.watcher.close()
             self.stopping.set()  # stops the reader; a fatal error stops the daemon too
+            if reader.is_alive():
+                reader.join()  # it returns within one read timeout; then the watcher can close
+            self.watcher.close()
 
-    def _run(self) -> None:
-        self.watcher.start()  # before the initial sync: nothing changes unseen in between
-        reader = threading.Thread(target=self._read_events, name=f"reader {self.name}", daemon=True)
-        reader.start()
+    def cancel(self) -> None:
+        """Abandon the transfer in progress (the shutdown grace ran out)."""
+        self.transfer.cancel()
+
+    def _mirror(self, reader: threading.Thread) -> None:
+        """Initial sync, then batches until stopping, then the final flush."""
         if self.config.init:
             self._initial_sync()
         self.ready.set()
@@ -203,7 +210,10 @@ class Pair:
     def _empty_source_would_wipe(self) -> bool:
         def has_entries(path: str, excluded: bool) -> bool:
             with os.scandir(path) as entries:
-                return any(not (excluded and self._excluded(e.name, e.is_dir())) for e in entries)
+                return any(
+                    not (excluded and self._excluded(e.name, e.is_dir(follow_symlinks=False)))
+                    for e in entries
+                )
 
         return not has_entries(self.config.source, True) and has_entries(
             self.config.destination, True

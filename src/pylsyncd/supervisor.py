@@ -59,6 +59,8 @@ def run(config: Config) -> int:
         thread.join(max(deadline - time.monotonic(), 0))
     if any(thread.is_alive() for thread in threads):
         log.error("gave up waiting for pending changes after %.0f s", config.shutdown_grace)
+        for pair in pairs:
+            pair.cancel()  # no rsync is left running behind us
         return 1
     if any(pair.fatal for pair in pairs):
         return 1

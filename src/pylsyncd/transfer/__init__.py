@@ -38,3 +38,6 @@ class Transfer(Protocol):
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         """Compare the whole tree (size and mtime) and copy what differs; delete extras if asked."""
+
+    def cancel(self) -> None:
+        """Stop the transfer in progress, from another thread; it then fails and is retried."""

@@ -7,10 +7,12 @@ rename. All destination access goes through `DestinationTree`, which never follo
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -35,6 +37,10 @@ class DirectTransfer:
         self.excludes = excludes
         self.delete = delete  # deletions while running (DELETE=true or running)
         self.preserve_owner = os.geteuid() == 0
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
     def apply(self, batch: Batch) -> Outcome:
         if not self.delete and batch.moves:
@@ -66,6 +72,7 @@ class _Run:
         self.excludes = transfer.excludes
         self.delete = delete
         self.progress = progress
+        self.cancelled = transfer.cancelled
         self.entries = 0
         self.outcome = Outcome()
         self.tree = DestinationTree(
@@ -205,6 +212,8 @@ class _Run:
         with os.scandir(self._source_path(path)) as entries:
             children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
         for name, is_dir in children:
+            if self.cancelled.is_set():
+                raise InterruptedError(errno.EINTR, "cancelled at shutdown", path)
             child = f"{path}/{name}" if path else name
             if self.excludes and self.excludes.excludes(child, is_dir):
                 continue
