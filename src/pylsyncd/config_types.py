@@ -1,0 +1,107 @@
+"""The configuration's types, shared by config.py and the config_* modules that fill them.
+
+Other code imports these from `pylsyncd.config`; they live here so that the parsing modules can
+use them without importing config.py, which imports those modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Backend(Enum):
+    """How a batch of changes reaches the destination."""
+
+    DIRECT = "direct"  # in-process file operations
+    RSYNC = "rsync"  # one rsync process per batch
+
+
+class DeleteMode(Enum):
+    """lsyncd's `delete`: when what the source no longer has is removed from the destination."""
+
+    TRUE = "true"  # at the initial sync and while running
+    FALSE = "false"  # never
+    STARTUP = "startup"  # only at the initial sync
+    RUNNING = "running"  # only while running
+
+    @property
+    def at_startup(self) -> bool:
+        return self in (DeleteMode.TRUE, DeleteMode.STARTUP)
+
+    @property
+    def while_running(self) -> bool:
+        return self in (DeleteMode.TRUE, DeleteMode.RUNNING)
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is one line naming the bad value and the fix (exit 2)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """One source -> destination mirror and the settings that apply to it."""
+
+    source: str  # absolute, normalised path of an existing directory
+    destination: str  # absolute, normalised path (created at start when missing)
+    excludes: tuple[str, ...] = ()  # rsync exclude patterns, EXCLUDES then EXCLUDE_FROM's lines
+    delay: float = 0.02
+    backend: Backend = Backend.DIRECT
+    delete: DeleteMode = DeleteMode.TRUE
+    init: bool = True
+    rsync_args: tuple[str, ...] = ()
+    allow_empty_source: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon needs: the pairs plus process-wide settings."""
+
+    pairs: tuple[PairConfig, ...]
+    log_level: str = "info"
+    shutdown_grace: float = 10.0
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Per-pair settings that are PairConfig fields of the same name; excludes and exclude_from are
+# joined into PairConfig.excludes.
+PLAIN_SETTINGS = ("delay", "backend", "delete", "init", "rsync_args", "allow_empty_source")
+PAIR_SETTINGS = ("excludes", "exclude_from", *PLAIN_SETTINGS)
+PROCESS_KEYS = ("log_level", "shutdown_grace")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What one place (flags, env, a TOML table) sets, parsed; None where it says nothing."""
+
+    excludes: tuple[str, ...] | None = None
+    exclude_from: tuple[str, ...] | None = None  # the patterns read from the file
+    delay: float | None = None
+    backend: Backend | None = None
+    delete: DeleteMode | None = None
+    init: bool | None = None
+    rsync_args: tuple[str, ...] | None = None
+    allow_empty_source: bool | None = None
+    log_level: str | None = None
+    shutdown_grace: float | None = None
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """One pair as given, before its paths are checked; labels say where it came from."""
+
+    source: str
+    destination: str
+    source_label: str
+    destination_label: str
+    layer: Layer = Layer()
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """What a config file gives: settings for every pair and the daemon, and its own pairs."""
+
+    top: Layer = Layer()
+    pairs: tuple[PairSpec, ...] = ()
