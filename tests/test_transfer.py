@@ -202,3 +202,24 @@ def test_a_failure_is_reported_and_kept_for_retry_while_the_rest_goes_on(
     assert outcome.error
     assert Change("d/f", SYNC) in outcome.failed.changes
     assert (dst / "ok").read_text() == "fine"
+
+
+def test_a_file_replaces_a_directory_full_of_files(backend: str, dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    (dst / "p" / "sub").mkdir(parents=True)
+    (dst / "p" / "sub" / "old").write_text("old")
+    (dst / "p" / "link").symlink_to(".")
+    (src / "p").write_text("now a file")
+    assert make(backend, src, dst).apply(batch(("p", SYNC))).ok
+    assert (dst / "p").read_text() == "now a file"
+
+
+def test_a_directory_sync_copies_attributes_not_contents(
+    backend: str, dirs: tuple[Path, Path]
+) -> None:
+    src, dst = dirs
+    (src / "d").mkdir(mode=0o750)
+    (src / "d" / "not-yet").write_text("arrives with its own event")
+    assert make(backend, src, dst).apply(batch(("d", SYNC))).ok
+    assert (dst / "d").stat().st_mode & 0o777 == 0o750
+    assert list((dst / "d").iterdir()) == []

@@ -70,7 +70,9 @@ class Batch:
 @dataclass
 class _Pending:
     kind: ChangeKind
-    new: bool  # created during this batch: the destination had nothing at this path before
+    # Created during this batch: the destination may lack it, so a rename cannot be replayed.
+    # (It may also have it: a transfer reads the source when it runs, possibly after the create.)
+    new: bool
 
 
 def _sort_key(path: str) -> list[str]:
@@ -103,11 +105,10 @@ def coalesce(events: Iterable[Event]) -> Batch:
             elif current.kind is ChangeKind.DELETE:
                 current.kind = ChangeKind.SYNC
         elif event.kind is EventKind.DELETED:
-            if _undo_last_move(pending, moves, path):
-                continue
-            if current is not None and current.new:
-                del pending[path]  # created and deleted within the batch: nothing to do
-            else:
+            # Even created and deleted within this batch, the path gets a delete (a no-op when
+            # nothing is there): the previous batch may have read the source after the create
+            # and copied the path, because transfers read the source when they run.
+            if not _undo_last_move(pending, moves, path):
                 pending[path] = _Pending(ChangeKind.DELETE, new=False)
         elif event.kind is EventKind.MOVED:
             assert event.target is not None, "a MOVED event carries its target"
@@ -122,16 +123,17 @@ def _apply_move(
 ) -> None:
     """Carry pending changes along with a rename, and record the rename when it can be replayed."""
     # Whatever stood at the target is replaced by the move, so changes pending there are moot.
-    replaced = {key: pending.pop(key) for key in _keys_within(pending, target, is_dir)}
-    previous = replaced.get(target)
-    target_was_absent = previous.new if previous else _created_in_batch(pending, target)
+    for key in _keys_within(pending, target, is_dir):
+        del pending[key]
     inside = _keys_within(pending, source, is_dir)
     carried = {rebase(key, source, target): pending.pop(key) for key in inside}
     moved = carried.get(target)
     kind = ChangeKind.SYNC_TREE if is_dir else ChangeKind.SYNC
     if (moved is not None and moved.new) or _created_in_batch(pending, source):
-        # The destination never had the source: there is nothing to rename, so copy it instead.
-        carried[target] = _Pending(kind, new=target_was_absent)
+        # The destination may not have the source yet: copy it instead of renaming, and delete
+        # the old name in case a transfer that read the source late did copy it.
+        carried[target] = _Pending(kind, new=True)
+        pending[source] = _Pending(ChangeKind.DELETE, new=False)
     elif _created_in_batch(pending, target):
         # The destination lacks the target's directory until this batch creates it: copy there,
         # and remove the old name, which the destination does have.
@@ -143,15 +145,16 @@ def _apply_move(
 
 
 def _undo_last_move(pending: dict[str, _Pending], moves: list[Move], deleted: str) -> bool:
-    """A file renamed and then deleted within the batch is just deleted from its old name.
+    """A file renamed and then deleted within the batch is deleted under both names instead.
 
     Editors save this way (vim renames the original to a backup, writes the new file, deletes the
-    backup): without this the destination would see a rename, a copy and a delete.
+    backup): without this the destination would see a rename, a copy and a delete. The second
+    name is deleted too because the rename may have replaced a file the destination still has.
     """
     if not moves or moves[-1].target != deleted or moves[-1].is_dir:
         return False
     move = moves.pop()
-    pending.pop(deleted, None)
+    pending[deleted] = _Pending(ChangeKind.DELETE, new=False)
     current = pending.get(move.source)
     if current is None:
         pending[move.source] = _Pending(ChangeKind.DELETE, new=False)

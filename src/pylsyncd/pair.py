@@ -225,6 +225,7 @@ class Pair:
         if not batch:
             return True
         started = time.monotonic()
+        log.debug("%s: batch %s", self.name, batch)
         if batch.full_resync:
             log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
             resync = self._guarded(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
 from pylsyncd.coalesce import Batch, ChangeKind
@@ -41,7 +42,7 @@ def escape_pattern(path: str) -> str:
     return _ESCAPED.sub(r"\\\1", path) if _WILDCARDS.search(path) else path
 
 
-def include_rules(batch: Batch) -> list[str]:
+def include_rules(batch: Batch, source_is_dir: Callable[[str], bool]) -> list[str]:
     """Anchored include rules that let rsync reach and transfer exactly the batch's paths."""
     rules: dict[str, None] = {}  # ordered set
 
@@ -59,9 +60,11 @@ def include_rules(batch: Batch) -> list[str]:
             continue
         include_parents(change.path)
         rules.setdefault(f"/{escape_pattern(change.path)}", None)
-        if change.kind is not ChangeKind.SYNC:
-            # The whole subtree: for a sync to copy it; for a delete so that nothing inside is
-            # protected by `--exclude=*` (rsync will not delete a directory holding excluded files).
+        if change.kind is not ChangeKind.SYNC or not source_is_dir(change.path):
+            # The whole subtree: for a tree sync to copy it; for anything that is not a directory
+            # in the source, so that nothing inside the destination's directory there is
+            # protected by `--exclude=*` (rsync will not remove a directory holding excluded
+            # files, neither to delete it nor to put a file in its place).
             rules.setdefault("/" + _ESCAPED.sub(r"\\\1", change.path) + "/***", None)
     return list(rules)
 
@@ -105,7 +108,7 @@ class RsyncTransfer:
         batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
         if not batch.changes:
             return Outcome()
-        rules = include_rules(batch)
+        rules = include_rules(batch, self._source_is_dir)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
             # same-size rewrite within one timestamp tick): skip rsync's quick check.
@@ -115,6 +118,7 @@ class RsyncTransfer:
             "--exclude=*",
             delete=self.delete,
         )
+        log.debug("include rules: %r", rules)
         stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
         outcome = self._run(command + self._paths(), stdin)
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
@@ -126,6 +130,12 @@ class RsyncTransfer:
         # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
         options = ("--info=progress2", "--no-inc-recursive") if progress is not None else ()
         return self._run(self._command(*options, delete=delete) + self._paths(), b"", progress)
+
+    def _source_is_dir(self, path: str) -> bool:
+        try:
+            return stat.S_ISDIR(os.lstat(os.path.join(self.source, path)).st_mode)
+        except OSError:
+            return False
 
     def cancel(self) -> None:
         """Stop a running rsync (TERM, then KILL): used when the shutdown grace runs out."""
@@ -159,11 +169,15 @@ class RsyncTransfer:
                     _read_line(line, outcome, progress)
             if process.returncode not in _OK_EXIT_CODES:
                 errors.seek(0)
-                detail = os.fsdecode(errors.read()).strip().splitlines()
-                outcome.error = f"rsync exited {process.returncode}: " + (
-                    detail[-1] if detail else ""
-                )
+                outcome.error = f"rsync exited {process.returncode}: " + _first_error(errors.read())
         return outcome
+
+
+def _first_error(stderr: bytes) -> str:
+    """The line that says what went wrong, not rsync's closing summary of it."""
+    lines = os.fsdecode(stderr).strip().splitlines() or [""]
+    specific = [line for line in lines if not line.startswith(("rsync error:", "rsync warning:"))]
+    return (specific or lines)[0]
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

@@ -156,7 +156,9 @@ class InotifyWatcher:
         if self._rewatch_pending:
             self._rewatch_pending = False
             self._rewatch()
-        return [event for event in out if event is not None]
+        events = [event for event in out if event is not None]
+        log.debug("events: %s", events)
+        return events
 
     def close(self) -> None:
         """Stop watching and release the inotify descriptor (idempotent; not during a read)."""

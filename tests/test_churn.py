@@ -1,0 +1,220 @@
+"""Seeded random churn on the source while the daemon runs; once quiet, the replica must equal it.
+
+A few seeds run in the suite. More: `CHURN_SEEDS=1-200 CHURN_OPS=2000 ./dev test tests/test_churn.py`.
+A failure prints the seed and the last operations, so it can be replayed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import DaemonPool, daemon_args, wait_for_mirror
+
+OLD_MTIME_NS = 1_500_000_000_123_456_789  # 2017, with a nanosecond part
+
+
+def seeds() -> list[int]:
+    spec = os.environ.get("CHURN_SEEDS", "1,2,3")
+    chosen: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        chosen += range(int(first), int(last or first) + 1)
+    return chosen
+
+
+OPS = int(os.environ.get("CHURN_OPS", "300"))
+
+
+class Churn:
+    """Random operations on one tree; every operation is recorded for the failure message."""
+
+    def __init__(self, root: Path, outside: Path, seed: int) -> None:
+        self.root = root
+        self.outside = outside
+        self.random = random.Random(seed)
+        self.log: list[str] = []
+
+    def entries(self) -> tuple[list[Path], list[Path]]:
+        files: list[Path] = []
+        dirs: list[Path] = [self.root]
+        for top, dirnames, filenames in os.walk(self.root):
+            dirs += [Path(top, name) for name in dirnames]
+            files += [Path(top, name) for name in filenames]
+        return files, dirs
+
+    def new_name(self, dirs: list[Path]) -> Path:
+        names = ["a", "b", "c d", "-e", "ü", "x.tmp", "new\nline", "f*", "[g]"]
+        return self.random.choice(dirs) / self.random.choice(names)
+
+    def content(self) -> bytes:
+        return self.random.randbytes(self.random.choice([0, 1, 100, 4096, 65536]))
+
+    def step(self) -> None:
+        files, dirs = self.entries()
+        operations: list[Callable[[list[Path], list[Path]], str]] = [
+            self.write, self.write, self.same_size_rewrite, self.append, self.delete,
+            self.mkdir, self.rmtree, self.rename, self.rename, self.chmod, self.touch_old,
+            self.symlink, self.swap_kind, self.hardlink, self.move_out, self.move_in,
+        ]  # fmt: skip
+        operation = self.random.choice(operations)
+        try:
+            self.log.append(operation(files, dirs))
+        except OSError as error:  # the random pick did not fit the tree (e.g. rmdir of /): fine
+            self.log.append(f"{operation.__name__} failed: {error}")
+
+    def write(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files) if files and self.random.random() < 0.5 else None
+        path = path or self.new_name(dirs)
+        if path.is_symlink() or path.is_dir():
+            return "write skipped"
+        path.write_bytes(self.content())
+        return f"write {path}"
+
+    def same_size_rewrite(self, files: list[Path], dirs: list[Path]) -> str:
+        regular = [f for f in files if f.is_file() and not f.is_symlink()]
+        if not regular:
+            return "same-size rewrite skipped"
+        path = self.random.choice(regular)
+        before = path.stat()
+        path.write_bytes(self.random.randbytes(before.st_size))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        return f"same-size rewrite {path}"
+
+    def append(self, files: list[Path], dirs: list[Path]) -> str:
+        regular = [f for f in files if f.is_file() and not f.is_symlink()]
+        if not regular:
+            return "append skipped"
+        path = self.random.choice(regular)
+        with path.open("ab") as appended:
+            appended.write(b"more")
+        return f"append {path}"
+
+    def delete(self, files: list[Path], dirs: list[Path]) -> str:
+        if not files:
+            return "delete skipped"
+        path = self.random.choice(files)
+        path.unlink()
+        return f"delete {path}"
+
+    def mkdir(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.new_name(dirs) / self.random.choice(["", "sub", "sub/deeper"])
+        path.mkdir(parents=True, exist_ok=True)
+        return f"mkdir {path}"
+
+    def rmtree(self, files: list[Path], dirs: list[Path]) -> str:
+        if len(dirs) < 2:
+            return "rmtree skipped"
+        path = self.random.choice(dirs[1:])
+        shutil.rmtree(path)
+        return f"rmtree {path}"
+
+    def rename(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
+        if path is None:
+            return "rename skipped"
+        # Half the time onto an existing file (a rename that replaces it).
+        target = self.random.choice(files) if files and self.random.random() < 0.5 else None
+        target = target or self.new_name(dirs)
+        os.rename(path, target)
+        return f"rename {path} -> {target}"
+
+    def chmod(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
+        if path is None or path.is_symlink():
+            return "chmod skipped"
+        mode = self.random.choice([0o755, 0o700, 0o644, 0o600, 0o444])
+        if path.is_dir():
+            mode |= 0o700  # keep it traversable for the test itself
+        path.chmod(mode)
+        return f"chmod {oct(mode)} {path}"
+
+    def touch_old(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
+        if path is None:
+            return "touch skipped"
+        stamp = OLD_MTIME_NS + self.random.randrange(10**12)
+        os.utime(path, ns=(stamp, stamp), follow_symlinks=False)
+        return f"touch {stamp} {path}"
+
+    def symlink(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.new_name(dirs)
+        target = self.random.choice(["a", "../b", "/etc/passwd", "missing/target", "."])
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            return "symlink skipped"
+        path.symlink_to(target)
+        return f"symlink {path} -> {target}"
+
+    def swap_kind(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
+        if path is None:
+            return "swap skipped"
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            path.write_bytes(self.content())
+            return f"dir -> file {path}"
+        path.unlink()
+        (path / "inside").mkdir(parents=True)
+        return f"file -> dir {path}"
+
+    def hardlink(self, files: list[Path], dirs: list[Path]) -> str:
+        regular = [f for f in files if f.is_file() and not f.is_symlink()]
+        path = self.new_name(dirs)
+        if not regular or os.path.lexists(path):
+            return "hardlink skipped"
+        os.link(self.random.choice(regular), path)
+        return f"hardlink {path}"
+
+    def move_out(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
+        if path is None:
+            return "move out skipped"
+        target = self.outside / f"out{len(self.log)}"
+        os.rename(path, target)
+        return f"move out {path}"
+
+    def move_in(self, files: list[Path], dirs: list[Path]) -> str:
+        staged = self.outside / f"in{len(self.log)}"
+        (staged / "sub").mkdir(parents=True)
+        (staged / "sub" / "f").write_bytes(self.content())
+        target = self.new_name(dirs)
+        if os.path.lexists(target):
+            return "move in skipped"
+        os.rename(staged, target)
+        return f"move in {target}"
+
+
+@pytest.fixture
+def daemons() -> Iterator[DaemonPool]:
+    pool = DaemonPool()
+    yield pool
+    pool.close()
+
+
+@pytest.mark.parametrize("seed", seeds())
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
+def test_random_churn_converges(
+    tmp_path: Path, daemons: DaemonPool, backend: str, seed: int
+) -> None:
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    src.mkdir()
+    outside.mkdir()
+    churn = Churn(src, outside, seed)
+    for _ in range(20):  # something to sync at start, too
+        churn.step()
+    daemon = daemons.start(daemon_args(src, dst, backend, log_level="info"))
+    daemon.wait_ready()
+    for _ in range(OPS):
+        churn.step()
+    try:
+        wait_for_mirror(src, dst, timeout=30, daemon=daemon)
+    except AssertionError as error:
+        recent = "\n".join(churn.log[-25:])
+        raise AssertionError(f"seed {seed} ({backend}), last operations:\n{recent}\n{error}") from None
+    daemon.stop()
