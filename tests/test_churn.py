@@ -2,6 +2,9 @@
 
 A few seeds run in the suite. More: `CHURN_SEEDS=1-200 CHURN_OPS=2000 ./dev test tests/test_churn.py`.
 A failure prints the seed and the last operations, so it can be replayed.
+
+Hard links are left out: a change made through one name raises no event for the other names, so
+those reach the replica only at the next full sync (a known limitation, README "Guarantees").
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Churn:
         operations: list[Callable[[list[Path], list[Path]], str]] = [
             self.write, self.write, self.same_size_rewrite, self.append, self.delete,
             self.mkdir, self.rmtree, self.rename, self.rename, self.chmod, self.touch_old,
-            self.symlink, self.swap_kind, self.hardlink, self.move_out, self.move_in,
+            self.symlink, self.swap_kind, self.move_out, self.move_in,
         ]  # fmt: skip
         operation = self.random.choice(operations)
         try:
@@ -162,14 +165,6 @@ class Churn:
         path.unlink()
         (path / "inside").mkdir(parents=True)
         return f"file -> dir {path}"
-
-    def hardlink(self, files: list[Path], dirs: list[Path]) -> str:
-        regular = [f for f in files if f.is_file() and not f.is_symlink()]
-        path = self.new_name(dirs)
-        if not regular or os.path.lexists(path):
-            return "hardlink skipped"
-        os.link(self.random.choice(regular), path)
-        return f"hardlink {path}"
 
     def move_out(self, files: list[Path], dirs: list[Path]) -> str:
         path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None

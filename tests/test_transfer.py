@@ -223,3 +223,24 @@ def test_a_directory_sync_copies_attributes_not_contents(
     assert make(backend, src, dst).apply(batch(("d", SYNC))).ok
     assert (dst / "d").stat().st_mode & 0o777 == 0o750
     assert list((dst / "d").iterdir()) == []
+
+
+def test_a_path_below_a_source_symlink_does_not_exist(
+    backend: str, dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # A directory swapped for a symlink (here to "." and to a directory outside) while its
+    # files' events are pending: nothing is read through the link, as rsync does.
+    src, dst = dirs
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "f").write_text("outside the source")
+    (src / "f").write_text("root file")
+    (src / "x").symlink_to(".")
+    (src / "y").symlink_to(secret)
+    outcome = make(backend, src, dst).apply(
+        batch(("f", SYNC), ("x", SYNC), ("x/f", SYNC), ("y", SYNC), ("y/f", SYNC))
+    )
+    assert outcome.ok
+    assert os.readlink(dst / "x") == "."
+    assert os.readlink(dst / "y") == str(secret)
+    assert sorted(p.name for p in dst.iterdir()) == ["f", "x", "y"]

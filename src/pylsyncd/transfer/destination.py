@@ -152,39 +152,29 @@ class DestinationTree:
         if fd is not None:
             os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
 
-    def write_file(self, parent_fd: int, name: str, source_path: str) -> tuple[int, int]:
-        """Copy a regular file through a temporary file and a rename: no reader ever sees it
-        half-written, and a symlink at `name` is replaced, never written through.
+    def write_file(self, parent_fd: int, name: str, src_fd: int) -> int:
+        """Copy an open regular file through a temporary file and a rename: no reader ever sees
+        it half-written, and a symlink at `name` is replaced, never written through.
 
-        Returns (bytes copied, size the source had when opened).
+        Returns the number of bytes copied.
         """
-        src_fd = os.open(source_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        source = os.fstat(src_fd)
+        tmp = temp_name()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp_fd = os.open(tmp, flags, 0o600, dir_fd=parent_fd)
         try:
-            source = os.fstat(src_fd)
-            if not stat.S_ISREG(source.st_mode):
-                raise OSError(errno.EAGAIN, "source changed type while being opened", source_path)
-            tmp = temp_name()
-            tmp_fd = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=parent_fd,
-            )
-            try:
-                copied = _copy_content(src_fd, tmp_fd)
-                os.fchmod(tmp_fd, stat.S_IMODE(source.st_mode))
-                if self.preserve_owner:
-                    os.fchown(tmp_fd, source.st_uid, source.st_gid)
-                os.utime(tmp_fd, ns=(source.st_atime_ns, source.st_mtime_ns))
-            except BaseException:
-                os.close(tmp_fd)
-                os.unlink(tmp, dir_fd=parent_fd)
-                raise
+            copied = _copy_content(src_fd, tmp_fd)
+            os.fchmod(tmp_fd, stat.S_IMODE(source.st_mode))
+            if self.preserve_owner:
+                os.fchown(tmp_fd, source.st_uid, source.st_gid)
+            os.utime(tmp_fd, ns=(source.st_atime_ns, source.st_mtime_ns))
+        except BaseException:
             os.close(tmp_fd)
-            self._rename_into_place(parent_fd, tmp, name)
-            return copied, source.st_size
-        finally:
-            os.close(src_fd)
+            os.unlink(tmp, dir_fd=parent_fd)
+            raise
+        os.close(tmp_fd)
+        self._rename_into_place(parent_fd, tmp, name)
+        return copied
 
     def write_symlink(self, parent_fd: int, name: str, target: str, source: os.stat_result) -> None:
         tmp = temp_name()

@@ -20,6 +20,7 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Progress
 from pylsyncd.transfer.destination import GONE, DestinationTree, split
+from pylsyncd.transfer.source import SourceTree
 
 log = logging.getLogger(__name__)
 _Item = TypeVar("_Item", Move, Change)
@@ -75,6 +76,7 @@ class _Run:
         self.cancelled = transfer.cancelled
         self.entries = 0
         self.outcome = Outcome()
+        self.source_tree = SourceTree(transfer.source)
         self.tree = DestinationTree(
             transfer.destination, self._source_dir_stat, transfer.preserve_owner
         )
@@ -108,18 +110,16 @@ class _Run:
                         log.debug("cannot set times of %r: %s", path, error)
         finally:
             self.tree.close()
+            self.source_tree.close()
         if self.failed:
             self.outcome.failed = Batch((), tuple(self.failed))
 
     def _source_dir_stat(self, path: str) -> os.stat_result | None:
         try:
-            st = os.lstat(self._source_path(path))
+            source = self.source_tree.lstat(path)
         except OSError:
             return None
-        return st if stat.S_ISDIR(st.st_mode) else None
-
-    def _source_path(self, path: str) -> str:
-        return os.path.join(self.source, path) if path else self.source
+        return source if source is not None and stat.S_ISDIR(source.st_mode) else None
 
     def move(self, move: Move) -> None:
         """Replay a rename; when the destination does not hold the old name, copy instead."""
@@ -156,12 +156,8 @@ class _Run:
         self.sync(change.path, recursive=change.kind is not ChangeKind.SYNC, forced=True)
 
     def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
-        source_path = self._source_path(path)
-        try:
-            source = os.lstat(source_path)
-        except OSError as error:
-            if error.errno not in GONE:
-                raise
+        source = self.source_tree.lstat(path)
+        if source is None:
             self._delete(path)
             return
         if path == "":
@@ -181,12 +177,14 @@ class _Run:
             self._sync_dir(path, source, recursive)
         elif stat.S_ISREG(mode):
             if forced or not self._same_file(existing, source):
-                copied, _ = self.tree.write_file(parent_fd, name, source_path)
+                copied = self._copy_file(path, parent_fd, name)
+                if copied is None:
+                    return
                 self.outcome.copied += 1
                 self.outcome.bytes += copied
                 log.debug("copied %r (%d bytes)", path, copied)
         elif stat.S_ISLNK(mode):
-            target = os.readlink(source_path)
+            target = self.source_tree.readlink(path)
             if forced or not self._same_link(parent_fd, name, existing, source, target):
                 self.tree.write_symlink(parent_fd, name, target, source)
                 self.outcome.links += 1
@@ -195,6 +193,21 @@ class _Run:
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
         self.touched.add(parent)
+
+    def _copy_file(self, path: str, parent_fd: int, name: str) -> int | None:
+        """Bytes copied, or None when the source changed under us (its next event follows)."""
+        try:
+            src_fd = self.source_tree.open_file(path)
+        except OSError as error:
+            if error.errno not in (*GONE, errno.ELOOP):  # ELOOP: it became a symlink
+                raise
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+                return None  # it became something else since lstat; that change has an event
+            return self.tree.write_file(parent_fd, name, src_fd)
+        finally:
+            os.close(src_fd)
 
     def _sync_dir(self, path: str, source: os.stat_result, recursive: bool) -> None:
         fd = self.tree.open_dir(path)
@@ -209,9 +222,7 @@ class _Run:
 
     def _sync_children(self, path: str, fd: int) -> None:
         present: set[str] = set()
-        with os.scandir(self._source_path(path)) as entries:
-            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-        for name, is_dir in children:
+        for name, is_dir in self.source_tree.children(path):
             if self.cancelled.is_set():
                 raise InterruptedError(errno.EINTR, "cancelled at shutdown", path)
             child = f"{path}/{name}" if path else name

@@ -156,9 +156,7 @@ class InotifyWatcher:
         if self._rewatch_pending:
             self._rewatch_pending = False
             self._rewatch()
-        events = [event for event in out if event is not None]
-        log.debug("events: %s", events)
-        return events
+        return [event for event in out if event is not None]
 
     def close(self) -> None:
         """Stop watching and release the inotify descriptor (idempotent; not during a read)."""

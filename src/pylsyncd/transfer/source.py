@@ -1,0 +1,87 @@
+"""Reads below a source root, one component at a time, never through a symlink.
+
+`os.lstat("src/a/f")` follows `a` when `a` is a symlink: a directory swapped for a link to `.` or
+to `/etc` would have its target's files mirrored under the link's name. Here every directory is
+opened with O_NOFOLLOW relative to its parent's descriptor, so a path below a symlink simply does
+not exist, exactly as rsync sees it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pylsyncd.transfer.destination import GONE, split
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class SourceTree:
+    """Directory descriptors below a source root, cached for the duration of one batch."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._fds: dict[str, int | None] = {}
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            if fd is not None:
+                os.close(fd)
+        self._fds.clear()
+
+    def open_dir(self, path: str) -> int | None:
+        """Descriptor of the real directory at `path`, or None (missing, a symlink, a file)."""
+        if path in self._fds:
+            return self._fds[path]
+        fd: int | None
+        try:
+            if path == "":
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                parent, name = split(path)
+                parent_fd = self.open_dir(parent)
+                fd = None if parent_fd is None else os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno not in (*GONE, errno.ELOOP):
+                raise
+            fd = None
+        self._fds[path] = fd
+        return fd
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The entry itself (a symlink is not followed), or None when the path does not exist."""
+        if path == "":
+            return os.stat(self.root)
+        parent, name = split(path)
+        parent_fd = self.open_dir(parent)
+        if parent_fd is None:
+            return None
+        try:
+            return os.lstat(name, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno in GONE:
+                return None
+            raise
+
+    def open_file(self, path: str) -> int:
+        """A read-only descriptor of the file at `path`; FileNotFoundError when it is gone."""
+        parent, name = split(path)
+        parent_fd = self.open_dir(parent)
+        if parent_fd is None:
+            raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+
+    def readlink(self, path: str) -> str:
+        parent, name = split(path)
+        parent_fd = self.open_dir(parent)
+        if parent_fd is None:
+            raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
+        return os.readlink(name, dir_fd=parent_fd)
+
+    def children(self, path: str) -> list[tuple[str, bool]]:
+        """(name, is a directory) of each entry of the directory at `path`."""
+        fd = self.open_dir(path)
+        if fd is None:
+            return []
+        with os.scandir(fd) as entries:
+            return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
