@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -48,7 +49,7 @@ def wait_until(
     interval: float = 0.01,
     message: str | Callable[[], str] = "condition not met",
 ) -> T:
-    """Poll `predicate` until it returns something truthy (returned); AssertionError at the deadline.
+    """Poll `predicate` until it returns something truthy (returned); fail at the deadline.
 
     `message` may be a callable, evaluated only on failure, so it can show the state at the
     deadline (a tree diff, the daemon's log).
@@ -313,10 +314,9 @@ class Daemon:
             with self._changed:
                 self.lines.append(line)
                 self._changed.notify_all()
-            try:
+            # pytest's capture may be closed under us: the line is still in self.lines.
+            with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(f"[pylsyncd] {line}\n")
-            except (OSError, ValueError):
-                pass  # pytest's capture was closed under us: the line is still in self.lines
         with self._changed:
             self._eof = True
             self._changed.notify_all()
@@ -372,10 +372,8 @@ class Daemon:
                     break
                 self._changed.wait(remaining)
         if self._eof and self.process is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         why = "the daemon closed its stderr" if self._eof else f"nothing after {timeout:.1f} s"
         raise AssertionError(f"no log line matching /{pattern}/ ({why})\n{self.report()}")
 
@@ -417,10 +415,8 @@ class Daemon:
         if process is None:
             return
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(timeout=10)
         self._join()
 

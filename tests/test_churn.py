@@ -1,6 +1,7 @@
 """Seeded random churn on the source while the daemon runs; once quiet, the replica must equal it.
 
-A few seeds run in the suite. More: `CHURN_SEEDS=1-200 CHURN_OPS=2000 ./dev test tests/test_churn.py`.
+A few seeds run in the suite; more with
+`CHURN_SEEDS=1-200 CHURN_OPS=2000 ./dev test tests/test_churn.py`.
 A failure prints the seed and the last operations, so it can be replayed.
 
 Hard links are left out: a change made through one name raises no event for the other names, so
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers import DaemonPool, daemon_args, wait_for_mirror
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789  # 2017, with a nanosecond part
@@ -211,5 +213,7 @@ def test_random_churn_converges(
         wait_for_mirror(src, dst, timeout=30, daemon=daemon)
     except AssertionError as error:
         recent = "\n".join(churn.log[-25:])
-        raise AssertionError(f"seed {seed} ({backend}), last operations:\n{recent}\n{error}") from None
+        raise AssertionError(
+            f"seed {seed} ({backend}), last operations:\n{recent}\n{error}"
+        ) from None
     daemon.stop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from helpers import (
     Daemon,
     DaemonPool,
@@ -543,8 +544,9 @@ def test_delete_mode(
     wait_until(lambda: (dst / "sentinel").exists(), message="the sentinel never arrived")
     if deletes_live:
         wait_until(
-            lambda: not os.path.lexists(dst / "doomed.txt")
-            and not os.path.lexists(dst / "doomed-dir"),
+            lambda: (
+                not os.path.lexists(dst / "doomed.txt") and not os.path.lexists(dst / "doomed-dir")
+            ),
             message="live deletions never arrived",
         )
     m.daemon.stop()
