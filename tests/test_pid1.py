@@ -32,8 +32,9 @@ def test_sigterm_to_pid_1_applies_pending_changes_and_exits_0(tmp_path: Path) ->
         # unshare forks the daemon; it is PID 1 inside and unshare's only child outside.
         children = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
         (daemon_pid,) = map(int, children)
-        status = Path(f"/proc/{daemon_pid}/status").read_text()
-        assert "NSpid:" in status and status.split("NSpid:")[1].split()[-1] == "1"
+        status = Path(f"/proc/{daemon_pid}/status").read_text().splitlines()
+        namespaced_pids = next(line for line in status if line.startswith("NSpid:")).split()
+        assert namespaced_pids[-1] == "1"  # its PID in the innermost namespace
         (src / "pending").write_text("applied on the way out")  # DELAY=30: still pending
         os.kill(daemon_pid, signal.SIGTERM)
         assert outer.wait(timeout=20) == 0, log.read_text()
