@@ -18,6 +18,7 @@ from pylsyncd.config import (
     DeleteMode,
     Flags,
     PairConfig,
+    WatchMode,
     load_config,
 )
 
@@ -268,6 +269,8 @@ def env_pair(src: Path, dst: Path) -> dict[str, str]:
         ("SHUTDOWN_GRACE", "-5", "give a number of seconds > 0"),
         ("SHUTDOWN_GRACE", "ten", "give a number of seconds > 0"),
         ("SHUTDOWN_GRACE", "-inf", "give a number of seconds > 0"),
+        ("WATCH", "fsevents", "use one of auto, inotify, poll, hybrid"),
+        ("POLL_INTERVAL", "0", "give a number of seconds > 0"),
     ],
 )
 def test_invalid_env_value(env_pair: dict[str, str], name: str, value: str, fix: str) -> None:
@@ -729,3 +732,19 @@ def test_file_pairs_are_ignored_when_env_gives_pairs(
 def test_toml_file_without_pairs_and_no_other_pairs(tmp_path: Path) -> None:
     toml = write_toml(tmp_path, "delay = 1\n")
     assert error_of({"CONFIG": str(toml)}).startswith("no directories to mirror")
+
+
+def test_watch_and_poll_interval_follow_the_precedence(tmp_path: Path, src: Path) -> None:
+    config_file = write_toml(
+        tmp_path,
+        f'watch = "hybrid"\npoll_interval = 5\n[[pair]]\nsource = "{src}"\n'
+        f'destination = "{tmp_path / "d"}"\npoll_interval = 3\n',
+    )
+    from_file = load(config=str(config_file)).pairs[0]
+    assert (from_file.watch, from_file.poll_interval) == (WatchMode.HYBRID, 3.0)
+    from_env = load({"WATCH": "POLL", "CONFIG": str(config_file)}).pairs[0]
+    assert (from_env.watch, from_env.poll_interval) == (WatchMode.POLL, 3.0)
+    from_flag = load({"WATCH": "poll"}, config=str(config_file), watch="inotify").pairs[0]
+    assert from_flag.watch is WatchMode.INOTIFY
+    default = load(pair_env((src, tmp_path / "e"))).pairs[0]
+    assert (default.watch, default.poll_interval) == (WatchMode.AUTO, 1.0)

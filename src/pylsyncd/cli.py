@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from pylsyncd import __version__
-from pylsyncd.config import LOG_LEVELS, Backend, Config, ConfigError, DeleteMode, Flags, load_config
+from pylsyncd.config import (
+    LOG_LEVELS,
+    Backend,
+    Config,
+    ConfigError,
+    DeleteMode,
+    Flags,
+    WatchMode,
+    load_config,
+)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -25,7 +34,8 @@ milliseconds and applied in-process (direct) or with rsync.
 _EPILOG = """\
 Each setting is a flag, an environment variable (named in its help) or a key in the TOML file
 given by --config / CONFIG: top-level keys with the same names in lower case (delay, backend,
-delete, init, log_level, rsync_args, excludes, exclude_from, allow_empty_source, shutdown_grace)
+delete, init, log_level, rsync_args, excludes, exclude_from, allow_empty_source, shutdown_grace,
+watch, poll_interval)
 and [[pair]] tables with source, destination and any per-pair setting. The first that gives a
 setting wins: flag, environment, the pair's table, the file's top level, the default; a setting
 given there replaces (does not extend) the ones below it. An empty environment variable counts as
@@ -118,6 +128,19 @@ def build_parser(prog: str = "pylsyncd") -> argparse.ArgumentParser:
         help="on SIGTERM or SIGINT, how long pending changes may take to apply "
         "(env SHUTDOWN_GRACE; default 10)",
     )
+    add(
+        "--watch",
+        metavar="{" + ",".join(mode.value for mode in WatchMode) + "}",
+        help="how changes are noticed: auto picks inotify, or polling on filesystems that raise no "
+        "inotify events (FUSE, NFS, SMB, 9p, vboxsf, virtiofs); hybrid adds periodic rescans to "
+        "inotify (env WATCH; default auto)",
+    )
+    add(
+        "--poll-interval",
+        metavar="SECONDS",
+        help="seconds between rescans with poll or hybrid, growing while nothing changes "
+        "(env POLL_INTERVAL; default 1)",
+    )
     add("--config", metavar="FILE", help="TOML file of settings and [[pair]] tables (env CONFIG)")
     add("--version", action="version", version=f"pylsyncd {__version__}")
     return parser
@@ -145,6 +168,8 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, Confi
         rsync_args=options.rsync_args,
         allow_empty_source=options.allow_empty_source,
         shutdown_grace=options.shutdown_grace,
+        watch=options.watch,
+        poll_interval=options.poll_interval,
     )
     return command, load_config(flags, environ)
 
@@ -167,6 +192,8 @@ def describe(config: Config) -> str:
         f"  init:               {yes_no(pair.init)}\n"
         f"  rsync_args:         {words(pair.rsync_args)}\n"
         f"  allow_empty_source: {yes_no(pair.allow_empty_source)}\n"
+        f"  watch:              {pair.watch.value}\n"
+        f"  poll_interval:      {pair.poll_interval:g} s\n"
         for number, pair in enumerate(config.pairs, 1)
     ]
     blocks.append(

@@ -26,6 +26,7 @@ from pylsyncd.config_types import (
     Layer,
     PairConfig,
     PairSpec,
+    WatchMode,
 )
 from pylsyncd.config_values import (
     check_patterns,
@@ -36,7 +37,9 @@ from pylsyncd.config_values import (
     parse_excludes,
     parse_grace,
     parse_log_level,
+    parse_poll_interval,
     parse_rsync_args,
+    parse_watch,
     read_exclude_file,
     split_entries,
 )
@@ -50,6 +53,7 @@ __all__ = [
     "DeleteMode",
     "Flags",
     "PairConfig",
+    "WatchMode",
     "load_config",
 ]
 
@@ -81,6 +85,8 @@ class Flags:
     rsync_args: str | None = None
     allow_empty_source: bool | None = None
     shutdown_grace: str | None = None
+    watch: str | None = None
+    poll_interval: str | None = None
 
 
 def load_config(flags: Flags | None, environ: Mapping[str, str]) -> Config:
@@ -149,6 +155,8 @@ def _flag_layer(flags: Flags) -> Layer:
         allow_empty_source=flags.allow_empty_source,
         log_level=get(flags.log_level, "--log-level", parse_log_level),
         shutdown_grace=get(flags.shutdown_grace, "--shutdown-grace", parse_grace),
+        watch=get(flags.watch, "--watch", parse_watch),
+        poll_interval=get(flags.poll_interval, "--poll-interval", parse_poll_interval),
     )
 
 
@@ -170,6 +178,8 @@ def _env_layer(environ: Mapping[str, str]) -> Layer:
         allow_empty_source=get("ALLOW_EMPTY_SOURCE", parse_bool),
         log_level=get("LOG_LEVEL", parse_log_level),
         shutdown_grace=get("SHUTDOWN_GRACE", parse_grace),
+        watch=get("WATCH", parse_watch),
+        poll_interval=get("POLL_INTERVAL", parse_poll_interval),
     )
 
 

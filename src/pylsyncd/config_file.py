@@ -24,6 +24,8 @@ from pylsyncd.config_values import (
     parse_delete,
     parse_grace,
     parse_log_level,
+    parse_poll_interval,
+    parse_watch,
     read_exclude_file,
     read_file,
 )
@@ -109,6 +111,10 @@ def _table_layer(table: Mapping[str, object], where: str, base_dir: str) -> Laye
         init=get("init", _toml_bool),
         rsync_args=get("rsync_args", _toml_strings),
         allow_empty_source=get("allow_empty_source", _toml_bool),
+        watch=get("watch", text_of(parse_watch)),
+        poll_interval=get(
+            "poll_interval", lambda value, label: _toml_seconds(value, label, parse_poll_interval)
+        ),
         log_level=get("log_level", text_of(parse_log_level)),
         shutdown_grace=get(
             "shutdown_grace", lambda value, label: _toml_seconds(value, label, parse_grace)

@@ -17,6 +17,15 @@ class Backend(Enum):
     RSYNC = "rsync"  # one rsync process per batch
 
 
+class WatchMode(Enum):
+    """How a pair learns about changes in its source."""
+
+    AUTO = "auto"  # inotify, or polling on filesystems that raise no inotify events
+    INOTIFY = "inotify"
+    POLL = "poll"  # periodic rescans only
+    HYBRID = "hybrid"  # inotify for speed plus periodic rescans that catch what it never reported
+
+
 class DeleteMode(Enum):
     """lsyncd's `delete`: when what the source no longer has is removed from the destination."""
 
@@ -53,6 +62,8 @@ class PairConfig:
     init: bool = True
     rsync_args: tuple[str, ...] = ()
     allow_empty_source: bool = False
+    watch: WatchMode = WatchMode.AUTO
+    poll_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,10 @@ class Config:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Per-pair settings that are PairConfig fields of the same name; excludes and exclude_from are
 # joined into PairConfig.excludes.
-PLAIN_SETTINGS = ("delay", "backend", "delete", "init", "rsync_args", "allow_empty_source")
+PLAIN_SETTINGS = (
+    "delay", "backend", "delete", "init", "rsync_args", "allow_empty_source", "watch",
+    "poll_interval",
+)  # fmt: skip
 PAIR_SETTINGS = ("excludes", "exclude_from", *PLAIN_SETTINGS)
 PROCESS_KEYS = ("log_level", "shutdown_grace")
 
@@ -84,6 +98,8 @@ class Layer:
     init: bool | None = None
     rsync_args: tuple[str, ...] | None = None
     allow_empty_source: bool | None = None
+    watch: WatchMode | None = None
+    poll_interval: float | None = None
     log_level: str | None = None
     shutdown_grace: float | None = None
 

@@ -7,7 +7,7 @@ import shlex
 import threading
 from collections.abc import Sequence
 
-from pylsyncd.config_types import LOG_LEVELS, Backend, ConfigError, DeleteMode
+from pylsyncd.config_types import LOG_LEVELS, Backend, ConfigError, DeleteMode, WatchMode
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
@@ -22,6 +22,16 @@ def _choose(text: str, label: str, options: Sequence[str]) -> str:
     if word not in options:
         raise _invalid(label, text, f"use one of {', '.join(options)}")
     return word
+
+
+def parse_watch(text: str, label: str) -> WatchMode:
+    """The WatchMode named by `text`, in any case."""
+    return WatchMode(_choose(text, label, [mode.value for mode in WatchMode]))
+
+
+def parse_poll_interval(given: str | float, label: str) -> float:
+    """Seconds between rescans, > 0."""
+    return _parse_seconds(given, label, allow_zero=False, example="1")
 
 
 def parse_backend(text: str, label: str) -> Backend:
