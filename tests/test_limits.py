@@ -75,14 +75,20 @@ def test_queue_overflow_leads_to_a_full_resync_that_converges(
     daemon.stop()
 
 
-def test_running_out_of_watches_names_the_sysctl_and_exits_1(
+def test_out_of_watches_names_the_sysctl_and_falls_back_to_polling(
     tmp_path: Path, daemons: DaemonPool, limits: InotifyLimits
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     for d in range(40):
         (src / f"d{d}").mkdir(parents=True)
     limits.set("max_user_watches", watches_in_use() + 10)
-    daemon: Daemon = daemons.start(daemon_args(src, dst, "direct"))
-    assert daemon.wait_exit() == 1
-    daemon.wait_for_log(r"fs\.inotify\.max_user_watches=\d+")
+    daemon: Daemon = daemons.start(
+        daemon_args(src, dst, "direct", "--watch", "inotify", "--poll-interval", "0.05")
+    )
+    daemon.wait_ready()
+    daemon.wait_for_log(r"fs\.inotify\.max_user_watches=\d+.*polling instead")
+    limits.restore()
+    (src / "d39" / "f").write_text("found by a rescan")
+    wait_for_mirror(src, dst, daemon=daemon)
+    daemon.stop()
     assert "Traceback" not in daemon.log_text()

@@ -27,6 +27,7 @@ def test_sigterm_to_pid_1_applies_pending_changes_and_exits_0(tmp_path: Path) ->
         outer = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stderr=stderr, env=clean_environment()
         )
+    daemon_pid = None
     try:
         wait_until(lambda: "ready:" in log.read_text(), timeout=30, message=log.read_text)
         # unshare forks the daemon; it is PID 1 inside and unshare's only child outside.
@@ -41,5 +42,7 @@ def test_sigterm_to_pid_1_applies_pending_changes_and_exits_0(tmp_path: Path) ->
         wait_for_mirror(src, dst, timeout=1)
     finally:
         if outer.poll() is None:
+            if daemon_pid is not None:  # killing unshare would leave its child running
+                os.kill(daemon_pid, signal.SIGKILL)
             outer.kill()
             outer.wait()

@@ -15,14 +15,16 @@ import time
 from collections.abc import Callable
 
 from pylsyncd.coalesce import Batch, coalesce, merge
-from pylsyncd.config import Backend, PairConfig
-from pylsyncd.events import Event
+from pylsyncd.config import Backend, PairConfig, WatchMode
+from pylsyncd.events import Event, EventKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Transfer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.rsync import RsyncTransfer
 from pylsyncd.watch import Watcher, WatchLimitError
+from pylsyncd.watch.hybrid import HybridWatcher
 from pylsyncd.watch.inotify import InotifyWatcher
+from pylsyncd.watch.poll import PollWatcher, filesystem_type, needs_polling
 
 log = logging.getLogger("pylsyncd")
 
@@ -103,12 +105,42 @@ class Pair:
         self.grace = grace
         self.excludes = ExcludeRules(config.excludes)
         self.transfer = make_transfer(config, self.excludes)
-        self.watcher: Watcher = InotifyWatcher(config.source, self._excluded)
+        self.watcher: Watcher = self._make_watcher()
         self.pending = PendingEvents()
         self.ready = threading.Event()
         self.fatal: str | None = None  # set when the pair cannot go on
         self._failing_since: float | None = None
         self._backoff = _BACKOFF_FIRST
+
+    def _make_watcher(self) -> Watcher:
+        mode = self.config.watch
+        if mode is WatchMode.AUTO:
+            fstype = filesystem_type(self.config.source)
+            if needs_polling(fstype):
+                mode, reason = WatchMode.POLL, f"{fstype} does not report changes made elsewhere"
+            else:
+                mode, reason = WatchMode.INOTIFY, f"{fstype} reports changes through inotify"
+            log.info("%s: watching with %s: %s", self.name, mode.value, reason)
+        if mode is WatchMode.INOTIFY:
+            return InotifyWatcher(self.config.source, self._excluded)
+        if mode is WatchMode.POLL:
+            return self._poll_watcher()
+        return HybridWatcher(
+            InotifyWatcher(self.config.source, self._excluded), self._poll_watcher()
+        )
+
+    def _poll_watcher(self) -> PollWatcher:
+        return PollWatcher(self.config.source, self._excluded, interval=self.config.poll_interval)
+
+    def _start_watching(self) -> None:
+        """Start the watcher; out of inotify watches, fall back to rescans instead of dying."""
+        try:
+            self.watcher.start()
+        except WatchLimitError as error:
+            log.warning("%s: %s; polling instead until then", self.name, error)
+            self.watcher.close()
+            self.watcher = self._poll_watcher()
+            self.watcher.start()
 
     def _excluded(self, path: str, is_dir: bool) -> bool:
         return self.excludes.excludes(path, is_dir)
@@ -117,12 +149,9 @@ class Pair:
         """The pair thread's body."""
         reader = threading.Thread(target=self._read_events, name=f"reader {self.name}", daemon=True)
         try:
-            self.watcher.start()  # before the initial sync: nothing changes unseen in between
+            self._start_watching()  # before the initial sync: nothing changes unseen in between
             reader.start()
             self._mirror(reader)
-        except WatchLimitError as error:
-            self.fatal = str(error)
-            log.error("%s: %s", self.name, error)
         except Exception as error:
             self.fatal = f"{type(error).__name__}: {error}"
             log.error("%s: stopped by an unexpected error: %s", self.name, self.fatal)
@@ -152,19 +181,24 @@ class Pair:
     def _read_events(self) -> None:
         try:
             while not self.stopping.is_set():
-                events = self.watcher.read(0.1)
-                if events:
-                    self.pending.add(events)
+                self._read_into_pending(0.1)
             # Whatever the kernel queued before the stop request still belongs to this run.
-            events = self.watcher.read(0)
-            if events:
-                self.pending.add(events)
-        except WatchLimitError as error:
-            self.fatal = str(error)
-            log.error("%s: %s", self.name, error)
-            self.stopping.set()
+            self._read_into_pending(0)
         finally:
             self.pending.wake()
+
+    def _read_into_pending(self, timeout: float) -> None:
+        try:
+            events = self.watcher.read(timeout)
+        except WatchLimitError as error:
+            # New directories no longer fit: rescans find what their missing watches miss.
+            log.warning("%s: %s; adding periodic rescans until then", self.name, error)
+            rescans = self._poll_watcher()
+            rescans.start()
+            self.watcher = HybridWatcher(self.watcher, rescans)
+            events = [Event(EventKind.OVERFLOW, "")]  # what that read held is lost: resync
+        if events:
+            self.pending.add(events)
 
     def _flush(self) -> None:
         """On stop: apply what is pending, retrying until the grace period runs out."""
