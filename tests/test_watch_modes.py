@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers import DaemonPool, daemon_args, wait_for_mirror, wait_until
 
 
