@@ -42,6 +42,9 @@ class DestinationTree:
         self._source_dir_stat = source_dir_stat
         self.preserve_owner = preserve_owner
         self._fds: dict[str, int] = {}
+        # Directories whose entries this tree changed on its own (creating a missing parent):
+        # their mtimes must be copied again, like those of the directories a batch touched.
+        self.changed_dirs: set[str] = set()
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -84,6 +87,7 @@ class DestinationTree:
         self.remove(parent_fd, name, path)  # a file or symlink in the way
         source = self._source_dir_stat(path)
         os.mkdir(name, 0o700, dir_fd=parent_fd)
+        self.changed_dirs.update((parent, path))
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         self._fds[path] = fd
         if source is not None:

@@ -101,7 +101,7 @@ class _Run:
 
     def finish(self) -> None:
         try:
-            for path in self.touched:
+            for path in self.touched | self.tree.changed_dirs:
                 source = self._source_dir_stat(path)
                 if source is not None:
                     try:
@@ -217,10 +217,15 @@ class _Run:
         self.touched.add(path)
         if path:
             self.touched.add(split(path)[0])
-        if recursive:
-            self._sync_children(path, fd)
+        self._sync_children(path, fd, recursive)
 
-    def _sync_children(self, path: str, fd: int) -> None:
+    def _sync_children(self, path: str, fd: int, recursive: bool) -> None:
+        """Sync the entries (for a tree) and remove what the source no longer has (always).
+
+        Removing extras on every directory sync, not only for trees, matters when a transfer read
+        the source later than its events: an entry it copied and that was deleted before the next
+        rescan (polling) raises no event of its own, but its directory's mtime changed.
+        """
         present: set[str] = set()
         for name, is_dir in self.source_tree.children(path):
             if self.cancelled.is_set():
@@ -229,6 +234,8 @@ class _Run:
             if self.excludes and self.excludes.excludes(child, is_dir):
                 continue
             present.add(name)
+            if not recursive:
+                continue
             self.sync(child, recursive=True, forced=False)
             self.entries += 1
             if self.progress is not None:
@@ -247,6 +254,7 @@ class _Run:
         if not self.delete or path == "":
             return
         parent, name = split(path)
+        self.touched.add(parent)  # a create and delete between batches still changed its mtime
         parent_fd = self.tree.open_dir(parent)
         if parent_fd is not None:
             self._remove(parent_fd, name, path)

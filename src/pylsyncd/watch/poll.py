@@ -133,12 +133,17 @@ class PollWatcher:
 
 
 def diff(old: Snapshot, new: Snapshot) -> list[Event]:
-    """The events that turn `old` into `new`: renames first, then deletions, creations, changes."""
+    """The events that turn `old` into `new`: renames first, then deletions, creations, changes.
+
+    Each event names paths as they are after the events before it (the coalescer replays them in
+    order), so a rename inside a renamed directory names its source under the new directory.
+    """
     removed = old.keys() - new.keys()
     added = new.keys() - old.keys()
     vanished_by_inode = {(old[p][3], stat.S_IFMT(old[p][0])): p for p in removed}
     events: list[Event] = []
     renamed: dict[str, str] = {}  # new path -> old path, for entries carried by a rename
+    moved_dirs: list[tuple[str, str]] = []  # (name when moved, new name), in order
     for path in sorted(added, key=_depth):
         if path in renamed:
             continue
@@ -147,24 +152,25 @@ def diff(old: Snapshot, new: Snapshot) -> list[Event]:
         if origin is None:
             continue
         is_dir = stat.S_ISDIR(mode)
-        events.append(Event(EventKind.MOVED, origin, is_dir, target=path))
+        source = _current_name(origin, moved_dirs)
+        events.append(Event(EventKind.MOVED, source, is_dir, target=path))
         renamed[path] = origin
         if is_dir:  # its entries moved with it
+            moved_dirs.append((source, path))
             for old_path in [p for p in removed if is_within(p, origin) and p != origin]:
                 carried = rebase(old_path, origin, path)
                 if carried in added and new[carried][3] == old[old_path][3]:
                     renamed[carried] = old_path
     consumed = set(renamed.values())
-    # Changes of what was renamed, now under its new name.
-    for path, origin in renamed.items():
+    for path, origin in renamed.items():  # what changed besides the name
         events += _changes(path, old[origin], new[path])
     # Deletions: only the top of a vanished tree, under its current name.
-    moved_dirs = {origin: path for path, origin in renamed.items() if stat.S_ISDIR(new[path][0])}
     for path in sorted(removed - consumed, key=_depth):
-        current = _current_name(path, moved_dirs)
-        if parent_of(path) in removed and parent_of(path) not in consumed:
+        parent = parent_of(path)
+        if parent in removed and parent not in consumed:
             continue  # its directory's deletion covers it
-        events.append(Event(EventKind.DELETED, current, stat.S_ISDIR(old[path][0])))
+        deleted = _current_name(path, moved_dirs)
+        events.append(Event(EventKind.DELETED, deleted, stat.S_ISDIR(old[path][0])))
     # Creations: only the top of a new tree.
     for path in sorted(added - renamed.keys(), key=_depth):
         parent = parent_of(path)
@@ -192,13 +198,14 @@ def _changes(path: str, before: Entry, after: Entry) -> list[Event]:
     return []
 
 
-def _current_name(path: str, moved_dirs: dict[str, str]) -> str:
-    """`path` after the renames of the directories above it."""
-    for origin, target in moved_dirs.items():
-        if is_within(path, origin):
-            return rebase(path, origin, target)
+def _current_name(path: str, moved_dirs: list[tuple[str, str]]) -> str:
+    """`path` after the directory renames reported so far, applied in order."""
+    for source, target in moved_dirs:
+        if is_within(path, source):
+            path = rebase(path, source, target)
     return path
 
 
-def _depth(path: str) -> int:
-    return path.count("/")
+def _depth(path: str) -> tuple[int, str]:
+    # Shallow first (a directory's rename before its entries'), then by name: reproducible.
+    return path.count("/"), path
