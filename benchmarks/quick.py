@@ -40,7 +40,17 @@ def main() -> None:
     shutil.rmtree(args.dir, ignore_errors=True)
     src, dst = f"{args.dir}/src", f"{args.dir}/dst"
     os.makedirs(src)
-    command = [sys.executable, "-m", "pylsyncd", src, dst, "--delay", "0", "--backend", args.backend]
+    command = [
+        sys.executable,
+        "-m",
+        "pylsyncd",
+        src,
+        dst,
+        "--delay",
+        "0",
+        "--backend",
+        args.backend,
+    ]
     daemon = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert daemon.stderr is not None
     while "ready:" not in daemon.stderr.readline():
@@ -94,7 +104,9 @@ def run_workloads(src: str, dst: str, edits: int) -> dict[str, str]:
     wait_for(lambda: file_count(f"{dst}/tree") == 10_000)
     renamed = time.perf_counter()
     os.rename(f"{src}/tree", f"{src}/renamed")
-    wait_for(lambda: os.path.exists(f"{dst}/renamed/d199/f49") and not os.path.exists(f"{dst}/tree"))
+    wait_for(
+        lambda: os.path.exists(f"{dst}/renamed/d199/f49") and not os.path.exists(f"{dst}/tree")
+    )
     report["rename of that tree"] = f"{(time.perf_counter() - renamed) * 1e3:.1f} ms"
 
     subprocess.run(["rm", "-rf", f"{src}/renamed"], check=True)

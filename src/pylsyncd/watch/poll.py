@@ -22,6 +22,7 @@ from pylsyncd.watch import ExcludePredicate
 Entry = tuple[int, int, int, int]
 Snapshot = dict[str, Entry]
 
+_FORMAT, _DIRECTORY = stat.S_IFMT(0o177777), stat.S_IFDIR
 _BACKOFF = 1.5
 _MAX_BACKOFF = 4.0
 
@@ -106,29 +107,32 @@ class PollWatcher:
         root_stat = os.stat(self.root)
         snapshot: Snapshot = {"": (root_stat.st_mode, 0, root_stat.st_mtime_ns, root_stat.st_ino)}
         excluded = self.excludes
-        is_dir_mode = stat.S_ISDIR
         stack = [("", self.root)]
         while stack:
             relative, directory = stack.pop()
+            prefix = relative + "/" if relative else ""
             try:
                 entries = os.scandir(directory)
             except OSError:
                 continue  # vanished or unreadable meanwhile: the next scan tells
             with entries:
+                # The hot loop (100,000 entries per rescan of a big tree): inline arithmetic on
+                # the mode and no helper calls, to stay within 2x of `find`'s CPU time.
                 for entry in entries:
-                    path = f"{relative}/{entry.name}" if relative else entry.name
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
                         continue
                     mode = st.st_mode
-                    is_dir = is_dir_mode(mode)
-                    if excluded is not None and excluded(path, is_dir):
-                        continue
-                    # A directory's size says nothing the mirror needs; its mtime does.
-                    snapshot[path] = (mode, 0 if is_dir else st.st_size, st.st_mtime_ns, st.st_ino)
-                    if is_dir:
+                    path = prefix + entry.name
+                    if mode & _FORMAT == _DIRECTORY:
+                        if excluded is not None and excluded(path, True):
+                            continue
+                        # A directory's size says nothing the mirror needs; its mtime does.
+                        snapshot[path] = (mode, 0, st.st_mtime_ns, st.st_ino)
                         stack.append((path, entry.path))
+                    elif excluded is None or not excluded(path, False):
+                        snapshot[path] = (mode, st.st_size, st.st_mtime_ns, st.st_ino)
         return snapshot
 
 
@@ -139,7 +143,7 @@ def diff(old: Snapshot, new: Snapshot) -> list[Event]:
     order), so a rename inside a renamed directory names its source under the new directory.
     """
     removed = old.keys() - new.keys()
-    added = new.keys() - old.keys()
+    added = new.keys() - old.keys() if len(new) != len(old) or removed else set()
     vanished_by_inode = {(old[p][3], stat.S_IFMT(old[p][0])): p for p in removed}
     events: list[Event] = []
     renamed: dict[str, str] = {}  # new path -> old path, for entries carried by a rename
@@ -178,8 +182,11 @@ def diff(old: Snapshot, new: Snapshot) -> list[Event]:
             continue  # created with its directory, as one tree
         is_dir = stat.S_ISDIR(new[path][0])
         events.append(Event(EventKind.CREATED, path, is_dir, tree=is_dir))
-    for path in old.keys() & new.keys():
-        events += _changes(path, old[path], new[path])
+    get_old = old.get
+    for path, entry in new.items():  # the hot loop of an idle rescan: keep it to one compare
+        before = get_old(path)
+        if before is not None and before != entry:
+            events += _changes(path, before, entry)
     return events
 
 
