@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,10 +67,15 @@ def test_queue_overflow_leads_to_a_full_resync_that_converges(
     daemon = daemons.start(daemon_args(src, dst, backend))
     daemon.wait_ready()
     limits.restore()
-    for d in range(20):
-        (src / f"d{d}").mkdir()
-        for f in range(50):
-            (src / f"d{d}" / f"f{f}").write_bytes(b"x" * f)
+    # Stopped, the daemon reads nothing: the 16-event queue overflows for certain.
+    daemon.send(signal.SIGSTOP)
+    try:
+        for d in range(20):
+            (src / f"d{d}").mkdir()
+            for f in range(50):
+                (src / f"d{d}" / f"f{f}").write_bytes(b"x" * f)
+    finally:
+        daemon.send(signal.SIGCONT)
     daemon.wait_for_log("dropped events")
     wait_for_mirror(src, dst, timeout=30, daemon=daemon)
     daemon.stop()
