@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,13 +189,6 @@ class Churn:
             return "move in skipped"
         os.rename(staged, target)
         return f"move in {target}"
-
-
-@pytest.fixture
-def daemons() -> Iterator[DaemonPool]:
-    pool = DaemonPool()
-    yield pool
-    pool.close()
 
 
 @pytest.mark.parametrize("seed", seeds())

@@ -7,7 +7,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +67,6 @@ Start = Callable[..., Mirror]
 @pytest.fixture(params=["direct", "rsync"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def daemons() -> Iterator[DaemonPool]:
-    pool = DaemonPool()
-    yield pool
-    pool.close()
 
 
 @pytest.fixture

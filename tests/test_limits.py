@@ -14,13 +14,6 @@ from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror
 INOTIFY = Path("/proc/sys/fs/inotify")
 
 
-@pytest.fixture
-def daemons() -> Iterator[DaemonPool]:
-    pool = DaemonPool()
-    yield pool
-    pool.close()
-
-
 class InotifyLimits:
     """Sets /proc/sys/fs/inotify limits for a test and puts the old values back."""
 

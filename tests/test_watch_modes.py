@@ -15,13 +15,6 @@ from helpers import DaemonPool, daemon_args, wait_for_mirror, wait_until
 
 
 @pytest.fixture
-def daemons() -> Iterator[DaemonPool]:
-    pool = DaemonPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture
 def host_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(host side, mount): the mount shows the host side's files through bindfs."""
     bindfs = shutil.which("bindfs")
