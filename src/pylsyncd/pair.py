@@ -242,16 +242,16 @@ class Pair:
         )
 
     def _empty_source_would_wipe(self) -> bool:
-        def has_entries(path: str, excluded: bool) -> bool:
+        """Whether the source has nothing to mirror while the destination has something to lose
+        (excluded entries count on neither side: a delete leaves them alone)."""
+
+        def has_entries(path: str) -> bool:
             with os.scandir(path) as entries:
                 return any(
-                    not (excluded and self._excluded(e.name, e.is_dir(follow_symlinks=False)))
-                    for e in entries
+                    not self._excluded(e.name, e.is_dir(follow_symlinks=False)) for e in entries
                 )
 
-        return not has_entries(self.config.source, True) and has_entries(
-            self.config.destination, True
-        )
+        return not has_entries(self.config.source) and has_entries(self.config.destination)
 
     def _apply_next(self) -> bool:
         """Apply everything pending as one batch; on failure requeue it. True on success."""
