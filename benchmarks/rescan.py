@@ -15,7 +15,8 @@ import shutil
 import subprocess
 import time
 
-from pylsyncd.watch.poll import PollWatcher, diff
+from pylsyncd.watch.poll import PollWatcher
+from pylsyncd.watch.snapshot_diff import Snapshot, diff
 
 
 def make_tree(root: str, entries: int) -> None:
@@ -35,7 +36,7 @@ def cpu_of_find(root: str) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def cpu_of_rescan(watcher: PollWatcher, previous: dict[str, tuple[int, int, int, int]]) -> float:
+def cpu_of_rescan(watcher: PollWatcher, previous: Snapshot) -> float:
     started = time.process_time()
     assert diff(previous, watcher.scan()) == []
     return time.process_time() - started

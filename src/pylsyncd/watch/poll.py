@@ -1,218 +1,285 @@
-"""Rescans for mounts that raise no inotify events (Docker Desktop and VM shared folders, NFS,
-SMB, 9p, FUSE): a snapshot of the tree, compared with the next one, becomes the same `Event`s
-inotify would have given, so the same coalescer and transfers apply them.
+"""Rescans for mounts that raise no inotify events for changes made elsewhere (Docker Desktop and
+VM shared folders, NFS, SMB, 9p, FUSE): the difference between two snapshots of the tree becomes
+the same `Event`s inotify would have given, so the same coalescer and transfers apply them.
 
-A snapshot holds (mode, size, mtime_ns, inode) per path, from one `scandir` pass that never
-follows symlinks nor enters excluded directories. A path that vanished and one that appeared with
-the same inode and type are a rename. Idle cost: after a rescan that found nothing, the interval
-grows by half, up to four times `interval`; any change brings it back to `interval`.
+A snapshot maps each path to (type, size, mtime_ns, inode, permissions), from one `scandir` pass
+that never follows symlinks nor enters excluded directories. A directory that cannot be listed
+(EACCES, or EIO on a share) keeps its entries as last seen: a hiccup is not a mass deletion.
+
+How two snapshots become events (renames by inode, trees as one event) is `snapshot_diff`.
+
+Idle cost: a rescan is due `interval` seconds after the previous one ended. After a rescan that
+found nothing, the interval grows by half, up to `max_interval` (default four times `interval`:
+1 -> 1.5 -> 2.25 -> 3.4 -> 4 s). A rescan of 100,000 entries takes about 0.45 s of CPU, so an
+idle tree that size costs a tenth of a core instead of a third; the first change after a quiet
+spell waits at most `max_interval` (plus a rescan). Any change brings `interval` back.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
-import stat
+import re
 import threading
 import time
 
-from pylsyncd.events import Event, EventKind, is_within, parent_of, rebase
+from pylsyncd.events import Event, is_within
 from pylsyncd.watch import ExcludePredicate
+from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE, Entry, Snapshot, diff
 
-# (mode, size, mtime_ns, inode): a tuple, not a dataclass, to keep a 100,000-entry scan cheap.
-Entry = tuple[int, int, int, int]
-Snapshot = dict[str, Entry]
+log = logging.getLogger(__name__)
 
-_FORMAT, _DIRECTORY = stat.S_IFMT(0o177777), stat.S_IFDIR
+_TYPE, _PERMISSIONS = 0o170000, 0o7777
 _BACKOFF = 1.5
-_MAX_BACKOFF = 4.0
+_MAX_INTERVAL_FACTOR = 4.0
+_OPEN_ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_OPEN_DIRECTORY = _OPEN_ROOT | os.O_NOFOLLOW  # replaced by a symlink since it was listed: skip it
+_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
-# Filesystems whose changes made elsewhere (the host, another client) raise no inotify event here.
+# Filesystems where a change made on the other side (the host, another client or node) raises no
+# inotify event here. Every FUSE filesystem is added by `needs_polling`.
 NO_INOTIFY_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "vboxsf", "virtiofs", "fakeowner", "ceph",
-     "glusterfs", "afs", "prl_fs", "vmhgfs"}
+    {
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "vboxsf", "virtiofs", "fakeowner",
+        "prl_fs", "vmhgfs", "ceph", "glusterfs", "afs", "lustre", "gpfs", "ocfs2", "gfs2",
+    }
 )  # fmt: skip
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
 
 
 def needs_polling(fstype: str) -> bool:
-    """True for network, VM-shared and FUSE filesystems (Docker Desktop's grpcfuse is FUSE)."""
-    return fstype in NO_INOTIFY_FILESYSTEMS or fstype == "fuse" or fstype.startswith("fuse.")
+    """True for network, cluster, VM-shared and FUSE filesystems (grpcfuse is FUSE)."""
+    return (
+        fstype in NO_INOTIFY_FILESYSTEMS
+        or fstype in ("fuse", "fuseblk")
+        or fstype.startswith("fuse.")
+    )
 
 
-def filesystem_type(path: str) -> str:
-    """The type of the filesystem holding `path` ("ext4", "fuse.bindfs"), from mountinfo."""
+def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The type of the filesystem holding `path` ("ext4", "fuse.grpcfuse"); "unknown" without
+    a readable mount table.
+
+    The mount is the longest mount point above the real path; of mounts stacked on one point,
+    the last listed is the one on top.
+    """
     real = os.path.realpath(path)
     best, fstype = "", "unknown"
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as mountinfo:
-        for line in mountinfo:
-            fields, _, rest = line.partition(" - ")
-            mount_point = _unescape(fields.split()[4])
-            if is_within(real.lstrip("/"), mount_point.lstrip("/")) and len(mount_point) >= len(
-                best
-            ):
-                best, fstype = mount_point, rest.split()[0]
+    try:
+        with open(mountinfo, "rb") as table:
+            lines = table.read().splitlines()
+    except OSError as error:
+        log.debug("cannot read %s: %s", mountinfo, error)
+        return fstype
+    for line in lines:
+        fields, separator, rest = line.partition(b" - ")
+        ids = fields.split(b" ")
+        if not separator or len(ids) < 5 or not rest:
+            continue
+        mount_point = _unescape(ids[4])
+        above = mount_point == "/" or is_within(real, mount_point)
+        if above and len(mount_point) >= len(best):
+            best, fstype = mount_point, _unescape(rest.split(b" ")[0])
     return fstype
 
 
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as octal escapes (\040 ...).
-    return (
-        field.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-    )
+def _unescape(field: bytes) -> str:
+    """A mountinfo field as a path: the kernel writes space, tab, newline and backslash as \\ooo."""
+    raw = _MOUNTINFO_ESCAPE.sub(lambda match: bytes([int(match[1], 8)]), field)
+    return os.fsdecode(raw)
 
 
 class PollWatcher:
     """Reports the differences between successive scans of `root`."""
 
     def __init__(
-        self, root: str, excludes: ExcludePredicate | None = None, interval: float = 1.0
+        self,
+        root: str,
+        excludes: ExcludePredicate | None = None,
+        interval: float = 1.0,
+        max_interval: float | None = None,
     ) -> None:
-        self.root = root
-        self.excludes = excludes
+        if interval <= 0:
+            raise ValueError(f"poll interval must be positive, not {interval}")
+        if max_interval is None:
+            max_interval = interval * _MAX_INTERVAL_FACTOR
+        if max_interval < interval:
+            raise ValueError(f"max_interval {max_interval} is below interval {interval}")
+        self.root = os.path.abspath(root)
         self.interval = interval
-        self.current_interval = interval
+        self.max_interval = max_interval
+        self._excluded = excludes
+        self._current = interval
         self._closed = threading.Event()
-        self._next_scan = 0.0
-        self._snapshot: Snapshot = {}
+        self._snapshot: Snapshot | None = None
+        self._scanned_ns = 0  # when the scan of `_snapshot` began, by the wall clock
+        self._due = 0.0
+        # Directories whose listing failed (EACCES, EIO): their entries as last seen, kept so a
+        # network hiccup does not look like a mass deletion.
+        self._unlisted: dict[str, list[tuple[str, Entry]]] = {}
+        self._root_failing = False
+
+    @property
+    def current_interval(self) -> float:
+        """Seconds from the end of one rescan to the next; grows while nothing changes."""
+        return self._current
 
     def start(self) -> None:
+        """Take the first snapshot (no events); the first rescan is due `interval` later."""
+        if self._snapshot is not None:
+            raise RuntimeError("PollWatcher.start() called twice")
+        started = time.monotonic()
+        self._scanned_ns = time.time_ns()
         self._snapshot = self.scan()
-        self._next_scan = time.monotonic() + self.interval
+        log.debug(
+            "polling %s: %d entries (%.0f ms)",
+            self.root,
+            len(self._snapshot),
+            (time.monotonic() - started) * 1000,
+        )
+        self._due = time.monotonic() + self.interval
 
     def read(self, timeout: float) -> list[Event]:
-        wait = self._next_scan - time.monotonic()
+        """Rescan when one is due within `timeout` and return the differences; else wait, []."""
+        previous = self._snapshot
+        if previous is None:  # not started, or closed
+            return []
+        wait = self._due - time.monotonic()
         if wait > timeout:
-            self._closed.wait(timeout)
+            self._closed.wait(max(timeout, 0))
             return []
-        if self._closed.wait(max(wait, 0)):
+        if wait > 0 and self._closed.wait(wait):
             return []
-        snapshot = self.scan()
-        events = diff(self._snapshot, snapshot)
-        self._snapshot = snapshot
+        started, started_ns = time.monotonic(), time.time_ns()
+        try:
+            snapshot = self.scan()
+        except OSError as error:
+            # The root is gone or unreadable (an unmounted share): report nothing rather than a
+            # deletion of everything; the first scan that works reports what changed meanwhile.
+            if not self._root_failing:
+                log.warning("cannot scan %s: %s; retrying every rescan", self.root, error)
+                self._root_failing = True
+            self._due = time.monotonic() + self._current
+            return []
+        if self._root_failing:
+            log.info("%s can be scanned again", self.root)
+            self._root_failing = False
+        if self._closed.is_set():
+            return []
+        events = diff(previous, snapshot, self._scanned_ns)
+        self._snapshot, self._scanned_ns = snapshot, started_ns
         if events:
-            self.current_interval = self.interval
+            self._current = self.interval
         else:
-            limit = self.interval * _MAX_BACKOFF
-            self.current_interval = min(self.current_interval * _BACKOFF, limit)
-        self._next_scan = time.monotonic() + self.current_interval
+            self._current = min(self._current * _BACKOFF, self.max_interval)
+        ended = time.monotonic()
+        self._due = ended + self._current
+        log.debug(
+            "rescan of %s: %d entries, %d events (%.0f ms); next in %.2f s",
+            self.root,
+            len(snapshot),
+            len(events),
+            (ended - started) * 1000,
+            self._current,
+        )
         return events
 
     def close(self) -> None:
+        """Stop: a waiting read() returns [] at once, and the snapshot is released."""
         self._closed.set()
+        self._snapshot = None
 
     def scan(self) -> Snapshot:
-        """One pass over the tree; the root itself is the entry ``""``."""
-        root_stat = os.stat(self.root)
-        snapshot: Snapshot = {"": (root_stat.st_mode, 0, root_stat.st_mtime_ns, root_stat.st_ino)}
-        excluded = self.excludes
-        stack = [("", self.root)]
+        """One pass over the tree; the root itself is the entry ``""``. Raises OSError when the
+        root cannot be listed."""
+        root = self.root
+        st = os.stat(root)
+        mode = st.st_mode
+        snapshot: Snapshot = {
+            "": (mode & _TYPE, st.st_size, st.st_mtime_ns, st.st_ino, mode & _PERMISSIONS)
+        }
+        unlisted: list[tuple[str, OSError]] = []
+        excluded = self._excluded
+        # The hot loop runs once per entry: everything it uses is bound to a local name and the
+        # mode is split by arithmetic. Listing an open directory makes entry.stat() an fstatat()
+        # relative to it, which spares the kernel a walk of the whole path for every entry.
+        open_directory, close, scandir = os.open, os.close, os.scandir
+        type_mask, permission_mask, directory_type = _TYPE, _PERMISSIONS, DIRECTORY_TYPE
+        stack = [("", root)]
+        pop, push = stack.pop, stack.append
         while stack:
-            relative, directory = stack.pop()
+            relative, directory = pop()
             prefix = relative + "/" if relative else ""
             try:
-                entries = os.scandir(directory)
-            except OSError:
-                continue  # vanished or unreadable meanwhile: the next scan tells
-            with entries:
-                # The hot loop (100,000 entries per rescan of a big tree): inline arithmetic on
-                # the mode and no helper calls, to stay within 2x of `find`'s CPU time.
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    mode = st.st_mode
-                    path = prefix + entry.name
-                    if mode & _FORMAT == _DIRECTORY:
-                        if excluded is not None and excluded(path, True):
+                fd = open_directory(directory, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
+            except OSError as error:
+                if not relative:
+                    raise
+                if error.errno not in _VANISHED:
+                    unlisted.append((relative, error))
+                continue
+            try:
+                with scandir(fd) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        path = prefix + name
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError as error:
+                            if error.errno not in _VANISHED:
+                                unlisted.append((path, error))
                             continue
-                        # A directory's size says nothing the mirror needs; its mtime does.
-                        snapshot[path] = (mode, 0, st.st_mtime_ns, st.st_ino)
-                        stack.append((path, entry.path))
-                    elif excluded is None or not excluded(path, False):
-                        snapshot[path] = (mode, st.st_size, st.st_mtime_ns, st.st_ino)
+                        mode = st.st_mode
+                        kind = mode & type_mask
+                        if excluded is not None and excluded(path, kind == directory_type):
+                            continue
+                        snapshot[path] = (
+                            kind,
+                            st.st_size,
+                            st.st_mtime_ns,
+                            st.st_ino,
+                            mode & permission_mask,
+                        )
+                        if kind == directory_type:
+                            push((path, directory + "/" + name))
+            except OSError as error:  # the listing broke off (EIO on a network share)
+                if not relative:
+                    raise
+                unlisted.append((relative, error))
+            finally:
+                close(fd)
+        self._keep_unlisted(snapshot, unlisted)
         return snapshot
 
-
-def diff(old: Snapshot, new: Snapshot) -> list[Event]:
-    """The events that turn `old` into `new`: renames first, then deletions, creations, changes.
-
-    Each event names paths as they are after the events before it (the coalescer replays them in
-    order), so a rename inside a renamed directory names its source under the new directory.
-    """
-    removed = old.keys() - new.keys()
-    added = new.keys() - old.keys() if len(new) != len(old) or removed else set()
-    vanished_by_inode = {(old[p][3], stat.S_IFMT(old[p][0])): p for p in removed}
-    events: list[Event] = []
-    renamed: dict[str, str] = {}  # new path -> old path, for entries carried by a rename
-    moved_dirs: list[tuple[str, str]] = []  # (name when moved, new name), in order
-    for path in sorted(added, key=_depth):
-        if path in renamed:
-            continue
-        mode, _, _, inode = new[path]
-        origin = vanished_by_inode.pop((inode, stat.S_IFMT(mode)), None)
-        if origin is None:
-            continue
-        is_dir = stat.S_ISDIR(mode)
-        source = _current_name(origin, moved_dirs)
-        events.append(Event(EventKind.MOVED, source, is_dir, target=path))
-        renamed[path] = origin
-        if is_dir:  # its entries moved with it
-            moved_dirs.append((source, path))
-            for old_path in [p for p in removed if is_within(p, origin) and p != origin]:
-                carried = rebase(old_path, origin, path)
-                if carried in added and new[carried][3] == old[old_path][3]:
-                    renamed[carried] = old_path
-    consumed = set(renamed.values())
-    for path, origin in renamed.items():  # what changed besides the name
-        events += _changes(path, old[origin], new[path])
-    # Deletions: only the top of a vanished tree, under its current name.
-    for path in sorted(removed - consumed, key=_depth):
-        parent = parent_of(path)
-        if parent in removed and parent not in consumed:
-            continue  # its directory's deletion covers it
-        deleted = _current_name(path, moved_dirs)
-        events.append(Event(EventKind.DELETED, deleted, stat.S_ISDIR(old[path][0])))
-    # Creations: only the top of a new tree.
-    for path in sorted(added - renamed.keys(), key=_depth):
-        parent = parent_of(path)
-        if parent in added and parent not in renamed:
-            continue  # created with its directory, as one tree
-        is_dir = stat.S_ISDIR(new[path][0])
-        events.append(Event(EventKind.CREATED, path, is_dir, tree=is_dir))
-    get_old = old.get
-    for path, entry in new.items():  # the hot loop of an idle rescan: keep it to one compare
-        before = get_old(path)
-        if before is not None and before != entry:
-            events += _changes(path, before, entry)
-    return events
-
-
-def _changes(path: str, before: Entry, after: Entry) -> list[Event]:
-    mode, size, mtime, inode = after
-    is_dir = stat.S_ISDIR(mode)
-    if stat.S_IFMT(before[0]) != stat.S_IFMT(mode):
-        return [
-            Event(EventKind.DELETED, path, stat.S_ISDIR(before[0])),
-            Event(EventKind.CREATED, path, is_dir, tree=is_dir),
-        ]
-    if not is_dir and (before[1], before[2], before[3]) != (size, mtime, inode):
-        return [Event(EventKind.MODIFIED, path)]
-    if before[0] != mode or before[2] != mtime:
-        return [Event(EventKind.ATTRIB, path, is_dir)]
-    return []
-
-
-def _current_name(path: str, moved_dirs: list[tuple[str, str]]) -> str:
-    """`path` after the directory renames reported so far, applied in order."""
-    for source, target in moved_dirs:
-        if is_within(path, source):
-            path = rebase(path, source, target)
-    return path
-
-
-def _depth(path: str) -> tuple[int, str]:
-    # Shallow first (a directory's rename before its entries'), then by name: reproducible.
-    return path.count("/"), path
+    def _keep_unlisted(self, snapshot: Snapshot, unlisted: list[tuple[str, OSError]]) -> None:
+        """Entries that could not be read keep what the previous scan saw at and below them."""
+        previous = self._snapshot or {}
+        known, self._unlisted = self._unlisted, {}
+        newly: list[tuple[str, OSError]] = []
+        for top, error in unlisted:
+            kept = known.get(top)
+            if kept is None:  # newly unreadable: one pass over the previous snapshot
+                newly.append((top, error))
+                below = top + "/"
+                kept = [(path, entry) for path, entry in previous.items() if path.startswith(below)]
+                if top in previous and top not in snapshot:
+                    kept.append((top, previous[top]))
+            self._unlisted[top] = kept
+            for path, entry in kept:
+                snapshot.setdefault(path, entry)
+        for top, error in newly:
+            log.debug("cannot read %r: %s", top, error)
+        if newly:
+            top, error = newly[0]
+            more = f" (and {len(newly) - 1} more, at debug level)" if len(newly) > 1 else ""
+            log.warning(
+                "cannot read %s/%s: %s; its entries stay as last seen%s",
+                self.root,
+                top,
+                error,
+                more,
+            )
+        cleared = known.keys() - self._unlisted.keys()
+        if cleared:
+            log.info("can read again below %s: %s", self.root, ", ".join(sorted(cleared)))
