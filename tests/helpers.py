@@ -16,24 +16,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple, TypeVar
 
+from pylsyncd.config import ENV_VARS
+
 T = TypeVar("T")
 
 # Everything the daemon reads from its environment: a test never inherits the developer's settings.
-DAEMON_ENV_VARS = (
-    "SOURCES",
-    "DESTINATIONS",
-    "EXCLUDES",
-    "EXCLUDE_FROM",
-    "DELAY",
-    "BACKEND",
-    "DELETE",
-    "INIT",
-    "LOG_LEVEL",
-    "RSYNC_ARGS",
-    "ALLOW_EMPTY_SOURCE",
-    "SHUTDOWN_GRACE",
-    "CONFIG",
-)
+DAEMON_ENV_VARS = ENV_VARS
 
 READY = r"ready:"
 TAIL_LINES = 80

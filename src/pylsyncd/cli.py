@@ -21,21 +21,24 @@ from pylsyncd.config import (
     WatchMode,
     load_config,
 )
+from pylsyncd.config_values import parse_grace, parse_status_file
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
-_USAGE = "pylsyncd [check] [options] [SRC DST [SRC DST ...]]"
+_USAGE = "pylsyncd [check] [options] [SRC DST [SRC DST ...]] | pylsyncd health|status [options]"
 _DESCRIPTION = """\
 Mirror each SRC directory into its DST and keep it mirrored: inotify events are batched for a few
 milliseconds and applied in-process (direct) or with rsync.
 
   pylsyncd [options] [SRC DST ...]        run the daemon until SIGTERM or SIGINT
-  pylsyncd check [options] [SRC DST ...]  check the configuration, print each pair and setting"""
+  pylsyncd check [options] [SRC DST ...]  check the configuration, print each pair and setting
+  pylsyncd health [--failing-for SECONDS]  exit 0 if the running daemon is healthy (STATUS_FILE)
+  pylsyncd status                         print the running daemon's state per pair"""
 _EPILOG = """\
 Each setting is a flag, an environment variable (named in its help) or a key in the TOML file
 given by --config / CONFIG: top-level keys with the same names in lower case (delay, backend,
 delete, init, log_level, rsync_args, excludes, exclude_from, allow_empty_source, shutdown_grace,
-watch, poll_interval)
+watch, poll_interval, status_file, puid, pgid)
 and [[pair]] tables with source, destination and any per-pair setting. The first that gives a
 setting wins: flag, environment, the pair's table, the file's top level, the default; a setting
 given there replaces (does not extend) the ones below it. An empty environment variable counts as
@@ -141,6 +144,25 @@ def build_parser(prog: str = "pylsyncd") -> argparse.ArgumentParser:
         help="seconds between rescans with poll or hybrid, growing while nothing changes "
         "(env POLL_INTERVAL; default 1)",
     )
+    add(
+        "--status-file",
+        metavar="PATH",
+        help="JSON file where the daemon keeps each pair's state, read by `pylsyncd health` and "
+        "`pylsyncd status` (env STATUS_FILE; default none, the Docker image sets "
+        "/run/pylsyncd/status.json)",
+    )
+    add(
+        "--puid",
+        metavar="UID",
+        help="owner of the files and directories written into destinations, so output copied "
+        "back to a host mount belongs to the host user; needs root (env PUID; default: the "
+        "source's owner when root, else the daemon's user)",
+    )
+    add(
+        "--pgid",
+        metavar="GID",
+        help="group of the files and directories written into destinations (env PGID)",
+    )
     add("--config", metavar="FILE", help="TOML file of settings and [[pair]] tables (env CONFIG)")
     add("--version", action="version", version=f"pylsyncd {__version__}")
     return parser
@@ -170,8 +192,52 @@ def resolve(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, Confi
         shutdown_grace=options.shutdown_grace,
         watch=options.watch,
         poll_interval=options.poll_interval,
+        status_file=options.status_file,
+        puid=options.puid,
+        pgid=options.pgid,
     )
     return command, load_config(flags, environ)
+
+
+def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """`pylsyncd health` or `pylsyncd status`: read the running daemon's status file."""
+    from pylsyncd.status import DEFAULT_FAILING_FOR, report
+
+    parser = _Parser(
+        prog=f"pylsyncd {command}",
+        description="Exit 0 when every pair of the running daemon finished its initial sync and "
+        "none has been failing for longer than --failing-for seconds, else 1 with the reason."
+        + (" Before that verdict, print each pair's state." if command == "status" else ""),
+    )
+    parser.add_argument(
+        "--status-file",
+        metavar="PATH",
+        help="the status file the daemon was given (env STATUS_FILE)",
+    )
+    parser.add_argument(
+        "--failing-for",
+        metavar="SECONDS",
+        help=f"how long a pair may fail before it counts as unhealthy "
+        f"(default {DEFAULT_FAILING_FOR:g})",
+    )
+    options = parser.parse_args(list(argv))
+    if options.status_file is not None:
+        path = parse_status_file(options.status_file, "--status-file")
+    elif environ.get("STATUS_FILE"):
+        path = parse_status_file(environ["STATUS_FILE"], "STATUS_FILE")
+    else:
+        raise ConfigError(
+            f"pylsyncd {command} reads the daemon's status file: give --status-file PATH or set "
+            "STATUS_FILE to the path the daemon was given"
+        )
+    failing_for = (
+        DEFAULT_FAILING_FOR
+        if options.failing_for is None
+        else parse_grace(options.failing_for, "--failing-for")
+    )
+    status, text = report(path, failing_for=failing_for, details=command == "status")
+    print(text)
+    return status
 
 
 def describe(config: Config) -> str:
@@ -200,8 +266,18 @@ def describe(config: Config) -> str:
         f"daemon:\n"
         f"  log_level:          {config.log_level}\n"
         f"  shutdown_grace:     {config.shutdown_grace:g} s\n"
+        f"  status_file:        {config.status_file or 'none'}\n"
+        f"  puid:pgid:          {_owner(config)}\n"
     )
     return "\n".join(blocks) + f"\nconfiguration OK: {len(config.pairs)} pair(s)"
+
+
+def _owner(config: Config) -> str:
+    if config.puid is None and config.pgid is None:
+        return "unchanged"
+    return (
+        f"{'' if config.puid is None else config.puid}:{'' if config.pgid is None else config.pgid}"
+    )
 
 
 def _configure_logging(level: str) -> None:
@@ -211,8 +287,11 @@ def _configure_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `pylsyncd` and `python -m pylsyncd`; returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else argv
     try:
-        command, config = resolve(sys.argv[1:] if argv is None else argv, os.environ)
+        if arguments[:1] in (["health"], ["status"]):
+            return status_command(arguments[0], arguments[1:], os.environ)
+        command, config = resolve(arguments, os.environ)
         _configure_logging(config.log_level)
         if command == "check":
             print(describe(config))

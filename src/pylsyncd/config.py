@@ -7,6 +7,7 @@ checked in config_paths; the types they share live in config_types and are expor
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,9 +37,11 @@ from pylsyncd.config_values import (
     parse_delete,
     parse_excludes,
     parse_grace,
+    parse_id,
     parse_log_level,
     parse_poll_interval,
     parse_rsync_args,
+    parse_status_file,
     parse_watch,
     read_exclude_file,
     split_entries,
@@ -87,6 +90,9 @@ class Flags:
     shutdown_grace: str | None = None
     watch: str | None = None
     poll_interval: str | None = None
+    status_file: str | None = None
+    puid: str | None = None
+    pgid: str | None = None
 
 
 def load_config(flags: Flags | None, environ: Mapping[str, str]) -> Config:
@@ -110,7 +116,28 @@ def load_config(flags: Flags | None, environ: Mapping[str, str]) -> Config:
     )
     check_overlaps(pairs)
     daemon = _overlay(flag_layer, env_layer, config_file.top)
+    _check_can_give_away(daemon)
     return Config(pairs=pairs, **_given(daemon, PROCESS_KEYS))
+
+
+def _check_can_give_away(daemon: Layer) -> None:
+    """PUID/PGID other than our own need root: chown would fail on every file, at every retry."""
+    euid = os.geteuid()
+    if euid == 0:
+        return
+    own_user = daemon.puid in (None, euid)
+    own_group = daemon.pgid in (None, os.getegid(), *os.getgroups())
+    if own_user and own_group:
+        return
+    given = " ".join(
+        f"{name}={value}"
+        for name, value in (("PUID", daemon.puid), ("PGID", daemon.pgid))
+        if value is not None
+    )
+    raise ConfigError(
+        f"{given}: only root can give files to another owner and this runs as uid {euid}; "
+        "run as root or unset PUID and PGID"
+    )
 
 
 def _overlay(*layers: Layer) -> Layer:
@@ -157,6 +184,9 @@ def _flag_layer(flags: Flags) -> Layer:
         shutdown_grace=get(flags.shutdown_grace, "--shutdown-grace", parse_grace),
         watch=get(flags.watch, "--watch", parse_watch),
         poll_interval=get(flags.poll_interval, "--poll-interval", parse_poll_interval),
+        status_file=get(flags.status_file, "--status-file", parse_status_file),
+        puid=get(flags.puid, "--puid", parse_id),
+        pgid=get(flags.pgid, "--pgid", parse_id),
     )
 
 
@@ -180,6 +210,9 @@ def _env_layer(environ: Mapping[str, str]) -> Layer:
         shutdown_grace=get("SHUTDOWN_GRACE", parse_grace),
         watch=get("WATCH", parse_watch),
         poll_interval=get("POLL_INTERVAL", parse_poll_interval),
+        status_file=get("STATUS_FILE", parse_status_file),
+        puid=get("PUID", parse_id),
+        pgid=get("PGID", parse_id),
     )
 
 

@@ -23,8 +23,10 @@ from pylsyncd.config_values import (
     parse_delay,
     parse_delete,
     parse_grace,
+    parse_id,
     parse_log_level,
     parse_poll_interval,
+    parse_status_file,
     parse_watch,
     read_exclude_file,
     read_file,
@@ -119,6 +121,9 @@ def _table_layer(table: Mapping[str, object], where: str, base_dir: str) -> Laye
         shutdown_grace=get(
             "shutdown_grace", lambda value, label: _toml_seconds(value, label, parse_grace)
         ),
+        status_file=get("status_file", text_of(parse_status_file)),
+        puid=get("puid", _toml_id),
+        pgid=get("pgid", _toml_id),
     )
 
 
@@ -145,6 +150,12 @@ def _toml_strings(value: object, label: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _wrong_type(label, value, 'an array of strings, e.g. [".git", "*.tmp"]')
     return tuple(value)
+
+
+def _toml_id(value: object, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _wrong_type(label, value, "a numeric id such as 1000")
+    return parse_id(value, label)
 
 
 def _toml_bool(value: object, label: str) -> bool:

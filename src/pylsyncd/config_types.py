@@ -73,6 +73,9 @@ class Config:
     pairs: tuple[PairConfig, ...]
     log_level: str = "info"
     shutdown_grace: float = 10.0
+    status_file: str | None = None  # where the daemon keeps its JSON status for `health`
+    puid: int | None = None  # owner given to what the daemon creates in destinations
+    pgid: int | None = None
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -83,7 +86,7 @@ PLAIN_SETTINGS = (
     "poll_interval",
 )  # fmt: skip
 PAIR_SETTINGS = ("excludes", "exclude_from", *PLAIN_SETTINGS)
-PROCESS_KEYS = ("log_level", "shutdown_grace")
+PROCESS_KEYS = ("log_level", "shutdown_grace", "status_file", "puid", "pgid")
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class Layer:
     poll_interval: float | None = None
     log_level: str | None = None
     shutdown_grace: float | None = None
+    status_file: str | None = None
+    puid: int | None = None
+    pgid: int | None = None
 
 
 @dataclass(frozen=True)

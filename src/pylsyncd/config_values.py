@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import threading
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pylsyncd.config_types import LOG_LEVELS, Backend, ConfigError, DeleteMode, 
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
+_MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown
 
 
 def _invalid(label: str, value: object, fix: str) -> ConfigError:
@@ -47,6 +49,21 @@ def parse_delete(text: str, label: str) -> DeleteMode:
 def parse_log_level(text: str, label: str) -> str:
     """One of LOG_LEVELS, in lower case."""
     return _choose(text, label, LOG_LEVELS)
+
+
+def parse_id(given: str | int, label: str) -> int:
+    """A user or group id for PUID/PGID: a whole number from 0 to 2**32 - 2."""
+    text = str(given).strip()
+    if not text.isdigit() or int(text) > _MAX_ID:
+        raise _invalid(label, given, "give a numeric id such as 1000 (`id -u` on the host)")
+    return int(text)
+
+
+def parse_status_file(text: str, label: str) -> str:
+    """An absolute path for the status file (its directory is created at start)."""
+    if not os.path.isabs(text) or text.endswith("/"):
+        raise _invalid(label, text, "give an absolute file path such as /run/pylsyncd/status.json")
+    return os.path.normpath(text)
 
 
 def parse_bool(text: str, label: str) -> bool:

@@ -13,12 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pylsyncd.coalesce import Batch, coalesce, merge
 from pylsyncd.config import Backend, PairConfig, WatchMode
 from pylsyncd.events import Event, EventKind
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import Outcome, Transfer
+from pylsyncd.status import PairState, PairStatus
+from pylsyncd.transfer import Outcome, Ownership, Transfer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.rsync import RsyncTransfer
 from pylsyncd.watch import Watcher, WatchLimitError
@@ -86,31 +88,47 @@ class PendingEvents:
         return (merge(carried, batch) if carried else batch), len(events)
 
 
-def make_transfer(config: PairConfig, excludes: ExcludeRules) -> Transfer:
+def make_transfer(config: PairConfig, excludes: ExcludeRules, ownership: Ownership) -> Transfer:
     delete = config.delete.while_running
     if config.backend is Backend.RSYNC:
         return RsyncTransfer(
-            config.source, config.destination, excludes, delete=delete, extra_args=config.rsync_args
+            config.source,
+            config.destination,
+            excludes,
+            delete=delete,
+            extra_args=config.rsync_args,
+            ownership=ownership,
         )
-    return DirectTransfer(config.source, config.destination, excludes, delete=delete)
+    return DirectTransfer(
+        config.source, config.destination, excludes, delete=delete, ownership=ownership
+    )
 
 
 class Pair:
     """Mirrors one source into one destination until `stopping` is set."""
 
-    def __init__(self, config: PairConfig, stopping: threading.Event, grace: float) -> None:
+    def __init__(
+        self,
+        config: PairConfig,
+        stopping: threading.Event,
+        grace: float,
+        ownership: Ownership | None = None,
+    ) -> None:
         self.config = config
         self.name = f"{config.source} -> {config.destination}"
         self.stopping = stopping
         self.grace = grace
         self.excludes = ExcludeRules(config.excludes)
-        self.transfer = make_transfer(config, self.excludes)
+        self.transfer = make_transfer(
+            config, self.excludes, ownership or Ownership.for_daemon(None, None)
+        )
         self.watcher: Watcher = self._make_watcher()
         self.pending = PendingEvents()
         self.ready = threading.Event()
         self.fatal: str | None = None  # set when the pair cannot go on
-        self._failing_since: float | None = None
+        self._failing_since: float | None = None  # monotonic, for the log
         self._backoff = _BACKOFF_FIRST
+        self._progress = _PairProgress()  # what the status file shows
 
     def _make_watcher(self) -> Watcher:
         mode = self.config.watch
@@ -161,6 +179,31 @@ class Pair:
             if reader.is_alive():
                 reader.join()  # it returns within one read timeout; then the watcher can close
             self.watcher.close()
+            self._progress.stopped = True
+
+    def status(self) -> PairStatus:
+        """This pair's line in the status file."""
+        progress = self._progress
+        if progress.stopped:
+            state = PairState.STOPPED
+        elif progress.failing_since is not None:
+            state = PairState.FAILING
+        elif self.ready.is_set():
+            state = PairState.LIVE
+        else:
+            state = PairState.INITIAL_SYNC
+        return PairStatus(
+            source=self.config.source,
+            destination=self.config.destination,
+            state=state,
+            initial_sync_done=self.ready.is_set(),
+            pending_events=len(self.pending),
+            last_batch_at=progress.last_batch_at,
+            last_batch_changes=progress.last_batch_changes,
+            last_batch_ms=round(progress.last_batch_ms, 1),
+            last_error=progress.last_error,
+            failing_since=progress.failing_since,
+        )
 
     def cancel(self) -> None:
         """Abandon the transfer in progress (the shutdown grace ran out)."""
@@ -272,6 +315,7 @@ class Pair:
             batch = Batch(batch.moves, batch.changes)
         outcome = self._guarded(lambda: self.transfer.apply(batch))
         elapsed_ms = (time.monotonic() - started) * 1000
+        self._progress.batch_done(outcome, elapsed_ms)
         log.info(
             "%s: %s from %d events in %.0f ms", self.name, describe(outcome), events, elapsed_ms
         )
@@ -292,6 +336,7 @@ class Pair:
 
     def _note_failure(self, what: str, outcome: Outcome) -> None:
         """Log a failure once when it starts (not at every retry), then back off."""
+        self._progress.failed(outcome.error)
         if self._failing_since is None:
             self._failing_since = time.monotonic()
             log.error("%s: %s failed: %s; retrying with backoff", self.name, what, outcome.error)
@@ -299,6 +344,7 @@ class Pair:
             self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
 
     def _note_success(self) -> None:
+        self._progress.failing_since = None
         if self._failing_since is not None:
             log.warning(
                 "%s: recovered after %.1f s of failures",
@@ -307,6 +353,30 @@ class Pair:
             )
         self._failing_since = None
         self._backoff = _BACKOFF_FIRST
+
+
+@dataclass
+class _PairProgress:
+    """The last batch and the current failure, in wall-clock time for the status file."""
+
+    last_batch_at: float | None = None
+    last_batch_changes: int = 0
+    last_batch_ms: float = 0.0
+    last_error: str | None = None
+    failing_since: float | None = None
+    stopped: bool = False
+
+    def batch_done(self, outcome: Outcome, elapsed_ms: float) -> None:
+        self.last_batch_at = time.time()
+        self.last_batch_changes = (
+            outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
+        )
+        self.last_batch_ms = elapsed_ms
+
+    def failed(self, error: str | None) -> None:
+        self.last_error = error
+        if self.failing_since is None:
+            self.failing_since = time.time()
 
 
 def describe(outcome: Outcome) -> str:

@@ -11,6 +11,8 @@ from types import FrameType
 
 from pylsyncd.config import Config
 from pylsyncd.pair import Pair
+from pylsyncd.status import StatusFile
+from pylsyncd.transfer import Ownership
 
 log = logging.getLogger("pylsyncd")
 
@@ -29,14 +31,20 @@ def run(config: Config) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    ownership = Ownership.for_daemon(config.puid, config.pgid)
     for pair_config in config.pairs:
         try:
-            os.makedirs(pair_config.destination, exist_ok=True)
+            _create_destination(pair_config.destination, ownership)
         except OSError as error:
             log.error("cannot create destination %s: %s", pair_config.destination, error.strerror)
             return 1
 
-    pairs = [Pair(pair_config, stopping, config.shutdown_grace) for pair_config in config.pairs]
+    pairs = [Pair(c, stopping, config.shutdown_grace, ownership) for c in config.pairs]
+    status_file = (
+        StatusFile(config.status_file, lambda: tuple(pair.status() for pair in pairs))
+        if config.status_file
+        else None
+    )
     threads = [threading.Thread(target=pair.run, name=pair.name, daemon=True) for pair in pairs]
     for thread in threads:
         thread.start()
@@ -46,6 +54,8 @@ def run(config: Config) -> int:
         if not announced and all(pair.ready.is_set() for pair in pairs):
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
+        if status_file:
+            status_file.update()
     if received:
         log.info(
             "%s received: applying pending changes (up to %.0f s)",
@@ -57,6 +67,8 @@ def run(config: Config) -> int:
     deadline = time.monotonic() + config.shutdown_grace + 1
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0))
+    if status_file:
+        status_file.update(force=True)  # the changes flushed, then the pairs stopped
     if any(thread.is_alive() for thread in threads):
         log.error("gave up waiting for pending changes after %.0f s", config.shutdown_grace)
         for pair in pairs:
@@ -66,3 +78,16 @@ def run(config: Config) -> int:
         return 1
     log.info("stopped")
     return 0
+
+
+def _create_destination(path: str, ownership: Ownership) -> None:
+    """Create a missing destination; with PUID/PGID it belongs to them like all it will hold."""
+    if os.path.isdir(path):
+        return
+    os.makedirs(path)
+    if ownership.uid is not None or ownership.gid is not None:
+        os.chown(
+            path,
+            -1 if ownership.uid is None else ownership.uid,
+            -1 if ownership.gid is None else ownership.gid,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +29,34 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns what a transfer writes: PUID/PGID when given, else the source's owner when we
+    are root (as `rsync -a` does), else whoever runs the daemon."""
+
+    uid: int | None = None
+    gid: int | None = None
+    preserve: bool = False  # copy the source's owner where uid or gid is not given
+
+    @classmethod
+    def for_daemon(cls, uid: int | None, gid: int | None) -> Ownership:
+        return cls(uid, gid, preserve=os.geteuid() == 0)
+
+    def of(self, source: os.stat_result) -> tuple[int, int] | None:
+        """(uid, gid) to give an entry copied from `source` (-1: leave as created); None: none."""
+        uid = self.uid if self.uid is not None else (source.st_uid if self.preserve else -1)
+        gid = self.gid if self.gid is not None else (source.st_gid if self.preserve else -1)
+        return None if uid == gid == -1 else (uid, gid)
+
+    def matches(self, existing: os.stat_result, source: os.stat_result) -> bool:
+        """Whether `existing` already has the owner a copy of `source` would get."""
+        owner = self.of(source)
+        return owner is None or all(
+            wanted in (-1, have)
+            for wanted, have in zip(owner, (existing.st_uid, existing.st_gid), strict=True)
+        )
 
 
 class Transfer(Protocol):

@@ -15,6 +15,7 @@ import stat
 from collections.abc import Callable
 
 from pylsyncd.events import is_within, parent_of
+from pylsyncd.transfer import Ownership
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Errors that mean "this path does not exist (any more)" rather than a failure.
@@ -37,10 +38,10 @@ def temp_name() -> str:
 class DestinationTree:
     """Directory descriptors below a destination root, cached for the duration of one batch."""
 
-    def __init__(self, root: str, source_dir_stat: DirStat, preserve_owner: bool) -> None:
+    def __init__(self, root: str, source_dir_stat: DirStat, ownership: Ownership) -> None:
         self.root = root
         self._source_dir_stat = source_dir_stat
-        self.preserve_owner = preserve_owner
+        self.ownership = ownership
         self._fds: dict[str, int] = {}
         # Directories whose entries this tree changed on its own (creating a missing parent):
         # their mtimes must be copied again, like those of the directories a batch touched.
@@ -148,8 +149,9 @@ class DestinationTree:
 
     def set_dir_attributes(self, fd: int, source: os.stat_result) -> None:
         os.fchmod(fd, stat.S_IMODE(source.st_mode))
-        if self.preserve_owner:
-            os.fchown(fd, source.st_uid, source.st_gid)
+        owner = self.ownership.of(source)
+        if owner is not None:
+            os.fchown(fd, *owner)
 
     def set_dir_times(self, path: str, source: os.stat_result) -> None:
         fd = self.open_dir(path)
@@ -169,8 +171,9 @@ class DestinationTree:
         try:
             copied = _copy_content(src_fd, tmp_fd)
             os.fchmod(tmp_fd, stat.S_IMODE(source.st_mode))
-            if self.preserve_owner:
-                os.fchown(tmp_fd, source.st_uid, source.st_gid)
+            owner = self.ownership.of(source)
+            if owner is not None:
+                os.fchown(tmp_fd, *owner)
             os.utime(tmp_fd, ns=(source.st_atime_ns, source.st_mtime_ns))
         except BaseException:
             os.close(tmp_fd)
@@ -184,8 +187,9 @@ class DestinationTree:
         tmp = temp_name()
         os.symlink(target, tmp, dir_fd=parent_fd)
         try:
-            if self.preserve_owner:
-                os.chown(tmp, source.st_uid, source.st_gid, dir_fd=parent_fd, follow_symlinks=False)
+            owner = self.ownership.of(source)
+            if owner is not None:
+                os.chown(tmp, *owner, dir_fd=parent_fd, follow_symlinks=False)
             os.utime(
                 tmp,
                 ns=(source.st_atime_ns, source.st_mtime_ns),

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import Outcome, Progress
+from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import GONE, DestinationTree, split
 from pylsyncd.transfer.source import SourceTree
 
@@ -32,12 +32,20 @@ _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
 class DirectTransfer:
     """Mirrors `source` into `destination` on the same machine."""
 
-    def __init__(self, source: str, destination: str, excludes: ExcludeRules, *, delete: bool):
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        excludes: ExcludeRules,
+        *,
+        delete: bool,
+        ownership: Ownership | None = None,
+    ):
         self.source = source
         self.destination = destination
         self.excludes = excludes
         self.delete = delete  # deletions while running (DELETE=true or running)
-        self.preserve_owner = os.geteuid() == 0
+        self.ownership = ownership or Ownership.for_daemon(None, None)
         self.cancelled = threading.Event()
 
     def cancel(self) -> None:
@@ -77,9 +85,7 @@ class _Run:
         self.entries = 0
         self.outcome = Outcome()
         self.source_tree = SourceTree(transfer.source)
-        self.tree = DestinationTree(
-            transfer.destination, self._source_dir_stat, transfer.preserve_owner
-        )
+        self.tree = DestinationTree(transfer.destination, self._source_dir_stat, transfer.ownership)
         self.touched: set[str] = set()  # directories whose mtime must be copied at the end
         self.failed: list[Change] = []
 
@@ -277,10 +283,7 @@ class _Run:
             and existing.st_size == source.st_size
             and existing.st_mtime_ns == source.st_mtime_ns
             and existing.st_mode == source.st_mode
-            and (
-                not self.tree.preserve_owner
-                or (existing.st_uid, existing.st_gid) == (source.st_uid, source.st_gid)
-            )
+            and self.tree.ownership.matches(existing, source)
         )
 
     def _same_link(

@@ -21,7 +21,7 @@ from typing import IO
 from pylsyncd.coalesce import Batch, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import Outcome, Progress
+from pylsyncd.transfer import Outcome, Ownership, Progress
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class RsyncTransfer:
         *,
         delete: bool,
         extra_args: Sequence[str] = (),
+        ownership: Ownership | None = None,
         rsync: str = "rsync",
     ):
         self.source = source
@@ -87,6 +88,7 @@ class RsyncTransfer:
         self.excludes = excludes
         self.delete = delete
         self.extra_args = tuple(extra_args)
+        self.ownership = ownership or Ownership()
         self.rsync = rsync
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -94,6 +96,10 @@ class RsyncTransfer:
         # rsync compares whole seconds unless told otherwise: a change within the same second
         # would be skipped, and directory times would stay off by a fraction of a second.
         command = [self.rsync, "--archive", "--modify-window=-1", "--stats", *self.extra_args]
+        uid, gid = self.ownership.uid, self.ownership.gid
+        if uid is not None or gid is not None:
+            # As root, --archive keeps the source's owner; --chown maps every one to PUID:PGID.
+            command.append(f"--chown={'' if uid is None else uid}:{'' if gid is None else gid}")
         if delete:
             command.append("--delete")
         # The user's excludes come first: rsync takes the first rule that matches a name.

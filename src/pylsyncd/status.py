@@ -1,0 +1,202 @@
+"""The status file the daemon keeps, and the `health` and `status` commands that read it.
+
+The daemon rewrites the file (JSON, through a temporary file and a rename, so a reader never sees
+half of it) whenever a pair's state changes, and at least every `HEARTBEAT` seconds, so a reader
+can tell a hung or dead daemon from a quiet one. Docker's HEALTHCHECK runs `pylsyncd health`:
+healthy once every pair finished its initial sync, as long as none has been failing for longer
+than `--failing-for` seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+log = logging.getLogger("pylsyncd")
+
+HEARTBEAT = 10.0  # seconds between rewrites of an unchanged status
+STALE_AFTER = 3 * HEARTBEAT  # a status older than this is of a daemon that is hung or gone
+DEFAULT_FAILING_FOR = 60.0
+
+
+class PairState(Enum):
+    """Where a pair is in its life."""
+
+    INITIAL_SYNC = "initial-sync"  # copying the source before going live
+    LIVE = "live"  # applying changes as they come
+    FAILING = "failing"  # its last transfer failed; retrying with backoff
+    STOPPED = "stopped"  # the daemon stopped
+
+
+@dataclass(frozen=True)
+class PairStatus:
+    """One pair as the status file describes it; times are Unix seconds."""
+
+    source: str
+    destination: str
+    state: PairState
+    initial_sync_done: bool
+    pending_events: int = 0
+    last_batch_at: float | None = None
+    last_batch_changes: int = 0  # entries written, deleted or moved by the last batch
+    last_batch_ms: float = 0.0
+    last_error: str | None = None
+    failing_since: float | None = None
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """The whole status file."""
+
+    pid: int
+    started_at: float
+    updated_at: float
+    pairs: tuple[PairStatus, ...]
+
+
+class StatusError(Exception):
+    """The status file is missing or unreadable: the daemon is not (yet) running as expected."""
+
+
+class StatusFile:
+    """Keeps the status file current: rewritten when a pair's status changes, and every
+    HEARTBEAT seconds so that `health` can tell a quiet daemon from a hung one."""
+
+    def __init__(self, path: str, pairs: Callable[[], tuple[PairStatus, ...]]) -> None:
+        self.path = path
+        self._pairs = pairs
+        self._started_at = time.time()
+        self._written: tuple[PairStatus, ...] | None = None
+        self._written_at = 0.0
+        self._failing = False
+
+    def update(self, *, force: bool = False) -> None:
+        """Write the status if it changed, the heartbeat is due or `force`; never raises."""
+        pairs = self._pairs()
+        now = time.time()
+        if not force and pairs == self._written and now - self._written_at < HEARTBEAT:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            write_status(self.path, DaemonStatus(os.getpid(), self._started_at, now, pairs))
+        except OSError as error:
+            if not self._failing:
+                log.error("cannot write the status file %s: %s", self.path, error.strerror)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("status file %s written again", self.path)
+        self._failing = False
+        self._written, self._written_at = pairs, now
+
+
+def write_status(path: str, status: DaemonStatus) -> None:
+    """Replace the status file atomically."""
+    document = dataclasses.asdict(status)
+    for pair in document["pairs"]:
+        pair["state"] = pair["state"].value
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(document, file, indent=1)
+        file.write("\n")
+    os.replace(temporary, path)
+
+
+def read_status(path: str) -> DaemonStatus:
+    """The status the daemon last wrote; raises StatusError."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+        pairs = tuple(
+            PairStatus(**{**pair, "state": PairState(pair["state"])})
+            for pair in document.pop("pairs")
+        )
+        return DaemonStatus(**document, pairs=pairs)
+    except FileNotFoundError:
+        raise StatusError(f"no status file at {path}: the daemon is not running yet") from None
+    except OSError as error:
+        raise StatusError(f"cannot read the status file {path}: {error.strerror}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise StatusError(f"the status file {path} is not pylsyncd's: {error}") from None
+
+
+def health_problems(status: DaemonStatus, now: float, failing_for: float) -> list[str]:
+    """Why the daemon is not healthy; empty when it is."""
+    if not _running(status.pid):
+        return [f"the daemon (pid {status.pid}) is not running"]
+    if now - status.updated_at > STALE_AFTER:
+        return [f"the daemon has not updated its status for {now - status.updated_at:.0f} s"]
+    problems = []
+    for pair in status.pairs:
+        name = f"{pair.source} -> {pair.destination}"
+        if pair.state is PairState.STOPPED:
+            problems.append(f"{name}: stopped")
+        elif pair.failing_since is not None and now - pair.failing_since > failing_for:
+            problems.append(
+                f"{name}: failing for {now - pair.failing_since:.0f} s: {pair.last_error}"
+            )
+        elif not pair.initial_sync_done:
+            problems.append(f"{name}: initial sync not done yet")
+    return problems
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True
+
+
+def describe_status(status: DaemonStatus, now: float) -> str:
+    """What `pylsyncd status` prints: one block per pair, then the verdict of `health`."""
+    lines = [
+        f"pylsyncd pid {status.pid}, up {_ago(now - status.started_at)}, "
+        f"status written {_ago(now - status.updated_at)} ago"
+    ]
+    for pair in status.pairs:
+        lines.append(f"{pair.source} -> {pair.destination}: {pair.state.value}")
+        lines.append(f"  initial sync:   {'done' if pair.initial_sync_done else 'not done'}")
+        lines.append(f"  pending events: {pair.pending_events}")
+        if pair.last_batch_at is not None:
+            lines.append(
+                f"  last batch:     {_ago(now - pair.last_batch_at)} ago, "
+                f"{pair.last_batch_changes} changes in {pair.last_batch_ms:.0f} ms"
+            )
+        if pair.failing_since is not None:
+            lines.append(f"  failing for:    {_ago(now - pair.failing_since)}")
+        if pair.last_error:
+            lines.append(f"  last error:     {pair.last_error}")
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def report(path: str, *, failing_for: float, details: bool) -> tuple[int, str]:
+    """Exit status and text of `pylsyncd health` (details=False) or `pylsyncd status`:
+    0 when healthy, 1 with the reasons when not."""
+    try:
+        status = read_status(path)
+    except StatusError as error:
+        return 1, f"unhealthy: {error}"
+    now = time.time()
+    problems = health_problems(status, now, failing_for)
+    verdict = "unhealthy: " + "; ".join(problems) if problems else "healthy"
+    text = f"{describe_status(status, now)}\n{verdict}" if details else verdict
+    return (1 if problems else 0), text
