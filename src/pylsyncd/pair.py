@@ -13,12 +13,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pylsyncd.coalesce import Batch, coalesce, merge
 from pylsyncd.config import Backend, PairConfig, WatchMode
 from pylsyncd.events import Event, EventKind
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.progress import PairProgress, ProgressReporter, describe
 from pylsyncd.status import PairState, PairStatus
 from pylsyncd.transfer import Outcome, Ownership, Transfer
 from pylsyncd.transfer.direct import DirectTransfer
@@ -32,7 +32,6 @@ log = logging.getLogger("pylsyncd")
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
-_PROGRESS_EVERY = 2.0  # seconds between progress lines of a long initial sync
 
 
 class PendingEvents:
@@ -128,7 +127,7 @@ class Pair:
         self.fatal: str | None = None  # set when the pair cannot go on
         self._failing_since: float | None = None  # monotonic, for the log
         self._backoff = _BACKOFF_FIRST
-        self._progress = _PairProgress()  # what the status file shows
+        self._progress = PairProgress()  # what the status file shows
 
     def _make_watcher(self) -> Watcher:
         mode = self.config.watch
@@ -266,7 +265,7 @@ class Pair:
             delete = False
         log.info("%s: initial sync", self.name)
         started = time.monotonic()
-        reporter = _ProgressReporter(self.name, self.config.source, self.excludes)
+        reporter = ProgressReporter(self.name, self.config.source, self.excludes)
         while True:
             outcome = self._guarded(
                 lambda: self.transfer.full_sync(delete=delete, progress=reporter)
@@ -353,104 +352,3 @@ class Pair:
             )
         self._failing_since = None
         self._backoff = _BACKOFF_FIRST
-
-
-@dataclass
-class _PairProgress:
-    """The last batch and the current failure, in wall-clock time for the status file."""
-
-    last_batch_at: float | None = None
-    last_batch_changes: int = 0
-    last_batch_ms: float = 0.0
-    last_error: str | None = None
-    failing_since: float | None = None
-    stopped: bool = False
-
-    def batch_done(self, outcome: Outcome, elapsed_ms: float) -> None:
-        self.last_batch_at = time.time()
-        self.last_batch_changes = (
-            outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
-        )
-        self.last_batch_ms = elapsed_ms
-
-    def failed(self, error: str | None) -> None:
-        self.last_error = error
-        if self.failing_since is None:
-            self.failing_since = time.time()
-
-
-def describe(outcome: Outcome) -> str:
-    """The counts of an outcome for the one log line per batch."""
-    parts = [f"{outcome.copied} copied ({_size(outcome.bytes)})"] if outcome.copied else []
-    for count, noun in (
-        (outcome.dirs, "dirs created"),
-        (outcome.links, "links"),
-        (outcome.deleted, "deleted"),
-        (outcome.moved, "moved"),
-        (len(outcome.failed.changes), "failed"),
-    ):
-        if count:
-            parts.append(f"{count} {noun}")
-    return ", ".join(parts) or "nothing to change"
-
-
-def _size(count: int) -> str:
-    if count < 1000:
-        return f"{count} B"
-    value = count / 1000
-    for unit in ("kB", "MB"):
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-class _ProgressReporter:
-    """Progress lines for a long initial sync: entries done, rate, and time left."""
-
-    def __init__(self, name: str, source: str, excludes: ExcludeRules) -> None:
-        self.name = name
-        self.source = source
-        self.excludes = excludes
-        self.started = time.monotonic()
-        self.next_report = self.started + _PROGRESS_EVERY
-        self.total: int | None = None
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now < self.next_report:
-            return
-        if self.total is None:
-            self.total = count_entries(self.source, self.excludes)  # only for syncs that last
-        rate = done / (now - self.started)
-        left = max(self.total - done, 0)
-        log.info(
-            "%s: initial sync: %d of %d entries, %.0f/s, about %.0f s left",
-            self.name,
-            done,
-            self.total,
-            rate,
-            left / rate if rate else 0,
-        )
-        self.next_report = now + _PROGRESS_EVERY
-
-
-def count_entries(root: str, excludes: ExcludeRules) -> int:
-    """How many entries below `root` are not excluded (directory types only, no stat calls)."""
-    count = 0
-    stack = [""]
-    while stack:
-        path = stack.pop()
-        try:
-            with os.scandir(os.path.join(root, path) if path else root) as entries:
-                for entry in entries:
-                    child = f"{path}/{entry.name}" if path else entry.name
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                    if excludes and excludes.excludes(child, is_dir):
-                        continue
-                    count += 1
-                    if is_dir:
-                        stack.append(child)
-        except OSError:
-            continue
-    return count
