@@ -21,7 +21,7 @@ from pylsyncd.config import (
     WatchMode,
     load_config,
 )
-from pylsyncd.config_values import parse_grace, parse_status_file
+from pylsyncd.config.values import parse_grace, parse_status_file
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 

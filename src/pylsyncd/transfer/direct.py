@@ -20,7 +20,7 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import GONE, DestinationTree, split
-from pylsyncd.transfer.source import SourceTree
+from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
 _Item = TypeVar("_Item", Move, Change)
@@ -47,6 +47,8 @@ class DirectTransfer:
         self.delete = delete  # deletions while running (DELETE=true or running)
         self.ownership = ownership or Ownership.for_daemon(None, None)
         self.cancelled = threading.Event()
+        # Source entries the daemon may not read, reported once each, not at every event.
+        self.reported_unreadable: set[str] = set()
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -82,6 +84,7 @@ class _Run:
         self.delete = delete
         self.progress = progress
         self.cancelled = transfer.cancelled
+        self.reported_unreadable = transfer.reported_unreadable
         self.entries = 0
         self.outcome = Outcome()
         self.source_tree = SourceTree(transfer.source)
@@ -93,17 +96,40 @@ class _Run:
         """Run one step; a failure is remembered for the retry and the batch goes on."""
         try:
             step(item)
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
         except OSError as error:
-            if self.outcome.error is None:
+            self.fail(item, error)
+
+    def fail(self, item: Move | Change, error: OSError) -> None:
+        """Remember a failed step for the retry; the first error is the one the log shows."""
+        if self.outcome.error is None:
                 self.outcome.error = f"{error.strerror or error}: {error.filename or ''}".rstrip(
                     ": "
                 )
-            if isinstance(item, Move):
-                self.failed += [Change(item.source, ChangeKind.SYNC_TREE)]
-                self.failed += [Change(item.target, ChangeKind.SYNC_TREE)]
-            else:
-                self.failed.append(item)
-            log.debug("failed: %r", item, exc_info=True)
+        if isinstance(item, Move):
+            self.failed += [Change(item.source, ChangeKind.SYNC_TREE)]
+            self.failed += [Change(item.target, ChangeKind.SYNC_TREE)]
+        else:
+            self.failed.append(item)
+        log.debug("failed: %r", item, exc_info=True)  # called from an except block
+
+    def skip_unreadable(self, error: UnreadableSourceError) -> None:
+        """Leave an entry the daemon may not read as the destination has it; say so once.
+
+        Not a failure: a retry cannot help until a chmod, which raises its own event.
+        """
+        path = str(error.filename)
+        if path in self.reported_unreadable:
+            log.debug("still cannot read %r: %s", path, error.strerror)
+            return
+        self.reported_unreadable.add(path)
+        log.warning(
+            "cannot read %s: %s; skipped (the destination keeps what it has there), "
+            "everything else goes on",
+            os.path.join(self.source, path) if path else self.source,
+            error.strerror,
+        )
 
     def finish(self) -> None:
         try:
@@ -233,7 +259,12 @@ class _Run:
         rescan (polling) raises no event of its own, but its directory's mtime changed.
         """
         present: set[str] = set()
-        for name, is_dir in self.source_tree.children(path):
+        try:
+            children = self.source_tree.children(path)
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
+            return  # what the source has there is unknown: remove nothing
+        for name, is_dir in children:
             if self.cancelled.is_set():
                 raise InterruptedError(errno.EINTR, "cancelled at shutdown", path)
             child = f"{path}/{name}" if path else name
@@ -242,7 +273,7 @@ class _Run:
             present.add(name)
             if not recursive:
                 continue
-            self.sync(child, recursive=True, forced=False)
+            self._sync_child(child)
             self.entries += 1
             if self.progress is not None:
                 self.progress(self.entries)
@@ -255,6 +286,17 @@ class _Run:
             leftover = _LEFTOVER.fullmatch(name) is not None
             if leftover or (self.delete and not self._excluded(child, is_dir)):
                 self._remove(fd, name, child)
+
+    def _sync_child(self, child: str) -> None:
+        """Sync one entry of a tree; its failure is kept for the retry and the tree goes on."""
+        try:
+            self.sync(child, recursive=True, forced=False)
+        except InterruptedError:
+            raise  # cancelled: the whole run stops
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
+        except OSError as error:
+            self.fail(Change(child, ChangeKind.SYNC_TREE), error)
 
     def _delete(self, path: str) -> None:
         if not self.delete or path == "":

@@ -14,6 +14,21 @@ import os
 from pylsyncd.transfer.destination import GONE, split
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DENIED = (errno.EACCES, errno.EPERM)
+
+
+class UnreadableSourceError(PermissionError):
+    """The daemon may not read this source entry: it is skipped and reported, not retried.
+
+    Retrying cannot help (only a chmod can, and a chmod raises its own event), and a failure would
+    hold back every other change behind the retry backoff.
+    """
+
+
+def _denied(error: OSError, path: str) -> OSError:
+    if error.errno in _DENIED:
+        return UnreadableSourceError(error.errno, error.strerror, path)
+    return error
 
 
 class SourceTree:
@@ -43,7 +58,7 @@ class SourceTree:
                 fd = None if parent_fd is None else os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         except OSError as error:
             if error.errno not in (*GONE, errno.ELOOP):
-                raise
+                raise _denied(error, path) from None
             fd = None
         self._fds[path] = fd
         return fd
@@ -61,7 +76,7 @@ class SourceTree:
         except OSError as error:
             if error.errno in GONE:
                 return None
-            raise
+            raise _denied(error, path) from None
 
     def open_file(self, path: str) -> int:
         """A read-only descriptor of the file at `path`; FileNotFoundError when it is gone."""
@@ -69,7 +84,10 @@ class SourceTree:
         parent_fd = self.open_dir(parent)
         if parent_fd is None:
             raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
-        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        except OSError as error:
+            raise _denied(error, path) from None
 
     def readlink(self, path: str) -> str:
         parent, name = split(path)

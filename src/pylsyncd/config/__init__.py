@@ -1,7 +1,7 @@
 """Configuration: the public types and their precedence (flag > env > file > default).
 
-Values are parsed in config_values, the TOML file is read in config_file and the pairs' paths are
-checked in config_paths; the types they share live in config_types and are exported from here.
+Values are parsed in `values`, the TOML file is read in `file` and the pairs' paths are checked in
+`paths`; the types they share live in `types` and are exported from here.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pylsyncd.config_file import load_file
-from pylsyncd.config_paths import check_overlaps, check_pair_paths
-from pylsyncd.config_types import (
+from pylsyncd.config.file import load_file
+from pylsyncd.config.paths import check_overlaps, check_pair_paths
+from pylsyncd.config.types import (
     LOG_LEVELS,
     PAIR_SETTINGS,
     PLAIN_SETTINGS,
@@ -29,7 +29,7 @@ from pylsyncd.config_types import (
     PairSpec,
     WatchMode,
 )
-from pylsyncd.config_values import (
+from pylsyncd.config.values import (
     check_patterns,
     parse_backend,
     parse_bool,

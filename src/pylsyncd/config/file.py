@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from pylsyncd.config_types import (
+from pylsyncd.config.types import (
     PAIR_SETTINGS,
     PROCESS_KEYS,
     ConfigError,
@@ -17,7 +17,7 @@ from pylsyncd.config_types import (
     Layer,
     PairSpec,
 )
-from pylsyncd.config_values import (
+from pylsyncd.config.values import (
     check_patterns,
     parse_backend,
     parse_delay,

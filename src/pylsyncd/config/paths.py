@@ -6,7 +6,7 @@ import itertools
 import os
 from collections.abc import Sequence
 
-from pylsyncd.config_types import ConfigError, PairConfig, PairSpec
+from pylsyncd.config.types import ConfigError, PairConfig, PairSpec
 
 
 def _normalise(path: str, label: str) -> str:

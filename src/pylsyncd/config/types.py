@@ -1,7 +1,7 @@
-"""The configuration's types, shared by config.py and the config_* modules that fill them.
+"""The configuration's types, shared by the modules of this package that fill them.
 
 Other code imports these from `pylsyncd.config`; they live here so that the parsing modules can
-use them without importing config.py, which imports those modules.
+use them without importing the package's `__init__`, which imports those modules.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import shlex
 import threading
 from collections.abc import Sequence
 
-from pylsyncd.config_types import LOG_LEVELS, Backend, ConfigError, DeleteMode, WatchMode
+from pylsyncd.config.types import LOG_LEVELS, Backend, ConfigError, DeleteMode, WatchMode
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
