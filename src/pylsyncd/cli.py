@@ -8,9 +8,8 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from pylsyncd import __version__
 from pylsyncd.config import (
     LOG_LEVELS,
     Backend,
@@ -54,6 +53,19 @@ class _Parser(argparse.ArgumentParser):
             # argparse takes "--rsync-args -z" for two options; "--rsync-args=-z" is one.
             message += ", or write --option=VALUE for a value that starts with '-'"
         raise ConfigError(f"{message} (see pylsyncd --help)")
+
+
+class _PrintVersion(argparse.Action):
+    """--version, looked up only when asked for (see pylsyncd.__getattr__)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        import pylsyncd
+
+        print(f"pylsyncd {pylsyncd.__version__}")
+        parser.exit()
 
 
 def build_parser(prog: str = "pylsyncd") -> argparse.ArgumentParser:
@@ -164,7 +176,7 @@ def build_parser(prog: str = "pylsyncd") -> argparse.ArgumentParser:
         help="group of the files and directories written into destinations (env PGID)",
     )
     add("--config", metavar="FILE", help="TOML file of settings and [[pair]] tables (env CONFIG)")
-    add("--version", action="version", version=f"pylsyncd {__version__}")
+    add("--version", action=_PrintVersion, help="print the version and exit")
     return parser
 
 

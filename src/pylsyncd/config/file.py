@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -40,6 +38,8 @@ T = TypeVar("T")
 
 def load_file(path: str, label: str) -> ConfigFile:
     """The TOML file's top-level settings and its [[pair]] tables, checked for keys and types."""
+    import tomllib  # here, not at the top: most starts have no file, and every import costs
+
     data = read_file(path, label)
     try:
         document = tomllib.loads(data.decode("utf-8"))
@@ -82,6 +82,8 @@ def _check_keys(table: Mapping[str, object], allowed: Sequence[str], where: str)
                 f"{where}{key} applies to the whole daemon: move it to the top of the file, "
                 "above the first [[pair]]"
             )
+        import difflib  # only for an error message
+
         close = difflib.get_close_matches(key, allowed, n=1)
         fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(allowed)}"
         raise ConfigError(f"{where}unknown key {key!r}: {fix}")
