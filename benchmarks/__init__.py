@@ -1,0 +1,1 @@
+"""The benchmark harness: pylsyncd beside lsyncd and the copy floors (`./dev bench`)."""

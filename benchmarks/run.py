@@ -1,0 +1,159 @@
+"""Run every benchmark and write the results: JSON, docs/benchmarks.md and the PNG chart.
+
+./dev bench                      # full sizes, on a tmpfs mounted for the run; writes docs/
+./dev bench --size quick         # smaller, for iterating; writes /tmp/pylsyncd-bench-results
+./dev bench --peers pylsyncd-direct,lsyncd-direct --workloads live
+.venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from benchmarks import chart, procfs, report
+from benchmarks.daemons import PEERS, Peer
+from benchmarks.initial_sync import measure_initial_sync, progress
+from benchmarks.sizes import SIZES, Sizes
+from benchmarks.workloads import LiveRun, measure_idle
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TMPFS = "/tmp/pylsyncd-bench"
+WORKLOADS = ("live", "initial", "idle")
+
+
+@contextlib.contextmanager
+def workspace(directory: str | None) -> Iterator[str]:
+    """The directory to work in: the one given, or a tmpfs mounted for the run (as root)."""
+    if directory is not None:
+        root = os.path.join(directory, "pylsyncd-bench")
+        os.makedirs(root)
+        try:
+            yield root
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("bench: mounting a tmpfs needs root; or give --dir DIR (e.g. /dev/shm)")
+    os.makedirs(TMPFS, exist_ok=True)
+    if os.path.ismount(TMPFS):
+        raise SystemExit(f"bench: {TMPFS} is mounted already (another run?); unmount it first")
+    # tmpfs: no disk in the figures, and the same for every contender. The size is a limit.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g", "tmpfs", TMPFS], check=True)
+    try:
+        yield TMPFS
+    finally:
+        subprocess.run(["umount", TMPFS], check=False)
+        os.rmdir(TMPFS)
+
+
+def _peers(names: str) -> list[Peer]:
+    by_key = {peer.key: peer for peer in PEERS}
+    unknown = [name for name in names.split(",") if name not in by_key]
+    if unknown:
+        raise SystemExit(f"bench: unknown peer {unknown[0]!r}; choose from {', '.join(by_key)}")
+    peers = [by_key[name] for name in names.split(",")]
+    if any(peer.program == "lsyncd" for peer in peers) and shutil.which("lsyncd") is None:
+        raise SystemExit("bench: lsyncd is not installed (apt-get install lsyncd), or leave it out")
+    return peers
+
+
+def run(sizes: Sizes, peers: list[Peer], workloads: list[str], root: str) -> dict[str, Any]:
+    """Every chosen workload for every chosen daemon; returns what goes into the JSON."""
+    results: dict[str, Any] = {
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "sizes": asdict(sizes),
+        "machine": procfs.machine_description()
+        | {"filesystem": procfs.filesystem_of(root), "load_before": procfs.load_average()},
+        "live": {},
+        "initial_sync": {},
+        "idle": {},
+    }
+    began = time.perf_counter()
+    if "live" in workloads:
+        for peer in peers:
+            progress(f"live workloads, {peer.key} ...")
+            live = LiveRun(peer, f"{root}/live-{peer.key}", sizes).run()
+            results["live"][peer.key] = asdict(live)
+            progress(f"  {json.dumps(results['live'][peer.key])}")
+            subprocess.run(["rm", "-rf", f"{root}/live-{peer.key}"], check=True)
+    if "initial" in workloads:
+        for name, entry in measure_initial_sync(peers, f"{root}/initial", sizes).items():
+            results["initial_sync"][name] = asdict(entry) | {
+                "seconds": entry.seconds,
+                "cpu_seconds": entry.cpu_seconds,
+            }
+    if "idle" in workloads:
+        for peer in peers:
+            idle = measure_idle(peer, f"{root}/idle-{peer.key}", sizes)
+            results["idle"][peer.key] = asdict(idle)
+            progress(f"idle, {peer.key}: {json.dumps(results['idle'][peer.key])}")
+    results["duration_seconds"] = time.perf_counter() - began
+    results["machine"]["load_after"] = procfs.load_average()
+    return results
+
+
+def write_outputs(results: dict[str, Any], out: str) -> None:
+    """benchmarks.json, benchmarks.md and benchmarks.png in `out`."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "benchmarks.json"), "w") as written:
+        json.dump(results, written, indent=2)
+        written.write("\n")
+    report.write_markdown(results, os.path.join(out, "benchmarks.md"))
+    chart.write_chart(results, os.path.join(out, "benchmarks.png"))
+    progress(f"wrote {out}/benchmarks.json, benchmarks.md, benchmarks.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", choices=list(SIZES), default="full")
+    parser.add_argument("--quick", action="store_const", const="quick", dest="size")
+    parser.add_argument(
+        "--peers",
+        default=",".join(peer.key for peer in PEERS),
+        help="comma-separated daemons to run (default: all four)",
+    )
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated: live,initial,idle"
+    )
+    parser.add_argument("--dir", help="work here instead of on a tmpfs mounted for the run")
+    parser.add_argument(
+        "--out", help="where results go (default: docs/ for full sizes, else /tmp/...)"
+    )
+    parser.add_argument("--render", metavar="JSON", help="only redo the page and chart from JSON")
+    args = parser.parse_args(argv)
+    # TERM (a timeout, a CI stop) unwinds like Ctrl-C: daemons are stopped, the tmpfs unmounted.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.render:
+        with open(args.render) as saved:
+            results = json.load(saved)
+        write_outputs(results, args.out or os.path.dirname(os.path.abspath(args.render)))
+        return 0
+    workloads = args.workloads.split(",")
+    if not set(workloads) <= set(WORKLOADS):
+        parser.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
+    sizes = SIZES[args.size]
+    out = args.out or (
+        os.path.join(REPOSITORY, "docs") if sizes.name == "full" else "/tmp/pylsyncd-bench-results"
+    )
+    with workspace(args.dir) as root:
+        results = run(sizes, _peers(args.peers), workloads, root)
+    write_outputs(results, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
