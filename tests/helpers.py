@@ -277,12 +277,13 @@ class Daemon:
         self._eof = False
         self._drain: threading.Thread | None = None
 
-    def start(self, args: Sequence[str]) -> Daemon:
-        """Start the daemon with `args` and a clean environment."""
+    def start(self, args: Sequence[str], *, wrapper: Sequence[str] = ()) -> Daemon:
+        """Start the daemon with `args` and a clean environment, through `wrapper` if given
+        (a command that runs the rest of its arguments, such as `setpriv ... --`)."""
         assert self.process is None, "a Daemon runs once; make a new one to restart"
         self.args = list(args)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pylsyncd", *self.args],
+            [*wrapper, sys.executable, "-m", "pylsyncd", *self.args],
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=clean_environment(),
@@ -423,11 +424,11 @@ class DaemonPool:
     def __init__(self) -> None:
         self.daemons: list[Daemon] = []
 
-    def start(self, args: Sequence[str]) -> Daemon:
-        """Start a new daemon with `args` (see daemon_args)."""
+    def start(self, args: Sequence[str], *, wrapper: Sequence[str] = ()) -> Daemon:
+        """Start a new daemon with `args` (see daemon_args), through `wrapper` if given."""
         daemon = Daemon()
         self.daemons.append(daemon)
-        return daemon.start(args)
+        return daemon.start(args, wrapper=wrapper)
 
     def close(self) -> None:
         """Kill and reap every daemon still running; no thread or pipe is left open."""

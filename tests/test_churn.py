@@ -1,11 +1,15 @@
 """Seeded random churn on the source while the daemon runs; once quiet, the replica must equal it.
 
-A few seeds run in the suite; more with
-`CHURN_SEEDS=1-200 CHURN_OPS=2000 ./dev test tests/test_churn.py`.
-A failure prints the seed and the last operations, so it can be replayed.
+Ten seeds run in the suite for each backend and watch mode; at scale, the same test with
+`CHURN_SEEDS=1-200 CHURN_SECONDS=10 ./dev test tests/test_churn.py` (SECONDS of operations per
+seed, instead of CHURN_OPS operations). A failure prints the seed and the last operations.
 
-Hard links are left out: a change made through one name raises no event for the other names, so
-those reach the replica only at the next full sync (a known limitation, README "Guarantees").
+Hard links are in: a write through one name raises no event for the others, so the daemon finds
+the other names of a changed multiply-linked file itself (`transfer/hardlinks.py`). One case is
+left out, as documented (README "Guarantees"): a name that the daemon never saw, through which a
+hard-linked file was changed and which was then removed, before the daemon read any of it. No
+event names the other names then, so the churn does not remove a name of a multiply-linked file
+changed less than FRESH_LINK_SECONDS ago.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,10 +27,12 @@ import pytest
 from helpers import DaemonPool, daemon_args, wait_for_mirror
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789  # 2017, with a nanosecond part
+FRESH_LINK_SECONDS = 1.0
+LOG_LEVEL = os.environ.get("CHURN_LOG_LEVEL", "info")  # debug: every file the daemon touched
 
 
 def seeds() -> list[int]:
-    spec = os.environ.get("CHURN_SEEDS", "1,2,3")
+    spec = os.environ.get("CHURN_SEEDS", "1-10")
     chosen: list[int] = []
     for part in spec.split(","):
         first, _, last = part.partition("-")
@@ -33,6 +41,7 @@ def seeds() -> list[int]:
 
 
 OPS = int(os.environ.get("CHURN_OPS", "300"))
+SECONDS = float(os.environ.get("CHURN_SECONDS", "0"))  # when set, operations for that long
 
 
 class Churn:
@@ -57,6 +66,22 @@ class Churn:
         names = ["a", "b", "c d", "-e", "ü", "x.tmp", "new\nline", "f*", "[g]"]
         return self.random.choice(dirs) / self.random.choice(names)
 
+    def holds_fresh_link(self, path: Path) -> bool:
+        """Whether removing `path` could remove the only name, known to no one, of a recent
+        change to a hard-linked file (the documented limit above)."""
+        fresh = time.time_ns() - int(FRESH_LINK_SECONDS * 1e9)
+        candidates = [path]
+        if path.is_dir() and not path.is_symlink():
+            candidates = [Path(top, name) for top, _, names in os.walk(path) for name in names]
+        for candidate in candidates:
+            try:
+                status = candidate.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(status.st_mode) and status.st_nlink > 1 and status.st_ctime_ns > fresh:
+                return True
+        return False
+
     def content(self) -> bytes:
         return self.random.randbytes(self.random.choice([0, 1, 100, 4096, 65536]))
 
@@ -65,7 +90,8 @@ class Churn:
         operations: list[Callable[[list[Path], list[Path]], str]] = [
             self.write, self.write, self.same_size_rewrite, self.append, self.delete,
             self.mkdir, self.rmtree, self.rename, self.rename, self.chmod, self.touch_old,
-            self.symlink, self.swap_kind, self.move_out, self.move_in,
+            self.symlink, self.swap_kind, self.move_out, self.move_in, self.hard_link,
+            self.hard_link, self.deep_tree,
         ]  # fmt: skip
         if self.polled:
             # A rescan cannot see a rewrite that keeps size, mtime and inode: only events can.
@@ -107,8 +133,28 @@ class Churn:
         if not files:
             return "delete skipped"
         path = self.random.choice(files)
+        if self.holds_fresh_link(path):
+            return "delete skipped"
         path.unlink()
         return f"delete {path}"
+
+    def hard_link(self, files: list[Path], dirs: list[Path]) -> str:
+        regular = [f for f in files if f.is_file() and not f.is_symlink()]
+        if not regular:
+            return "hard link skipped"
+        path, name = self.random.choice(regular), self.new_name(dirs)
+        if os.path.lexists(name):
+            return "hard link skipped"
+        os.link(path, name)
+        return f"hard link {path} as {name}"
+
+    def deep_tree(self, files: list[Path], dirs: list[Path]) -> str:
+        path = self.random.choice(dirs)
+        for depth in range(self.random.randrange(3, 12)):
+            path /= f"level{depth}"
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "leaf").write_bytes(self.content())
+        return f"deep tree {path}"
 
     def mkdir(self, files: list[Path], dirs: list[Path]) -> str:
         path = self.new_name(dirs) / self.random.choice(["", "sub", "sub/deeper"])
@@ -119,6 +165,8 @@ class Churn:
         if len(dirs) < 2:
             return "rmtree skipped"
         path = self.random.choice(dirs[1:])
+        if self.holds_fresh_link(path):
+            return "rmtree skipped"
         shutil.rmtree(path)
         return f"rmtree {path}"
 
@@ -129,6 +177,8 @@ class Churn:
         # Half the time onto an existing file (a rename that replaces it).
         target = self.random.choice(files) if files and self.random.random() < 0.5 else None
         target = target or self.new_name(dirs)
+        if os.path.lexists(target) and self.holds_fresh_link(target):
+            return "rename skipped"
         os.rename(path, target)
         return f"rename {path} -> {target}"
 
@@ -153,6 +203,8 @@ class Churn:
     def symlink(self, files: list[Path], dirs: list[Path]) -> str:
         path = self.new_name(dirs)
         target = self.random.choice(["a", "../b", "/etc/passwd", "missing/target", "."])
+        if self.holds_fresh_link(path):
+            return "symlink skipped"
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
@@ -164,6 +216,8 @@ class Churn:
         path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
         if path is None:
             return "swap skipped"
+        if self.holds_fresh_link(path):
+            return "swap skipped"
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
             path.write_bytes(self.content())
@@ -174,7 +228,7 @@ class Churn:
 
     def move_out(self, files: list[Path], dirs: list[Path]) -> str:
         path = self.random.choice(files + dirs[1:]) if files or dirs[1:] else None
-        if path is None:
+        if path is None or self.holds_fresh_link(path):
             return "move out skipped"
         target = self.outside / f"out{len(self.log)}"
         os.rename(path, target)
@@ -205,10 +259,15 @@ def test_random_churn_converges(
     for _ in range(20):  # something to sync at start, too
         churn.step()
     watching = ("--watch", watch, "--poll-interval", "0.05")
-    daemon = daemons.start(daemon_args(src, dst, backend, *watching, log_level="info"))
+    daemon = daemons.start(daemon_args(src, dst, backend, *watching, log_level=LOG_LEVEL))
     daemon.wait_ready()
-    for _ in range(OPS):
-        churn.step()
+    if SECONDS:
+        deadline = time.monotonic() + SECONDS
+        while time.monotonic() < deadline:
+            churn.step()
+    else:
+        for _ in range(OPS):
+            churn.step()
     try:
         wait_for_mirror(src, dst, timeout=30, daemon=daemon)
     except AssertionError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +56,9 @@ def test_queue_overflow_leads_to_a_full_resync_that_converges(
     tmp_path: Path, daemons: DaemonPool, limits: InotifyLimits, backend: str
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
+    for name in ("doomed", "renamed", "rewritten"):
+        (src / name).mkdir(parents=True)
+        (src / name / "f").write_bytes(b"before the overflow")
     # The queue size is fixed when the daemon creates its inotify instance: lower it just for that.
     limits.set("max_queued_events", 16)
     daemon = daemons.start(daemon_args(src, dst, backend))
@@ -63,6 +67,10 @@ def test_queue_overflow_leads_to_a_full_resync_that_converges(
     # Stopped, the daemon reads nothing: the 16-event queue overflows for certain.
     daemon.send(signal.SIGSTOP)
     try:
+        # Lost events of every kind: the resync must delete, rename and rewrite, not only copy.
+        shutil.rmtree(src / "doomed")
+        os.rename(src / "renamed", src / "renamed-to")
+        (src / "rewritten" / "f").write_bytes(b"after the overflow")
         for d in range(20):
             (src / f"d{d}").mkdir()
             for f in range(50):

@@ -244,3 +244,35 @@ def test_a_path_below_a_source_symlink_does_not_exist(
     assert os.readlink(dst / "x") == "."
     assert os.readlink(dst / "y") == str(secret)
     assert sorted(p.name for p in dst.iterdir()) == ["f", "x", "y"]
+
+
+def test_a_directory_sync_removes_what_the_source_lacks(
+    backend: str, dirs: tuple[Path, Path]
+) -> None:
+    # What a transfer that read the source late copied, and that was renamed or deleted before
+    # the next one, raises no event under the name the destination has: the directory's own
+    # change must remove it (rsync would keep it: a directory synced alone includes no entry).
+    src, dst = dirs
+    (src / "d").mkdir()
+    (src / "d" / "kept").write_text("in both")
+    (dst / "d" / "copied-late" / "sub").mkdir(parents=True)
+    (dst / "d" / "kept").write_text("in both")
+    (dst / "d" / "extra.txt").write_text("the source never had it")
+    (dst / "d" / "excluded.log").write_text("excluded: left alone")
+    assert make(backend, src, dst, "*.log").apply(batch(("d", SYNC))).ok
+    assert sorted(p.name for p in (dst / "d").iterdir()) == ["excluded.log", "kept"]
+
+
+def test_rsync_removes_the_temporary_file_of_a_killed_run_when_retried(
+    dirs: tuple[Path, Path],
+) -> None:
+    src, dst = dirs
+    (src / "d").mkdir()
+    (src / "d" / "f").write_text("complete")
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True, rsync="false")
+    assert not transfer.apply(batch(("d/f", SYNC))).ok  # a run that died
+    (dst / "d").mkdir()
+    (dst / "d" / ".f.Ab12Cd").write_text("what a killed rsync leaves")
+    transfer.rsync = "rsync"
+    assert transfer.apply(batch(("d/f", SYNC))).ok
+    assert sorted(p.name for p in (dst / "d").iterdir()) == ["f"]

@@ -27,6 +27,7 @@ from pylsyncd.watch import Watcher, WatchLimitError
 from pylsyncd.watch.hybrid import HybridWatcher
 from pylsyncd.watch.inotify import InotifyWatcher
 from pylsyncd.watch.poll import PollWatcher, filesystem_type, needs_polling
+from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
 
@@ -69,7 +70,7 @@ class PendingEvents:
         with self._condition:
             while not stopping.is_set():
                 if self._since is None:
-                    self._condition.wait(0.5)
+                    self._condition.wait()  # `add` or `wake` notifies: no idle wake-ups
                     continue
                 remaining = self._since + delay - time.monotonic()
                 if remaining <= 0:
@@ -128,6 +129,9 @@ class Pair:
         self._failing_since: float | None = None  # monotonic, for the log
         self._backoff = _BACKOFF_FIRST
         self._progress = PairProgress()  # what the status file shows
+        self.source_root = SourceRoot(config.source)
+        self._paused = False  # the source is gone: nothing is applied until it is back
+        self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
 
     def _make_watcher(self) -> Watcher:
         mode = self.config.watch
@@ -175,6 +179,7 @@ class Pair:
             log.debug("traceback", exc_info=True)
         finally:
             self.stopping.set()  # stops the reader; a fatal error stops the daemon too
+            self.watcher.wake()
             if reader.is_alive():
                 reader.join()  # it returns within one read timeout; then the watcher can close
             self.watcher.close()
@@ -204,6 +209,11 @@ class Pair:
             failing_since=progress.failing_since,
         )
 
+    def wake(self) -> None:
+        """After `stopping` is set: end the reader's and the pair thread's waits now."""
+        self.watcher.wake()
+        self.pending.wake()
+
     def cancel(self) -> None:
         """Abandon the transfer in progress (the shutdown grace ran out)."""
         self.transfer.cancel()
@@ -223,13 +233,15 @@ class Pair:
     def _read_events(self) -> None:
         try:
             while not self.stopping.is_set():
-                self._read_into_pending(0.1)
+                if self._rewatch.is_set():
+                    self._watch_again()
+                self._read_into_pending(None)  # until events come or `wake`
             # Whatever the kernel queued before the stop request still belongs to this run.
             self._read_into_pending(0)
         finally:
             self.pending.wake()
 
-    def _read_into_pending(self, timeout: float) -> None:
+    def _read_into_pending(self, timeout: float | None) -> None:
         try:
             events = self.watcher.read(timeout)
         except WatchLimitError as error:
@@ -242,10 +254,48 @@ class Pair:
         if events:
             self.pending.add(events)
 
+    def _watch_again(self) -> None:
+        """The source is back: its old watches are on what went away. Watch it afresh, then have
+        the whole tree compared (in that order, so nothing changes unseen in between)."""
+        self.watcher.close()
+        try:
+            self.watcher = self._make_watcher()
+            self._start_watching()
+        except OSError as error:  # gone again already: the pair thread will see it
+            log.debug("%s: cannot watch the source again: %s", self.name, error)
+            self.stopping.wait(_BACKOFF_FIRST)
+            return
+        self._rewatch.clear()
+        self.pending.add([Event(EventKind.OVERFLOW, "")])
+
+    def _source_paused(self) -> bool:
+        """Whether to hold every change back because the source is gone, or not watched yet
+        since it came back. Says so once when it goes and once when it is back."""
+        absence = self.source_root.absence()
+        if absence is not None:
+            if not self._paused:
+                self._paused = True
+                log.error(
+                    "%s: %s: pausing; the destination is left as it is until the source is back",
+                    self.name,
+                    absence,
+                )
+            self._backoff = _BACKOFF_FIRST  # look again soon, not after a growing backoff
+            return True
+        if self._paused:
+            self._paused = False
+            log.warning("%s: the source is back: resuming with a full comparison", self.name)
+            self._rewatch.set()
+            self.watcher.wake()  # the reader waits without a timeout
+        return self._rewatch.is_set()
+
     def _flush(self) -> None:
         """On stop: apply what is pending, retrying until the grace period runs out."""
         deadline = time.monotonic() + self.grace
         while len(self.pending) and self.fatal is None:
+            if self._paused:
+                log.error("%s: stopping with the source gone: nothing pending applied", self.name)
+                return
             if self._apply_next():
                 continue
             if time.monotonic() + self._backoff > deadline:
@@ -297,6 +347,8 @@ class Pair:
 
     def _apply_next(self) -> bool:
         """Apply everything pending as one batch; on failure requeue it. True on success."""
+        if self._source_paused():
+            return False  # everything stays pending, untaken
         batch, events = self.pending.take()
         if not batch:
             return True

@@ -16,6 +16,8 @@ from pylsyncd.transfer import Ownership
 
 log = logging.getLogger("pylsyncd")
 
+_STATUS_EVERY = 1.0  # seconds between looks at the pairs' status, when there is a status file
+
 
 def run(config: Config) -> int:
     """Mirror every pair until SIGTERM or SIGINT; 0 after a clean stop, 1 after a fatal error."""
@@ -50,12 +52,15 @@ def run(config: Config) -> int:
         thread.start()
 
     announced = False
-    while not stopping.wait(0.01 if not announced else 0.5):
+    # Once all are live, wake only to keep the status file current: without one, an idle daemon
+    # sleeps until a signal (handled on this thread, it ends the wait).
+    live_wait = _STATUS_EVERY if status_file else None
+    while not stopping.wait(live_wait if announced else 0.01):
+        if status_file:
+            status_file.update()  # before "ready": whoever reads that line finds the file
         if not announced and all(pair.ready.is_set() for pair in pairs):
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
-        if status_file:
-            status_file.update()
     if received:
         log.info(
             "%s received: applying pending changes (up to %.0f s)",
@@ -63,7 +68,7 @@ def run(config: Config) -> int:
             config.shutdown_grace,
         )
     for pair in pairs:
-        pair.pending.wake()
+        pair.wake()
     deadline = time.monotonic() + config.shutdown_grace + 1
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0))

@@ -23,6 +23,10 @@ GONE = (errno.ENOENT, errno.ENOTDIR)
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
 DirStat = Callable[[str], os.stat_result | None]
+# Directory descriptors a tree keeps open between uses. Caching all of them made a tree of 1,000
+# directories exceed the usual limit of 1,024 open files: the initial sync failed with EMFILE,
+# again at every retry. Two trees (source, destination) at this bound leave room for the rest.
+MAX_CACHED_DIRS = 128
 
 
 def split(path: str) -> tuple[str, str]:
@@ -51,6 +55,14 @@ class DestinationTree:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+    def trim(self, keep: str) -> None:
+        """Close cached descriptors beyond MAX_CACHED_DIRS, but never those of `keep` and its
+        ancestors: the caller may be holding them."""
+        if len(self._fds) <= MAX_CACHED_DIRS:
+            return
+        for path in [path for path in self._fds if not is_within(keep, path)]:
+            os.close(self._fds.pop(path))
 
     def forget(self, path: str) -> None:
         """Drop cached descriptors at or below `path` (it was renamed or removed)."""

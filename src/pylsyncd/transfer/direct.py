@@ -13,13 +13,16 @@ import os
 import re
 import stat
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.events import is_within, rebase
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import GONE, DestinationTree, split
+from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ _Item = TypeVar("_Item", Move, Change)
 
 # Temporary files a killed daemon may have left behind; removed whenever their directory is synced.
 _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
+# How long a path found gone from the source waits for the rename that may have taken it.
+_VANISHED_BATCHES = 3
+_VANISHED_SECONDS = 5.0
 
 
 class DirectTransfer:
@@ -49,6 +55,11 @@ class DirectTransfer:
         self.cancelled = threading.Event()
         # Source entries the daemon may not read, reported once each, not at every event.
         self.reported_unreadable: set[str] = set()
+        self.hard_links = HardLinks(source, excludes)
+        # Paths a batch found gone from the source (or whose directory attributes it could not
+        # read): path -> (batch number, monotonic time). See `_Run.move`.
+        self.vanished: dict[str, tuple[int, float]] = {}
+        self.batch_number = 0
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -56,15 +67,36 @@ class DirectTransfer:
     def apply(self, batch: Batch) -> Outcome:
         if not self.delete and batch.moves:
             batch = batch.without_moves()  # a rename would remove the old name
+        self._expire_vanished()
         run = _Run(self, delete=self.delete)
         try:
             for move in batch.moves:
+                run.trim_descriptors("")  # between steps no descriptor is held
                 run.attempt(run.move, move)
+            for path in run.moved_vanished:
+                run.trim_descriptors("")
+                run.attempt(run.change, Change(path, ChangeKind.SYNC_TREE))
             for change in batch.changes:
+                run.trim_descriptors("")
                 run.attempt(run.change, change)
+            # Names of hard-linked files met in this batch and not known yet, found in one walk.
+            while found := self.hard_links.search():
+                for path, forced in found:
+                    run.trim_descriptors("")
+                    step = run.change if forced else run.check_found_name
+                    run.attempt(step, Change(path, ChangeKind.SYNC))
         finally:
             run.finish()
         return run.outcome
+
+    def _expire_vanished(self) -> None:
+        """Forget vanished paths once the rename that may explain them had time to arrive: a few
+        batches and a few seconds (its event was queued before the transfer saw the path go)."""
+        self.batch_number += 1
+        now = time.monotonic()
+        for path, (number, seen) in list(self.vanished.items()):
+            if number < self.batch_number - _VANISHED_BATCHES and seen < now - _VANISHED_SECONDS:
+                del self.vanished[path]
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         run = _Run(self, delete=delete, progress=progress)
@@ -85,6 +117,11 @@ class _Run:
         self.progress = progress
         self.cancelled = transfer.cancelled
         self.reported_unreadable = transfer.reported_unreadable
+        self.hard_links = transfer.hard_links
+        self.linked: set[tuple[int, int]] = set()  # inodes whose other names this run copied
+        self.vanished = transfer.vanished
+        self.batch_number = transfer.batch_number
+        self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
         self.entries = 0
         self.outcome = Outcome()
         self.source_tree = SourceTree(transfer.source)
@@ -104,9 +141,7 @@ class _Run:
     def fail(self, item: Move | Change, error: OSError) -> None:
         """Remember a failed step for the retry; the first error is the one the log shows."""
         if self.outcome.error is None:
-                self.outcome.error = f"{error.strerror or error}: {error.filename or ''}".rstrip(
-                    ": "
-                )
+            self.outcome.error = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
         if isinstance(item, Move):
             self.failed += [Change(item.source, ChangeKind.SYNC_TREE)]
             self.failed += [Change(item.target, ChangeKind.SYNC_TREE)]
@@ -131,15 +166,25 @@ class _Run:
             error.strerror,
         )
 
+    def trim_descriptors(self, keep: str) -> None:
+        """Bound the open directory descriptors; those of `keep` and its ancestors may be in use."""
+        self.source_tree.trim(keep)
+        self.tree.trim(keep)
+
     def finish(self) -> None:
         try:
-            for path in self.touched | self.tree.changed_dirs:
+            # Sorted: neighbours share their parents' descriptors between two trims.
+            for path in sorted(self.touched | self.tree.changed_dirs):
+                self.trim_descriptors("")
                 source = self._source_dir_stat(path)
-                if source is not None:
-                    try:
-                        self.tree.set_dir_times(path, source)
-                    except OSError as error:
-                        log.debug("cannot set times of %r: %s", path, error)
+                if source is None:
+                    # Renamed away since (its times follow with that rename), or deleted.
+                    self._vanish(path)
+                    continue
+                try:
+                    self.tree.set_dir_times(path, source)
+                except OSError as error:
+                    log.debug("cannot set times of %r: %s", path, error)
         finally:
             self.tree.close()
             self.source_tree.close()
@@ -175,6 +220,13 @@ class _Run:
         os.rename(source_name, target_name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
         self.tree.forget(move.source)
         self.tree.forget(move.target)
+        self.hard_links.moved(move.source, move.target)
+        # What an earlier batch found gone below the old name was renamed with it, the events
+        # for it named the old path: the destination's copy may lack it, or be stale.
+        for path in [path for path in self.vanished if is_within(path, move.source)]:
+            moved = rebase(path, move.source, move.target)
+            self.vanished[moved] = self.vanished.pop(path)
+            self.moved_vanished.append(moved)
         self.touched.update((source_parent, target_parent))
         self.outcome.moved += 1
         log.debug("moved %r -> %r", move.source, move.target)
@@ -185,7 +237,16 @@ class _Run:
         The path itself is copied even when size and mtime match: an event says it changed, and
         a same-size rewrite within one timestamp tick is exactly what rsync's quick check misses.
         """
+        expected = change.kind is not ChangeKind.DELETE and change.path != ""
+        if expected and self.source_tree.lstat(change.path) is None:
+            # Gone before this transfer read it: deleted, or renamed (its event follows).
+            self._vanish(change.path)
+            for other in self.hard_links.others_of_vanished(change.path):
+                self.sync(other, recursive=False, forced=True)
         self.sync(change.path, recursive=change.kind is not ChangeKind.SYNC, forced=True)
+
+    def _vanish(self, path: str) -> None:
+        self.vanished[path] = (self.batch_number, time.monotonic())
 
     def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
         source = self.source_tree.lstat(path)
@@ -215,6 +276,8 @@ class _Run:
                 self.outcome.copied += 1
                 self.outcome.bytes += copied
                 log.debug("copied %r (%d bytes)", path, copied)
+                if forced and source.st_nlink > 1:
+                    self._sync_other_names(path, source, changed=existing is not None)
         elif stat.S_ISLNK(mode):
             target = self.source_tree.readlink(path)
             if forced or not self._same_link(parent_fd, name, existing, source, target):
@@ -225,6 +288,20 @@ class _Run:
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
         self.touched.add(parent)
+
+    def check_found_name(self, change: Change) -> None:
+        """A name of a file that got a new link: copied only if its size, mtime or mode differ
+        (the file may have been changed, through the new name, since the link was made)."""
+        self.sync(change.path, recursive=False, forced=False)
+
+    def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
+        """A hard-linked file changed through `path`: its other names raised no event."""
+        inode = (source.st_dev, source.st_ino)
+        if inode in self.linked:
+            return
+        self.linked.add(inode)
+        for other in self.hard_links.others(path, source, changed=changed):
+            self.sync(other, recursive=False, forced=True)
 
     def _copy_file(self, path: str, parent_fd: int, name: str) -> int | None:
         """Bytes copied, or None when the source changed under us (its next event follows)."""
@@ -273,6 +350,7 @@ class _Run:
             present.add(name)
             if not recursive:
                 continue
+            self.trim_descriptors(path)  # this directory's descriptor and its parents' are in use
             self._sync_child(child)
             self.entries += 1
             if self.progress is not None:

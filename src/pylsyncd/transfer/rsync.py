@@ -18,10 +18,12 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
-from pylsyncd.coalesce import Batch, ChangeKind
+from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
+from pylsyncd.transfer.hardlinks import HardLinks
+from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,12 @@ _OK_EXIT_CODES = (0, 24)
 _WILDCARDS = re.compile(r"[*?\[]")
 _ESCAPED = re.compile(r"([*?\[\\])")
 _TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
+# rsync's exit status when some files could not be transferred (see its stderr for which).
+_PARTIAL = 23
+# What rsync's sender says about a source entry it may not read: opendir, send_files, link_stat.
+_DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied \(13\)$')
+# Lines that only sum up the errors listed before them.
+_SUMMARY = ("rsync error:", "rsync warning:", "IO error encountered -- skipping file deletion")
 _STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
 
 
@@ -91,6 +99,12 @@ class RsyncTransfer:
         self.ownership = ownership or Ownership()
         self.rsync = rsync
         self._process: subprocess.Popen[bytes] | None = None
+        # Directories of a failed run: a killed rsync leaves its temporary files (`.name.XXXXXX`)
+        # there, which the retry removes as entries the source lacks.
+        self._unsettled_dirs: set[str] = set()
+        # Source entries rsync may not read, reported once each, not at every event.
+        self.reported_unreadable: set[str] = set()
+        self.hard_links = HardLinks(source, excludes)
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         # rsync compares whole seconds unless told otherwise: a change within the same second
@@ -111,9 +125,12 @@ class RsyncTransfer:
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
     def apply(self, batch: Batch) -> Outcome:
+        for move in batch.moves:
+            self.hard_links.moved(move.source, move.target)
         batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
         if not batch.changes:
             return Outcome()
+        batch = Batch((), batch.changes + self._extras(batch) + self._other_names(batch))
         rules = include_rules(batch, self._source_is_dir)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
@@ -128,9 +145,79 @@ class RsyncTransfer:
         stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
         outcome = self._run(command + self._paths(), stdin)
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
-        if not outcome.ok:
+        if outcome.ok:
+            self._unsettled_dirs.clear()
+        else:
             outcome.failed = batch
+            self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
         return outcome
+
+    def _other_names(self, batch: Batch) -> tuple[Change, ...]:
+        """Syncs of the other names of hard-linked files the batch copies: a change made through
+        one name raised no event for the others."""
+        source, destination = SourceTree(self.source), SourceTree(self.destination)
+        others: dict[str, None] = {}
+        try:
+            for change in batch.changes:
+                if change.kind is not ChangeKind.SYNC:
+                    continue
+                try:
+                    status = source.lstat(change.path)
+                    if status is None:  # gone: a change made through it may not have reached
+                        names = self.hard_links.others_of_vanished(change.path)  # the others
+                    elif status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
+                        continue
+                    else:
+                        changed = destination.lstat(change.path) is not None
+                        names = self.hard_links.others(change.path, status, changed=changed)
+                except OSError:
+                    continue  # rsync says what is wrong with it
+                others.update(dict.fromkeys(names))
+            # rsync copies every path of the batch (--ignore-times): found names included.
+            others.update(dict.fromkeys(name for name, _ in self.hard_links.search()))
+        finally:
+            source.close()
+            destination.close()
+        return tuple(Change(path, ChangeKind.SYNC) for path in others)
+
+    def _extras(self, batch: Batch) -> tuple[Change, ...]:
+        """Deletions of what the destination has and the source lacks, in the directories that
+        the batch syncs on their own and in those of a failed run.
+
+        rsync deletes only what a rule includes, and a directory synced on its own includes none
+        of its entries. The direct backend removes extras on every directory sync; this is the
+        same for rsync: an entry that a transfer reading the source late copied, and that was
+        then renamed or deleted, raises no event under the name the destination has.
+        """
+        if not self.delete:
+            return ()
+        directories = self._unsettled_dirs | {
+            change.path
+            for change in batch.changes
+            if change.kind is ChangeKind.SYNC and self._source_is_dir(change.path)
+        }
+        if not directories:
+            return ()
+        # Both sides listed one component at a time, never through a symlink.
+        source, destination = SourceTree(self.source), SourceTree(self.destination)
+        extras: list[Change] = []
+        try:
+            for directory in sorted(directories):
+                try:
+                    present = {name for name, _ in source.children(directory)}
+                    if source.open_dir(directory) is None:
+                        continue  # gone from the source: its own change deletes it
+                    found = destination.children(directory)
+                except (UnreadableSourceError, FileNotFoundError, NotADirectoryError):
+                    continue  # unknown contents: remove nothing
+                for name, is_dir in found:
+                    path = f"{directory}/{name}" if directory else name
+                    if name not in present and not self.excludes.excludes(path, is_dir):
+                        extras.append(Change(path, ChangeKind.DELETE))
+        finally:
+            source.close()
+            destination.close()
+        return tuple(extras)
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
@@ -175,8 +262,39 @@ class RsyncTransfer:
                     _read_line(line, outcome, progress)
             if process.returncode not in _OK_EXIT_CODES:
                 errors.seek(0)
-                outcome.error = f"rsync exited {process.returncode}: " + _first_error(errors.read())
+                stderr = errors.read()
+                unreadable = _unreadable_only(stderr) if process.returncode == _PARTIAL else None
+                if unreadable is None:
+                    outcome.error = f"rsync exited {process.returncode}: " + _first_error(stderr)
+                else:
+                    self._report_unreadable(unreadable)
         return outcome
+
+    def _report_unreadable(self, paths: list[str]) -> None:
+        """Source entries rsync may not read are skipped, not retried: a retry cannot help until
+        a chmod, which raises its own event, and it would hold back every other change."""
+        for path in paths:
+            if path in self.reported_unreadable:
+                log.debug("still cannot read %s", path)
+                continue
+            self.reported_unreadable.add(path)
+            log.warning(
+                "cannot read %s: permission denied; skipped (the destination keeps what it has "
+                "there), everything else goes on",
+                path,
+            )
+
+
+def _unreadable_only(stderr: bytes) -> list[str] | None:
+    """The source paths rsync could not read, when that is all its errors say; else None."""
+    paths: list[str] = []
+    for line in os.fsdecode(stderr).splitlines():
+        denied = _DENIED.match(line)
+        if denied is not None:
+            paths.append(denied.group("path"))
+        elif line.strip() and not line.startswith(_SUMMARY):
+            return None
+    return paths or None
 
 
 def _first_error(stderr: bytes) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 import os
 
-from pylsyncd.transfer.destination import GONE, split
+from pylsyncd.events import is_within
+from pylsyncd.transfer.destination import GONE, MAX_CACHED_DIRS, split
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DENIED = (errno.EACCES, errno.EPERM)
@@ -43,6 +44,16 @@ class SourceTree:
             if fd is not None:
                 os.close(fd)
         self._fds.clear()
+
+    def trim(self, keep: str) -> None:
+        """Close cached descriptors beyond MAX_CACHED_DIRS, but never those of `keep` and its
+        ancestors: the caller may be holding them."""
+        if len(self._fds) <= MAX_CACHED_DIRS:
+            return
+        for path in [path for path in self._fds if not is_within(keep, path)]:
+            fd = self._fds.pop(path)
+            if fd is not None:
+                os.close(fd)
 
     def open_dir(self, path: str) -> int | None:
         """Descriptor of the real directory at `path`, or None (missing, a symlink, a file)."""

@@ -21,8 +21,13 @@ class Watcher(Protocol):
     def start(self) -> None:
         """Watch the whole tree; called before the initial sync so nothing slips in between."""
 
-    def read(self, timeout: float) -> list[Event]:
-        """Events that arrived, waiting up to `timeout` seconds for the first ([] on timeout)."""
+    def read(self, timeout: float | None) -> list[Event]:
+        """Events that arrived, waiting up to `timeout` seconds (None: no limit) for the first;
+        [] on timeout or when woken."""
+
+    def wake(self) -> None:
+        """Make a `read` waiting in another thread return now (or the next one, if none waits):
+        an idle watcher then needs no timeout, and so no CPU, to notice a stop request."""
 
     def close(self) -> None:
         """Stop watching and release kernel resources."""

@@ -22,10 +22,15 @@ class HybridWatcher:
         self.rescans.start()  # the snapshot first: a change between the two shows up in both
         self.fast.start()
 
-    def read(self, timeout: float) -> list[Event]:
-        # The caller reads in short rounds (0.1 s), so a due rescan waits at most one round.
-        events = self.fast.read(timeout)
+    def read(self, timeout: float | None) -> list[Event]:
+        # Wait for inotify no longer than until the next rescan is due.
+        due = self.rescans.due_in()
+        events = self.fast.read(due if timeout is None else min(timeout, due))
         return events + self.rescans.read(0)
+
+    def wake(self) -> None:
+        self.fast.wake()
+        self.rescans.wake()
 
     def close(self) -> None:
         self.fast.close()

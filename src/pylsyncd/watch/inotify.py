@@ -13,6 +13,7 @@ Three races shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
@@ -20,6 +21,7 @@ import os
 import select
 import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -98,6 +100,11 @@ class InotifyWatcher:
         self._excluded = excludes or _nothing_excluded
         self._fd = -1
         self._poll = select.poll()
+        # An eventfd polled beside the inotify descriptor: `wake` from another thread ends a
+        # read that waits without a timeout. The lock keeps `wake` off a descriptor `close`
+        # released (its number may already be reused).
+        self._wake_fd = -1
+        self._wake_lock = threading.Lock()
         self._path_of: dict[int, str] = {}  # wd -> relative path of the watched directory
         self._wd_of: dict[str, int] = {}  # relative path -> wd
         # Excluded directories seen so far: a rename can make their new path included.
@@ -123,8 +130,10 @@ class InotifyWatcher:
                 "out of inotify instances: raise fs.inotify.max_user_instances "
                 "(sysctl -w fs.inotify.max_user_instances=...)"
             ) from None
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
+        self._poll.register(self._wake_fd, select.POLLIN)
         started = time.monotonic()
         self._watch_tree("", None)
         log.debug(
@@ -134,8 +143,9 @@ class InotifyWatcher:
             (time.monotonic() - started) * 1000,
         )
 
-    def read(self, timeout: float) -> list[Event]:
-        """Events that arrived, waiting up to `timeout` seconds for the first ([] on timeout)."""
+    def read(self, timeout: float | None) -> list[Event]:
+        """Events that arrived, waiting up to `timeout` seconds (None: no limit) for the first;
+        [] on timeout or when woken."""
         if self._fd < 0 or not self._ready(timeout):
             return []
         out: list[Event | None] = []
@@ -158,18 +168,31 @@ class InotifyWatcher:
             self._rewatch()
         return [event for event in out if event is not None]
 
+    def wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
+
     def close(self) -> None:
         """Stop watching and release the inotify descriptor (idempotent; not during a read)."""
         if self._fd < 0:
             return
+        with self._wake_lock:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         fd, self._fd = self._fd, -1
         os.close(fd)  # drops every watch at once
         self._path_of.clear()
         self._wd_of.clear()
         self._excluded_dirs.clear()
 
-    def _ready(self, timeout: float) -> bool:
-        return bool(self._poll.poll(max(0, math.ceil(timeout * 1000))))
+    def _ready(self, timeout: float | None) -> bool:
+        """Whether inotify events wait to be read; False after `timeout` or a `wake`."""
+        ready = self._poll.poll(-1 if timeout is None else max(0, math.ceil(timeout * 1000)))
+        if any(fd == self._wake_fd for fd, _ in ready):
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._wake_fd)  # consumed: the next read waits again
+        return any(fd == self._fd for fd, _ in ready)
 
     def _drain(self, out: list[Event | None], held: dict[int, _Departure]) -> None:
         total = 0
@@ -235,6 +258,9 @@ class InotifyWatcher:
             elif mask & IN_ATTRIB:
                 if not excluded(path, is_dir):
                     append(Event(_ATTRIB, path, is_dir))
+                    if is_dir and path not in self._wd_of:
+                        # Unreadable until this chmod: watch it now, and report what it holds.
+                        self._watch_tree(path, out)
             elif mask & IN_DELETE:
                 if is_dir:
                     self._excluded_dirs.discard(path)

@@ -64,24 +64,36 @@ def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
     The mount is the longest mount point above the real path; of mounts stacked on one point,
     the last listed is the one on top.
     """
+    return mount_of(path, mountinfo)[1]
+
+
+def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> tuple[str, str]:
+    """(mount point, filesystem type) of the mount holding `path`; ("", "unknown") without a
+    readable mount table."""
     real = os.path.realpath(path)
     best, fstype = "", "unknown"
+    for mount_point, mount_type in mounts(mountinfo):
+        above = mount_point == "/" or is_within(real, mount_point)
+        if above and len(mount_point) >= len(best):
+            best, fstype = mount_point, mount_type
+    return best, fstype
+
+
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount, in the kernel's order; [] if unreadable."""
     try:
         with open(mountinfo, "rb") as table:
             lines = table.read().splitlines()
     except OSError as error:
         log.debug("cannot read %s: %s", mountinfo, error)
-        return fstype
+        return []
+    found: list[tuple[str, str]] = []
     for line in lines:
         fields, separator, rest = line.partition(b" - ")
         ids = fields.split(b" ")
-        if not separator or len(ids) < 5 or not rest:
-            continue
-        mount_point = _unescape(ids[4])
-        above = mount_point == "/" or is_within(real, mount_point)
-        if above and len(mount_point) >= len(best):
-            best, fstype = mount_point, _unescape(rest.split(b" ")[0])
-    return fstype
+        if separator and len(ids) >= 5 and rest:
+            found.append((_unescape(ids[4]), _unescape(rest.split(b" ")[0])))
+    return found
 
 
 def _unescape(field: bytes) -> str:
@@ -112,6 +124,7 @@ class PollWatcher:
         self._excluded = excludes
         self._current = interval
         self._closed = threading.Event()
+        self._woken = threading.Event()
         self._snapshot: Snapshot | None = None
         self._scanned_ns = 0  # when the scan of `_snapshot` began, by the wall clock
         self._due = 0.0
@@ -140,16 +153,21 @@ class PollWatcher:
         )
         self._due = time.monotonic() + self.interval
 
-    def read(self, timeout: float) -> list[Event]:
-        """Rescan when one is due within `timeout` and return the differences; else wait, []."""
+    def due_in(self) -> float:
+        """Seconds until the next rescan is due (0 when it is)."""
+        return max(self._due - time.monotonic(), 0)
+
+    def read(self, timeout: float | None) -> list[Event]:
+        """Rescan when one is due within `timeout` (None: whenever it is) and return the
+        differences; else wait, []. A `wake` or `close` ends the wait with []."""
         previous = self._snapshot
         if previous is None:  # not started, or closed
             return []
         wait = self._due - time.monotonic()
-        if wait > timeout:
-            self._closed.wait(max(timeout, 0))
+        if timeout is not None and wait > timeout:
+            self._sleep(max(timeout, 0))
             return []
-        if wait > 0 and self._closed.wait(wait):
+        if wait > 0 and self._sleep(wait):
             return []
         started, started_ns = time.monotonic(), time.time_ns()
         try:
@@ -185,10 +203,20 @@ class PollWatcher:
         )
         return events
 
+    def wake(self) -> None:
+        self._woken.set()
+
     def close(self) -> None:
         """Stop: a waiting read() returns [] at once, and the snapshot is released."""
         self._closed.set()
+        self._woken.set()
         self._snapshot = None
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait `seconds`; True when woken or closed first (a wake is consumed)."""
+        woken = self._woken.wait(seconds)
+        self._woken.clear()
+        return woken or self._closed.is_set()
 
     def scan(self) -> Snapshot:
         """One pass over the tree; the root itself is the entry ``""``. Raises OSError when the

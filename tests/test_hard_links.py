@@ -1,0 +1,65 @@
+"""Hard links: a change through one name raises an event for that name only, yet every copy in
+the destination (one separate file per name, as rsync without -H) must follow it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import DaemonPool, daemon_args, wait_for_mirror, write_file
+
+OLD_MTIME_NS = 1_500_000_000_123_456_789
+
+
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
+def test_a_change_through_one_name_reaches_every_name(
+    tmp_path: Path, daemons: DaemonPool, backend: str
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_file(src / "original", "version 1")
+    os.link(src / "original", src / "linked-before-start")
+    daemon = daemons.start(daemon_args(src, dst, backend))
+    daemon.wait_ready()
+
+    # Linked while running, in another directory: its name is met only through its own event.
+    (src / "dir").mkdir()
+    os.link(src / "original", src / "dir" / "linked-live")
+    wait_for_mirror(src, dst, daemon=daemon)
+
+    for writer, content in [
+        (src / "dir" / "linked-live", "version 2, longer"),
+        (src / "linked-before-start", "version 3"),
+        (src / "original", "version 4"),
+    ]:
+        writer.write_text(content)
+        wait_for_mirror(src, dst, daemon=daemon)
+    # Attributes are the inode's too: mode, and a same-size rewrite that keeps the mtime.
+    (src / "original").chmod(0o600)
+    wait_for_mirror(src, dst, daemon=daemon)
+    os.utime(src / "original", ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    (src / "dir" / "linked-live").write_text("version 5")
+    os.utime(src / "original", ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    wait_for_mirror(src, dst, daemon=daemon)
+    daemon.stop()
+    assert (dst / "linked-before-start").read_text() == "version 5"
+
+
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
+def test_a_renamed_directory_does_not_hide_a_name(
+    tmp_path: Path, daemons: DaemonPool, backend: str
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_file(src / "a" / "file", "version 1")
+    (src / "b").mkdir()
+    os.link(src / "a" / "file", src / "b" / "link")
+    daemon = daemons.start(daemon_args(src, dst, backend))
+    daemon.wait_ready()
+    (src / "a" / "file").write_text("version 2")
+    wait_for_mirror(src, dst, daemon=daemon)
+    os.rename(src / "b", src / "renamed")  # the known name b/link goes stale
+    wait_for_mirror(src, dst, daemon=daemon)
+    (src / "a" / "file").write_text("version 3")
+    wait_for_mirror(src, dst, daemon=daemon)
+    daemon.stop()
