@@ -26,6 +26,7 @@ from helpers import (
     wait_until,
     write_file,
 )
+from pylsyncd.status import PairState, read_status
 
 BACKENDS = ["direct", "rsync"]
 MIB = 1 << 20
@@ -316,9 +317,13 @@ def test_unmounted_source_pauses_the_pair_and_it_resumes_when_mounted_again(
     mounts.tmpfs(src, "16m")
     write_file(src / "a.txt", "a")
     write_file(src / "dir" / "b.txt", "b")
+    status_file = tmp_path / "status.json"
     daemon = daemons.start(
-        daemon_args(src, dst, backend, "--watch", watch, "--poll-interval", "0.1")
-    )
+        daemon_args(
+            src, dst, backend, "--watch", watch, "--poll-interval", "0.1",
+            "--status-file", str(status_file),
+        )
+    )  # fmt: skip
     daemon.wait_ready()
     before = tree_snapshot(dst)
     since = daemon.mark()
@@ -326,6 +331,8 @@ def test_unmounted_source_pauses_the_pair_and_it_resumes_when_mounted_again(
     mounts.unmount(src)
     daemon.wait_for_log(r"unmounted: pausing", since=since)
     assert tree_snapshot(dst) == before, "the destination changed while the source was gone"
+    wait_until(lambda: read_status(str(status_file)).pairs[0].state is PairState.PAUSED)
+    assert "paused" in (read_status(str(status_file)).pairs[0].last_error or "")
 
     mounts.tmpfs(src, "16m")
     write_file(src / "a.txt", "a, changed while away")
@@ -334,6 +341,7 @@ def test_unmounted_source_pauses_the_pair_and_it_resumes_when_mounted_again(
     wait_for_mirror(src, dst, timeout=20, daemon=daemon)
     write_file(src / "dir" / "live.txt", "watched again")
     wait_for_mirror(src, dst, timeout=20, daemon=daemon)
+    wait_until(lambda: read_status(str(status_file)).pairs[0].state is PairState.LIVE)
     daemon.stop()
 
 

@@ -190,6 +190,8 @@ class Pair:
         progress = self._progress
         if progress.stopped:
             state = PairState.STOPPED
+        elif self._paused:
+            state = PairState.PAUSED
         elif progress.failing_since is not None:
             state = PairState.FAILING
         elif self.ready.is_set():
@@ -275,6 +277,8 @@ class Pair:
         if absence is not None:
             if not self._paused:
                 self._paused = True
+                # For `health`, a pause is a failure: the replica no longer follows the source.
+                self._progress.failed(f"{absence}: paused")
                 log.error(
                     "%s: %s: pausing; the destination is left as it is until the source is back",
                     self.name,

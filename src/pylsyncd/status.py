@@ -31,6 +31,7 @@ class PairState(Enum):
     INITIAL_SYNC = "initial-sync"  # copying the source before going live
     LIVE = "live"  # applying changes as they come
     FAILING = "failing"  # its last transfer failed; retrying with backoff
+    PAUSED = "paused"  # the source is gone (unmounted, removed); waiting for it to return
     STOPPED = "stopped"  # the daemon stopped
 
 
