@@ -225,6 +225,63 @@ def test_name_taken_again_right_after_a_move_out(src: Path, outside: Path, watch
     assert created(rec.settle()) == {"d/g"}
 
 
+def test_directory_renamed_before_its_creation_was_read_is_watched(src: Path, watch: Start) -> None:
+    rec = watch()
+    # Its watch cannot be added under the name its IN_CREATE gives: the rename must add it.
+    makedirs(src, "a/x")
+    os.rename(src / "a", src / "b")
+    assert created(rec.settle()) >= {"a", "b/x"}
+    assert rec.watcher.watch_count == 3
+    (src / "b/x/f").write_text("x")
+    assert created(rec.settle()) == {"b/x/f"}
+
+
+def test_name_taken_again_before_a_move_out_was_read(
+    src: Path, outside: Path, watch: Start
+) -> None:
+    rec = watch()
+    # The listing for the first IN_CREATE finds the second "d": its watches are not the
+    # departed directory's, and must survive the move out.
+    (src / "d").mkdir()
+    os.rename(src / "d", outside / "d")
+    makedirs(src, "d/sub")
+    rec.settle()
+    assert rec.watcher.watch_count == 3
+    (src / "d/sub/f").write_text("x")
+    assert created(rec.settle()) == {"d/sub/f"}
+
+
+def test_name_taken_again_before_a_rename_was_read(src: Path, outside: Path, watch: Start) -> None:
+    makedirs(outside, "first/sub", "second/sub")
+    rec = watch()
+    os.rename(outside / "first", src / "b")
+    os.rename(src / "b", src / "a")
+    os.rename(outside / "second", src / "b")
+    rec.settle()
+    assert rec.watcher.watch_count == 5
+    (src / "a/sub/f").write_text("x")
+    (src / "b/sub/f").write_text("x")
+    assert created(rec.settle()) == {"a/sub/f", "b/sub/f"}
+
+
+def test_directory_listed_under_its_new_name_before_its_rename_was_read(
+    src: Path, watch: Start
+) -> None:
+    makedirs(src, "p/c", "p/d")
+    (src / "p/d/f").write_text("x")
+    rec = watch()
+    # The listing of the new "n" finds "p" (and "p/d") before the records of either rename
+    # are read; "n" was not watched yet when "p" moved into it.
+    (src / "n").mkdir()
+    os.rename(src / "p/c", src / "q")
+    os.rename(src / "p", src / "n/p")
+    assert created(rec.settle()) >= {"n", "n/p", "n/p/d", "n/p/d/f"}
+    assert rec.watcher.watch_count == 5
+    (src / "q/f").write_text("x")
+    (src / "n/p/d/g").write_text("x")
+    assert created(rec.settle()) == {"q/f", "n/p/d/g"}
+
+
 def test_moved_into_the_tree_is_a_tree_and_watched(src: Path, outside: Path, watch: Start) -> None:
     makedirs(outside, "tree/sub")
     (outside / "tree/sub/x").write_text("x")

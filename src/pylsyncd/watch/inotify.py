@@ -9,6 +9,11 @@ Three races shape this module:
   in), which is always a correct, if slower, description of what happened.
 - A queue overflow: events are lost, so the whole watch set is rebuilt from a fresh walk and the
   pair is told to resync.
+
+And records are read late: a listing sees the tree as it is now, ahead of the records still
+queued. So a rename checks which of the watches below the old name really left with it
+(`_watches_now`: a newer directory may have the name), and watches at the new name what had no
+watch of its own (`_unwatched`).
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class _Departure:
     # the departure is settled, a new directory may have taken the name.
     watches: dict[str, int] = field(default_factory=dict)
     excluded_dirs: list[str] = field(default_factory=list)
+    unwatched: list[str] = field(default_factory=list)  # below it, and without a watch
 
 
 def _nothing_excluded(path: str, is_dir: bool) -> bool:
@@ -109,6 +115,12 @@ class InotifyWatcher:
         self._wd_of: dict[str, int] = {}  # relative path -> wd
         # Excluded directories seen so far: a rename can make their new path included.
         self._excluded_dirs: set[str] = set()
+        # Directories that vanished before their watch was added: renamed, or below a directory
+        # renamed, before their IN_CREATE was read. The rename, once read, watches them.
+        self._unwatched: set[str] = set()
+        # Watches a listing found under a new name, with their subdirectories: listed again,
+        # since what they hold is new at that name (wd -> new path).
+        self._carried: dict[int, str] = {}
         self._denied_reported = False
         self._rewatch_pending = False  # a mount below the root went away
 
@@ -185,6 +197,8 @@ class InotifyWatcher:
         self._path_of.clear()
         self._wd_of.clear()
         self._excluded_dirs.clear()
+        self._unwatched.clear()
+        self._carried.clear()
 
     def _ready(self, timeout: float | None) -> bool:
         """Whether inotify events wait to be read; False after `timeout` or a `wake`."""
@@ -264,6 +278,8 @@ class InotifyWatcher:
             elif mask & IN_DELETE:
                 if is_dir:
                     self._excluded_dirs.discard(path)
+                    if self._unwatched:
+                        self._unwatched.difference_update(self._unwatched_below(path))
                 if excluded(path, is_dir):
                     _directory_changed(out, parent)
                 else:
@@ -298,9 +314,17 @@ class InotifyWatcher:
     def _departure(self, index: int, path: str, is_dir: bool) -> _Departure:
         if not is_dir:
             return _Departure(index, path, is_dir)
-        return _Departure(
-            index, path, is_dir, self._watches_below(path), self._excluded_below(path)
-        )
+        unwatched = self._unwatched_below(path)
+        self._unwatched.difference_update(unwatched)
+        watches: dict[str, int] = {}
+        for below, wd in self._watches_below(path).items():
+            # The records are read late: the watch added for an earlier record (a listing, a
+            # move in) may belong to a directory that took the name since, and ours has none.
+            if self._watches_now(below, wd):
+                unwatched.append(below)
+            else:
+                watches[below] = wd
+        return _Departure(index, path, is_dir, watches, self._excluded_below(path), unwatched)
 
     def _moved_to(
         self, target: str, is_dir: bool, source: _Departure | None, out: list[Event | None]
@@ -327,6 +351,8 @@ class InotifyWatcher:
             out[source.index] = Event(EventKind.MOVED, source.path, is_dir, target)
             if is_dir:
                 self._rename_watches(source, target, out)
+                for path in source.unwatched:
+                    self._watch_tree(rebase(path, source.path, target), out)
 
     def _rename_watches(self, source: _Departure, new: str, out: list[Event | None]) -> None:
         """Carry the watches below a renamed directory over to its new path."""
@@ -357,6 +383,7 @@ class InotifyWatcher:
         """Events were lost, renames among them: rebuild every watch from a fresh walk."""
         stale = set(self._path_of)
         self._excluded_dirs.clear()
+        self._unwatched.clear()
         try:
             stale -= self._watch_tree("", None)
         except OSError as error:  # the root itself is gone: the resync will report it
@@ -373,6 +400,7 @@ class InotifyWatcher:
         it before its watch existed would otherwise be missed.
         """
         watched: set[int] = set()
+        self._carried.clear()
         stack = [top]
         while stack:
             rel = stack.pop()
@@ -381,7 +409,7 @@ class InotifyWatcher:
             if wd is None:
                 continue
             watched.add(wd)
-            if out is not None and wd == known:
+            if out is not None and wd == known and self._carried.pop(wd, None) != rel:
                 continue  # watched before it was last listed: its contents are covered
             try:
                 with os.scandir(self._abs(rel)) as entries:
@@ -412,23 +440,46 @@ class InotifyWatcher:
             if not rel:
                 raise  # the root itself: nothing to mirror
             if error.errno in (errno.ENOENT, errno.ENOTDIR):
-                return None  # removed or replaced since it was listed
+                self._unwatched.add(rel)
+                return None  # removed or replaced since it was listed (or since it was created)
             if error.errno == errno.EACCES:
                 self._report_denied(rel)
                 return None
             raise
         previous = self._path_of.get(wd)
         if previous is not None and previous != rel and self._wd_of.get(previous) == wd:
-            del self._wd_of[previous]  # the same directory under a new name (after an overflow)
+            # The same directory under a new name: listed after an overflow, or ahead of the
+            # queued records of its rename. The watches below it go along, so that the records
+            # about them (a subdirectory moved away meanwhile) name them below the new name.
+            moved = self._watches_below(previous)
+            for below in moved.values():
+                self._forget(below)
+            for path, below in moved.items():
+                self._path_of[below] = self._carried[below] = rebase(path, previous, rel)
+                self._wd_of[rebase(path, previous, rel)] = below
         self._path_of[wd] = rel
         self._wd_of[rel] = wd
+        self._unwatched.discard(rel)
         return wd
+
+    def _watches_now(self, rel: str, wd: int) -> bool:
+        """Whether `wd` watches the directory at `rel` now (not one that has left that path)."""
+        try:
+            found = inotify_add_watch(self._fd, os.fsencode(self._abs(rel)), WATCH_MASK)
+        except OSError:
+            return False
+        if found != wd and found not in self._path_of:
+            self._remove_watch(found)  # an unwatched directory took the name: its event follows
+        return found == wd
 
     def _watches_below(self, top: str) -> dict[str, int]:
         return {path: wd for path, wd in self._wd_of.items() if is_within(path, top)}
 
     def _excluded_below(self, top: str) -> list[str]:
         return [path for path in self._excluded_dirs if is_within(path, top)]
+
+    def _unwatched_below(self, top: str) -> list[str]:
+        return [path for path in self._unwatched if is_within(path, top)]
 
     def _drop(self, watches: dict[str, int], excluded_dirs: list[str]) -> None:
         """Stop the given watches (a directory left the tree, or is excluded now)."""
