@@ -166,7 +166,9 @@ def test_an_empty_destination_with_an_empty_source_needs_no_warning(
     src.mkdir()
     write_file(dst / ".git" / "HEAD", "excluded: a delete would leave it anyway")
     daemon = daemons.start(daemon_args(src, dst, backend, "--exclude", ".git"))
-    daemon.wait_ready()
+    daemon.wait_ready()  # the warning, if any, comes before the initial sync, so before "ready"
+    assert "source is empty but the destination is not" not in daemon.log_text()
+    assert (dst / ".git" / "HEAD").read_text() == "excluded: a delete would leave it anyway"
     daemon.stop()
     assert "source is empty" not in daemon.log_text()
     assert (dst / ".git" / "HEAD").read_text() == "excluded: a delete would leave it anyway"
