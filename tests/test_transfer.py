@@ -14,6 +14,7 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Transfer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
+from pylsyncd.transfer.source import SourceEntry, SourceTree
 
 SYNC, TREE, DELETE = ChangeKind.SYNC, ChangeKind.SYNC_TREE, ChangeKind.DELETE
 
@@ -276,3 +277,40 @@ def test_rsync_removes_the_temporary_file_of_a_killed_run_when_retried(
     transfer.rsync = "rsync"
     assert transfer.apply(batch(("d/f", SYNC))).ok
     assert sorted(p.name for p in (dst / "d").iterdir()) == ["f"]
+
+
+def test_direct_initial_sync_copes_with_files_that_change_type_after_the_listing(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file is copied from the listing's type alone (no lstat): if it became a FIFO, a
+    symlink or a directory, or went, before it was opened, the general path must take over."""
+    src, dst = dirs
+    for name in ("fifo", "link", "dir", "gone", "plain"):
+        (src / name).write_text(f"{name}, as listed")
+    (dst / "gone").write_text("must go: the source no longer has it")
+    listing = SourceTree(str(src)).children("")
+    # Now the tree moves on, after the listing and before the transfer opens anything.
+    for name in ("fifo", "link", "dir", "gone"):
+        (src / name).unlink()
+    os.mkfifo(src / "fifo")
+    (src / "link").symlink_to("plain")
+    (src / "dir").mkdir()
+    (src / "dir" / "inner").write_text("inside")
+    stale = {""}  # only the root's listing is stale
+    original = SourceTree.children
+
+    def children(tree: SourceTree, path: str) -> list[SourceEntry]:
+        if path in stale:
+            stale.discard(path)
+            return listing
+        return original(tree, path)
+
+    monkeypatch.setattr(SourceTree, "children", children)
+    outcome = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True).full_sync(
+        delete=True
+    )
+    assert outcome.ok, outcome.error
+    assert sorted(os.listdir(dst)) == ["dir", "link", "plain"]  # no FIFO, no "gone", no leftover
+    assert os.readlink(dst / "link") == "plain"
+    assert (dst / "dir" / "inner").read_text() == "inside"
+    assert (dst / "plain").read_text() == "plain, as listed"

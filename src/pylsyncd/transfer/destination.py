@@ -8,6 +8,7 @@ the destination is therefore never followed, so nothing is ever written outside 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import secrets
 import shutil
@@ -34,9 +35,16 @@ def split(path: str) -> tuple[str, str]:
     return parent_of(path), path.rpartition("/")[2]
 
 
+# Temporary names: a random part per process and a counter, not random bytes per file (a
+# getrandom call each). O_EXCL turns the unlikely clash with a crashed daemon's leftover into a
+# failure that is retried under the next number.
+_TEMP_PREFIX = secrets.token_hex(3)
+_temp_numbers = itertools.count()
+
+
 def temp_name() -> str:
     # Fixed length (NAME_MAX is 255) and a prefix that says whose it is if a crash leaves one.
-    return f".pylsyncd.{secrets.token_hex(6)}.tmp"
+    return f".pylsyncd.{_TEMP_PREFIX}{next(_temp_numbers) & 0xFFFFFF:06x}.tmp"
 
 
 class DestinationTree:
@@ -170,18 +178,18 @@ class DestinationTree:
         if fd is not None:
             os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
 
-    def write_file(self, parent_fd: int, name: str, src_fd: int) -> int:
-        """Copy an open regular file through a temporary file and a rename: no reader ever sees
-        it half-written, and a symlink at `name` is replaced, never written through.
+    def write_file(self, parent_fd: int, name: str, src_fd: int, source: os.stat_result) -> int:
+        """Copy an open regular file (`source`: its fstat) through a temporary file and a rename:
+        no reader ever sees it half-written, and a symlink at `name` is replaced, never written
+        through.
 
         Returns the number of bytes copied.
         """
-        source = os.fstat(src_fd)
         tmp = temp_name()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         tmp_fd = os.open(tmp, flags, 0o600, dir_fd=parent_fd)
         try:
-            copied = _copy_content(src_fd, tmp_fd)
+            copied = _copy_content(src_fd, tmp_fd, source.st_size)
             os.fchmod(tmp_fd, stat.S_IMODE(source.st_mode))
             owner = self.ownership.of(source)
             if owner is not None:
@@ -221,11 +229,16 @@ class DestinationTree:
             raise
 
 
-def _copy_content(src_fd: int, dst_fd: int) -> int:
-    """Copy a whole file in the kernel (sendfile), without passing the bytes through Python."""
+def _copy_content(src_fd: int, dst_fd: int, size: int) -> int:
+    """Copy a file of `size` bytes in the kernel (sendfile), not through Python.
+
+    Bytes appended after the fstat that gave `size` are left to the event of that write, like
+    any change made after the copy began; a file that shrank ends where sendfile finds its end.
+    """
     copied = 0
-    while True:
+    while copied < size:
         sent = os.sendfile(dst_fd, src_fd, copied, 1 << 30)
         if sent == 0:
-            return copied
+            break
         copied += sent
+    return copied

@@ -204,13 +204,13 @@ class RsyncTransfer:
         try:
             for directory in sorted(directories):
                 try:
-                    present = {name for name, _ in source.children(directory)}
+                    present = {entry.name for entry in source.children(directory)}
                     if source.open_dir(directory) is None:
                         continue  # gone from the source: its own change deletes it
                     found = destination.children(directory)
                 except (UnreadableSourceError, FileNotFoundError, NotADirectoryError):
                     continue  # unknown contents: remove nothing
-                for name, is_dir in found:
+                for name, is_dir, _ in found:
                     path = f"{directory}/{name}" if directory else name
                     if name not in present and not self.excludes.excludes(path, is_dir):
                         extras.append(Change(path, ChangeKind.DELETE))

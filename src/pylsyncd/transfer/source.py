@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import NamedTuple
 
 from pylsyncd.events import is_within
 from pylsyncd.transfer.destination import GONE, MAX_CACHED_DIRS, split
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DENIED = (errno.EACCES, errno.EPERM)
+# O_NONBLOCK: a regular file swapped for a FIFO between the listing and the open must not block
+# the transfer (the type is checked with fstat right after); it changes nothing for files.
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+class SourceEntry(NamedTuple):
+    """An entry of a source directory, typed from the listing itself (no stat call)."""
+
+    name: str
+    is_dir: bool
+    is_file: bool  # a regular file when listed
 
 
 class UnreadableSourceError(PermissionError):
@@ -96,7 +108,7 @@ class SourceTree:
         if parent_fd is None:
             raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
         try:
-            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            return os.open(name, FILE_FLAGS, dir_fd=parent_fd)
         except OSError as error:
             raise _denied(error, path) from None
 
@@ -107,10 +119,17 @@ class SourceTree:
             raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
         return os.readlink(name, dir_fd=parent_fd)
 
-    def children(self, path: str) -> list[tuple[str, bool]]:
-        """(name, is a directory) of each entry of the directory at `path`."""
+    def children(self, path: str) -> list[SourceEntry]:
+        """The entries of the directory at `path`; none when it is not a directory (any more)."""
         fd = self.open_dir(path)
         if fd is None:
             return []
         with os.scandir(fd) as entries:
-            return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+            return [
+                SourceEntry(
+                    name=e.name,
+                    is_dir=e.is_dir(follow_symlinks=False),
+                    is_file=e.is_file(follow_symlinks=False),
+                )
+                for e in entries
+            ]
