@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from pylsyncd.coalesce import Batch, coalesce, merge
+from pylsyncd.events import Event, EventKind
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Transfer
+from pylsyncd.transfer.direct import DirectTransfer
+from pylsyncd.transfer.rsync import RsyncTransfer
+
 from helpers import DaemonPool, daemon_args, wait_for_mirror, write_file
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789
@@ -63,3 +70,37 @@ def test_a_renamed_directory_does_not_hide_a_name(
     (src / "a" / "file").write_text("version 3")
     wait_for_mirror(src, dst, daemon=daemon)
     daemon.stop()
+
+
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
+@pytest.mark.parametrize("retried", [False, True], ids=["first-try", "retried"])
+def test_a_file_changed_then_renamed_in_one_batch_reaches_its_other_names(
+    tmp_path: Path, backend: str, retried: bool
+) -> None:
+    """The rename makes the changed name a tree sync (rsync cannot rename; a retried batch
+    drops renames): its other names must still be copied. Seen in the churn test (rsync)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_file(src / "a", "version 1", mtime_ns=OLD_MTIME_NS)
+    write_file(src / "dir" / "x", "unrelated")
+    os.link(src / "a", src / "dir" / "other-name")
+    dst.mkdir()
+    rules = ExcludeRules(())
+    transfer: Transfer = (
+        RsyncTransfer(str(src), str(dst), rules, delete=True)
+        if backend == "rsync"
+        else DirectTransfer(str(src), str(dst), rules, delete=True)
+    )
+    assert transfer.full_sync(delete=True).ok
+    # Like a same-size rewrite within one timestamp tick, then a rename: one batch.
+    (src / "a").write_text("version 2")
+    os.utime(src / "a", ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    os.rename(src / "a", src / "renamed")
+    batch = coalesce(
+        [Event(EventKind.MODIFIED, "a"), Event(EventKind.MOVED, "a", target="renamed")]
+    )
+    if retried:
+        batch = merge(Batch(), batch)
+    assert transfer.apply(batch).ok
+    assert (dst / "renamed").read_text() == "version 2"
+    assert (dst / "dir" / "other-name").read_text() == "version 2"
+    assert not (dst / "a").exists()

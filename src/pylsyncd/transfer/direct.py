@@ -277,7 +277,10 @@ class _Run:
                 self.outcome.bytes += copied
                 log.debug("copied %r (%d bytes)", path, copied)
                 if forced and source.st_nlink > 1:
-                    self._sync_other_names(path, source, changed=existing is not None)
+                    # A file synced as a tree is the end of a rename not replayed (a retried
+                    # batch): new to the destination, yet maybe changed before the rename.
+                    changed = existing is not None or recursive
+                    self._sync_other_names(path, source, changed=changed)
         elif stat.S_ISLNK(mode):
             target = self.source_tree.readlink(path)
             if forced or not self._same_link(parent_fd, name, existing, source, target):

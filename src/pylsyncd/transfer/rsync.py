@@ -159,7 +159,9 @@ class RsyncTransfer:
         others: dict[str, None] = {}
         try:
             for change in batch.changes:
-                if change.kind is not ChangeKind.SYNC:
+                # A tree sync of a file is the end of a rename rsync cannot replay: the file may
+                # have changed before it was renamed, within the batch.
+                if change.kind is ChangeKind.DELETE:
                     continue
                 try:
                     status = source.lstat(change.path)
@@ -168,7 +170,10 @@ class RsyncTransfer:
                     elif status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
                         continue
                     else:
-                        changed = destination.lstat(change.path) is not None
+                        changed = (
+                            change.kind is ChangeKind.SYNC_TREE
+                            or destination.lstat(change.path) is not None
+                        )
                         names = self.hard_links.others(change.path, status, changed=changed)
                 except OSError:
                     continue  # rsync says what is wrong with it
