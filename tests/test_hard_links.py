@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import DaemonPool, daemon_args, wait_for_mirror, write_file
 from pylsyncd.coalesce import Batch, coalesce, merge
 from pylsyncd.events import Event, EventKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Transfer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.rsync import RsyncTransfer
-
-from helpers import DaemonPool, daemon_args, wait_for_mirror, write_file
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789
 
