@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The daemon's log lines, and its helper process's (see transfer/helper.py).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
 
 def __getattr__(name: str) -> str:
     # The version is looked up on first use: importlib.metadata costs 30 ms at every start,

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from pylsyncd import LOG_FORMAT
 from pylsyncd.config import (
     LOG_LEVELS,
     Backend,
@@ -21,8 +22,6 @@ from pylsyncd.config import (
     load_config,
 )
 from pylsyncd.config.values import parse_grace, parse_status_file
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 _USAGE = "pylsyncd [check] [options] [SRC DST [SRC DST ...]] | pylsyncd health|status [options]"
 _DESCRIPTION = """\

@@ -14,6 +14,7 @@ import re
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import GONE, DestinationTree, split
 from pylsyncd.transfer.hardlinks import HardLinks
+from pylsyncd.transfer.helper import Helper, Settings, SubtreeReport, can_help
 from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
 # How long a path found gone from the source waits for the rename that may have taken it.
 _VANISHED_BATCHES = 3
 _VANISHED_SECONDS = 5.0
+# A full sync syncs the top of the tree itself until it finds this many directories (or has gone
+# this deep), then shares those subtrees with a helper process.
+_SUBTREES_WANTED = 8
+_SPLIT_DEPTH = 3
 
 
 class DirectTransfer:
@@ -101,10 +107,76 @@ class DirectTransfer:
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         run = _Run(self, delete=delete, progress=progress)
         try:
-            run.attempt(run.change, Change("", ChangeKind.SYNC_TREE))
+            subtrees = run.sync_top(_SUBTREES_WANTED, _SPLIT_DEPTH)
+            self._sync_subtrees(run, deque(subtrees), delete)
         finally:
             run.finish()
         return run.outcome
+
+    def sync_subtree(self, path: str, *, delete: bool) -> tuple[Outcome, int]:
+        """One subtree of a full sync (in the helper process): the outcome, and entries done."""
+        run = _Run(self, delete=delete)
+        try:
+            run.attempt(run.sync_tree, Change(path, ChangeKind.SYNC_TREE))
+        finally:
+            run.finish()
+        return run.outcome, run.entries
+
+    def _sync_subtrees(self, run: _Run, subtrees: deque[str], delete: bool) -> None:
+        """Sync the subtrees, sharing them with a helper process when one can run beside us: it
+        takes them from the end while we take them from the front, until none is left."""
+        helper = self._start_helper(delete) if len(subtrees) > 1 else None
+        given: set[str] = set()  # to the helper, not reported yet
+        helped = 0
+        try:
+            while subtrees or given:
+                if helper is not None:
+                    try:
+                        for report in helper.reports(0 if subtrees else 0.1):
+                            given.discard(report.path)
+                            run.add_report(report)
+                            helped += 1
+                        while helper.wants_work() and len(subtrees) > 1:
+                            given.add(subtrees[-1])
+                            helper.give(subtrees.pop())
+                    except ChildProcessError as error:
+                        log.warning("%s; syncing its part here", error)
+                        helper.close()
+                        helper = None
+                        subtrees.extend(sorted(given))
+                        given.clear()
+                    if not subtrees and helper is not None and not helper.ready:
+                        break  # it is not even started: this tree was small, we are done
+                if self.cancelled.is_set():
+                    raise InterruptedError(errno.EINTR, "cancelled at shutdown")
+                if subtrees:
+                    run.attempt(run.sync_tree, Change(subtrees.popleft(), ChangeKind.SYNC_TREE))
+        except InterruptedError as error:
+            run.fail(Change("", ChangeKind.SYNC_TREE), error)
+        finally:
+            if helper is not None:
+                helper.close()
+        log.debug("full sync: %d of its subtrees synced by the helper process", helped)
+
+    def _start_helper(self, delete: bool) -> Helper | None:
+        if not can_help():
+            return None
+        settings = Settings(
+            self.source,
+            self.destination,
+            list(self.excludes.patterns),
+            delete,
+            self.ownership.uid,
+            self.ownership.gid,
+            self.ownership.preserve,
+            sorted(self.reported_unreadable),
+            logging.getLogger("pylsyncd").getEffectiveLevel(),
+        )
+        try:
+            return Helper(settings)
+        except OSError as error:
+            log.debug("no helper process: %s", error)
+            return None
 
 
 class _Run:
@@ -128,6 +200,8 @@ class _Run:
         self.tree = DestinationTree(transfer.destination, self._source_dir_stat, transfer.ownership)
         self.touched: set[str] = set()  # directories whose mtime must be copied at the end
         self.failed: list[Change] = []
+        # While set, directories met in a listing are handed to it instead of synced (`sync_top`).
+        self.defer: Callable[[str], None] | None = None
 
     def attempt(self, step: Callable[[_Item], None], item: _Item) -> None:
         """Run one step; a failure is remembered for the retry and the batch goes on."""
@@ -165,6 +239,48 @@ class _Run:
             os.path.join(self.source, path) if path else self.source,
             error.strerror,
         )
+
+    def sync_top(self, wanted: int, depth: int) -> list[str]:
+        """Sync the top of the tree: files, and directories without their contents, one level
+        after the other until a level has `wanted` directories or `depth` levels are done.
+
+        Returns the directories of the last level: subtrees still to be synced.
+        """
+        level: list[str] = []
+        self.defer = level.append
+        try:
+            self.attempt(self.change, Change("", ChangeKind.SYNC_TREE))
+            for _ in range(depth - 1):
+                if len(level) >= wanted:
+                    break
+                above, level = level, []
+                self.defer = level.append
+                for path in above:
+                    self.trim_descriptors("")
+                    self.attempt(self.sync_tree, Change(path, ChangeKind.SYNC_TREE))
+        finally:
+            self.defer = None
+        return level
+
+    def sync_tree(self, change: Change) -> None:
+        """A subtree of a full sync: compared (size and mtime), not copied regardless."""
+        self.trim_descriptors("")
+        self.sync(change.path, recursive=True, forced=False)
+
+    def add_report(self, report: SubtreeReport) -> None:
+        """Count what the helper process did in one subtree as done by this run."""
+        self.outcome.copied += report.copied
+        self.outcome.bytes += report.bytes
+        self.outcome.dirs += report.dirs
+        self.outcome.links += report.links
+        self.outcome.deleted += report.deleted
+        self.failed += report.failed_changes()
+        if self.outcome.error is None:
+            self.outcome.error = report.error
+        self.reported_unreadable.update(report.unreadable)
+        self.entries += report.entries
+        if self.progress is not None:
+            self.progress(self.entries)
 
     def trim_descriptors(self, keep: str) -> None:
         """Bound the open directory descriptors; those of `keep` and its ancestors may be in use."""
@@ -359,6 +475,8 @@ class _Run:
                 continue
             if is_file and name not in in_destination:
                 self._copy_new_file(child, path, fd, name)
+            elif is_dir and self.defer is not None:
+                self.defer(child)  # synced later, by this run or by the helper process
             else:
                 # This directory's descriptors and its parents' are in use: they stay open.
                 self.trim_descriptors(path)

@@ -1,0 +1,150 @@
+"""The direct backend's full sync shares subtrees with a helper process (transfer/helper.py).
+
+The helper starts in the background and the pair's process does not wait for it, so on a small
+tree it often has nothing left to do. These tests hold the pair's process back until the helper
+has synced a subtree of its own: a condition on the destination, not a timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_trees_equal, wait_until, write_file
+from pylsyncd.coalesce import Change
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import direct
+from pylsyncd.transfer import helper as helper_module
+from pylsyncd.transfer.direct import DirectTransfer
+
+OLD_MTIME_NS = 1_500_000_000_123_456_789
+SUBTREES = [f"dir-{number:02}" for number in range(12)]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for number, name in enumerate(SUBTREES):
+        for leaf in range(5):
+            write_file(src / name / "sub" / f"file-{leaf}", f"{name} {leaf}", mode=0o640 + leaf)
+        write_file(src / name / "top.txt", name, mtime_ns=OLD_MTIME_NS + number)
+        os.symlink("top.txt", src / name / "link")
+        (src / name / "empty").mkdir()
+    write_file(os.fsencode(src / SUBTREES[-1]) + b"/raw-\xfe", b"a name that is not UTF-8")
+    write_file(src / "root-file", "at the top")
+    dst.mkdir()
+    return src, dst
+
+
+@pytest.fixture
+def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_module.Helper]]:
+    started: list[helper_module.Helper] = []
+
+    class Recorded(helper_module.Helper):
+        def __init__(self, settings: helper_module.Settings) -> None:
+            super().__init__(settings)
+            started.append(self)
+
+    monkeypatch.setattr(direct, "Helper", Recorded)
+    monkeypatch.setattr(direct, "can_help", lambda: True)  # also on a machine of one core
+    yield started
+    for helper in started:
+        assert helper._process.poll() is not None, "the helper process outlived the sync"
+
+
+def hold_back(monkeypatch: pytest.MonkeyPatch, *conditions: Callable[[], object]) -> None:
+    """Make the pair's process wait before its first subtrees, the n-th until `conditions[n]`."""
+    original = direct._Run.sync_tree
+    waiting = list(conditions)
+
+    def sync_tree(run: direct._Run, change: Change) -> None:
+        if waiting:
+            wait_until(waiting.pop(0), timeout=30, message="the helper did not get that far")
+        original(run, change)
+
+    monkeypatch.setattr(direct._Run, "sync_tree", sync_tree)
+
+
+def ready(started: list[helper_module.Helper]) -> Callable[[], bool]:
+    """Whether the helper said it is ready; its first message is read here (it reports nothing
+    else before it is given work), as the pair's process would between two subtrees."""
+
+    def condition() -> bool:
+        if not started:
+            return False
+        assert started[0].reports(0.01) == []
+        return started[0].ready
+
+    return condition
+
+
+def test_the_helper_syncs_subtrees_and_the_replica_is_complete(
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers_started: list[helper_module.Helper],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src, dst = tree
+    # Once ready, the helper is given subtrees from the end: the last one is its own.
+    hold_back(
+        monkeypatch, ready(helpers_started), lambda: (dst / SUBTREES[-1] / "top.txt").exists()
+    )
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.direct")
+    outcome = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True).full_sync(
+        delete=True
+    )
+    assert outcome.ok, outcome.error
+    assert len(helpers_started) == 1
+    assert_trees_equal(src, dst)
+    helped = [r.message for r in caplog.records if "synced by the helper" in r.message]
+    assert helped and not helped[0].startswith("full sync: 0 "), helped
+    # Every file counted once, whichever process copied it.
+    assert outcome.copied == 12 * 6 + 2
+
+
+def test_a_helper_that_dies_leaves_its_subtrees_to_the_pair(
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers_started: list[helper_module.Helper],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src, dst = tree
+
+    def killed_when_given_work(helper: helper_module.Helper, path: str) -> None:
+        helper._process.kill()
+        helper._process.wait()
+        helper.in_flight += 1
+
+    monkeypatch.setattr(helper_module.Helper, "give", killed_when_given_work)
+    hold_back(monkeypatch, ready(helpers_started))
+    outcome = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True).full_sync(
+        delete=True
+    )
+    assert outcome.ok, outcome.error
+    assert_trees_equal(src, dst)
+    assert any("syncing its part here" in r.message for r in caplog.records)
+
+
+def test_a_cancelled_full_sync_stops_the_helper(
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers_started: list[helper_module.Helper],
+) -> None:
+    src, dst = tree
+    transfer = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True)
+
+    def cancel() -> bool:
+        transfer.cancel()  # as the shutdown grace running out does, from another thread
+        return True
+
+    # Cancelled while the helper works on its first subtrees.
+    hold_back(monkeypatch, ready(helpers_started), cancel)
+    outcome = transfer.full_sync(delete=True)
+    assert not outcome.ok
+    assert "cancelled" in (outcome.error or "")
+    assert outcome.failed.changes  # retried in full by the next attempt
+    # The fixture checks that the helper process is gone.
