@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -184,7 +185,10 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches the whole process group: the pair's process decides when the
+    # helper stops (it closes our stdin, or kills us when a shutdown cancels the sync).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _serve()
-    except (BrokenPipeError, KeyboardInterrupt):
-        sys.exit(1)  # the pair's process went away or stopped us: nothing to report to
+    except BrokenPipeError:
+        sys.exit(1)  # the pair's process went away: nothing to report to
