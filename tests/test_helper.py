@@ -94,12 +94,15 @@ def test_the_helper_syncs_subtrees_and_the_replica_is_complete(
         monkeypatch, ready(helpers_started), lambda: (dst / SUBTREES[-1] / "top.txt").exists()
     )
     caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.direct")
-    outcome = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True).full_sync(
+    # The helper applies the pair's excludes too, in its own subtree.
+    write_file(src / SUBTREES[-1] / ".git" / "HEAD", "excluded")
+    outcome = DirectTransfer(str(src), str(dst), ExcludeRules([".git"]), delete=True).full_sync(
         delete=True
     )
     assert outcome.ok, outcome.error
     assert len(helpers_started) == 1
-    assert_trees_equal(src, dst)
+    assert not (dst / SUBTREES[-1] / ".git").exists()
+    assert_trees_equal(src, dst, ignore=lambda path: ".git" in path.split("/"))
     helped = [r.message for r in caplog.records if "synced by the helper" in r.message]
     assert helped and not helped[0].startswith("full sync: 0 "), helped
     # Every file counted once, whichever process copied it.
