@@ -19,7 +19,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DENIED = (errno.EACCES, errno.EPERM)
 # O_NONBLOCK: a regular file swapped for a FIFO between the listing and the open must not block
 # the transfer (the type is checked with fstat right after); it changes nothing for files.
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class SourceEntry(NamedTuple):
@@ -108,7 +108,7 @@ class SourceTree:
         if parent_fd is None:
             raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
         try:
-            return os.open(name, FILE_FLAGS, dir_fd=parent_fd)
+            return os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
         except OSError as error:
             raise _denied(error, path) from None
 
