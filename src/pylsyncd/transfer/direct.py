@@ -389,9 +389,7 @@ class _Run:
                 copied = self._copy_file(path, parent_fd, name)
                 if copied is None:
                     return
-                self.outcome.copied += 1
-                self.outcome.bytes += copied
-                log.debug("copied %r (%d bytes)", path, copied)
+                self._count_copy(path, copied)
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
                     # batch): new to the destination, yet maybe changed before the rename.
@@ -421,6 +419,11 @@ class _Run:
         self.linked.add(inode)
         for other in self.hard_links.others(path, source, changed=changed):
             self.sync(other, recursive=False, forced=True)
+
+    def _count_copy(self, path: str, copied: int) -> None:
+        self.outcome.copied += 1
+        self.outcome.bytes += copied
+        log.debug("copied %r (%d bytes)", path, copied)
 
     def _copy_file(self, path: str, parent_fd: int, name: str) -> int | None:
         """Bytes copied, or None when the source changed under us (its next event follows)."""
@@ -497,28 +500,14 @@ class _Run:
         system calls of `sync`: the open source's fstat stands in for its lstat, and the
         destination's listing for an lstat there. Anything unexpected takes the general path."""
         try:
-            src_fd = self.source_tree.open_file(path)
-        except OSError:  # gone, a symlink now, unreadable: `sync` tells which and acts
+            copied = self._copy_file(path, parent_fd, name)
+        except OSError:
+            copied = None  # unreadable, or a failure: `sync` tells which, and reports it once
+        if copied is None:  # or gone, or no longer a regular file since the listing
             self._sync_child(path)
             return
-        try:
-            source = os.fstat(src_fd)
-            if not stat.S_ISREG(source.st_mode):
-                copied = None  # something else since the listing: `sync` below
-            else:
-                copied = self.tree.write_file(parent_fd, name, src_fd, source)
-        except OSError as error:
-            self.fail(Change(path, ChangeKind.SYNC_TREE), error)
-            return
-        finally:
-            os.close(src_fd)
-        if copied is None:
-            self._sync_child(path)
-            return
-        self.outcome.copied += 1
-        self.outcome.bytes += copied
+        self._count_copy(path, copied)
         self.touched.add(parent)
-        log.debug("copied %r (%d bytes)", path, copied)
 
     def _sync_child(self, child: str) -> None:
         """Sync one entry of a tree; its failure is kept for the retry and the tree goes on."""
