@@ -19,7 +19,8 @@ import pytest
 
 from pylsyncd.events import Event, EventKind, is_within, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate
-from pylsyncd.watch.poll import PollWatcher, filesystem_type, needs_polling
+from pylsyncd.watch.mounts import filesystem_type, needs_polling
+from pylsyncd.watch.poll import PollWatcher
 from pylsyncd.watch.snapshot_diff import Snapshot, diff
 
 C, M, A, D, MV = (

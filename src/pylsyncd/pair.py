@@ -26,7 +26,8 @@ from pylsyncd.transfer.rsync import RsyncTransfer
 from pylsyncd.watch import Watcher, WatchLimitError
 from pylsyncd.watch.hybrid import HybridWatcher
 from pylsyncd.watch.inotify import InotifyWatcher
-from pylsyncd.watch.poll import PollWatcher, filesystem_type, needs_polling
+from pylsyncd.watch.mounts import filesystem_type, needs_polling
+from pylsyncd.watch.poll import PollWatcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")

@@ -21,7 +21,6 @@ from pylsyncd.config.types import (
     PROCESS_KEYS,
     Backend,
     Config,
-    ConfigError,
     ConfigFile,
     DeleteMode,
     Layer,
@@ -46,6 +45,7 @@ from pylsyncd.config.values import (
     read_exclude_file,
     split_entries,
 )
+from pylsyncd.errors import ConfigError
 
 __all__ = [
     "ENV_VARS",

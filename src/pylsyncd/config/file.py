@@ -9,7 +9,6 @@ from typing import TypeVar
 from pylsyncd.config.types import (
     PAIR_SETTINGS,
     PROCESS_KEYS,
-    ConfigError,
     ConfigFile,
     DeleteMode,
     Layer,
@@ -29,6 +28,7 @@ from pylsyncd.config.values import (
     read_exclude_file,
     read_file,
 )
+from pylsyncd.errors import ConfigError
 
 _PAIR_KEYS = ("source", "destination", *PAIR_SETTINGS)
 _TOP_KEYS = (*PAIR_SETTINGS, *PROCESS_KEYS, "pair")

@@ -6,7 +6,8 @@ import itertools
 import os
 from collections.abc import Sequence
 
-from pylsyncd.config.types import ConfigError, PairConfig, PairSpec
+from pylsyncd.config.types import PairConfig, PairSpec
+from pylsyncd.errors import ConfigError
 
 
 def _normalise(path: str, label: str) -> str:

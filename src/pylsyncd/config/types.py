@@ -43,12 +43,6 @@ class DeleteMode(Enum):
         return self in (DeleteMode.TRUE, DeleteMode.RUNNING)
 
 
-class ConfigError(Exception):
-    """Bad configuration: the message is one line naming the bad value and the fix (exit 2)."""
-
-    exit_code = 2
-
-
 @dataclass(frozen=True)
 class PairConfig:
     """One source -> destination mirror and the settings that apply to it."""

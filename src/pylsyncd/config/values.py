@@ -8,7 +8,8 @@ import shlex
 import threading
 from collections.abc import Sequence
 
-from pylsyncd.config.types import LOG_LEVELS, Backend, ConfigError, DeleteMode, WatchMode
+from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
+from pylsyncd.errors import ConfigError
 
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 
-from pylsyncd.watch.poll import mount_of, mounts
+from pylsyncd.watch.mounts import mount_of, mounts
 
 
 class SourceRoot:
