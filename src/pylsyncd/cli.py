@@ -22,6 +22,7 @@ from pylsyncd.config import (
     load_config,
 )
 from pylsyncd.config.values import parse_grace, parse_status_file
+from pylsyncd.errors import PylsyncdError
 
 _USAGE = "pylsyncd [check] [options] [SRC DST [SRC DST ...]] | pylsyncd health|status [options]"
 _DESCRIPTION = """\
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         from pylsyncd import supervisor
 
         return supervisor.run(config)
-    except ConfigError as error:
+    except PylsyncdError as error:
         message = " ".join(str(error).splitlines())  # one line, whatever the message held
         print(f"pylsyncd: error: {message}", file=sys.stderr)
         return error.exit_code
