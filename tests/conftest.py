@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from helpers import DaemonPool
 from pylsyncd.config import ENV_VARS
+
+# How long a test's threads and children may take to end after it returned: a reader thread
+# draining a killed daemon's stderr sees its end of file a moment later.
+_LEAK_GRACE = 5.0
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +24,54 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every variable the daemon reads: no test sees the developer's SOURCES or DELAY."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+
+
+def _children() -> set[int]:
+    """This process's child processes, zombies (started but not reaped) included."""
+    pid = os.getpid()
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found.update(map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split()))
+        except FileNotFoundError:
+            continue  # a thread that ended while we looked
+    return found
+
+
+def _describe(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        command = "?"
+    return f"{pid} ({command.strip() or 'zombie: never reaped'})"
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a thread running or a child process unreaped (watchdog does the
+    same): a leaked watcher or rsync would otherwise go on touching files in later tests.
+
+    Autouse and requested first, so it is torn down after the test's own fixtures."""
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    yield
+    deadline = time.monotonic() + _LEAK_GRACE
+    while True:
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = sorted(_children() - children_before)
+        if not (threads or children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)  # a wait with a deadline, for the test's last threads to end
+    leaks = [f"thread {thread.name!r}" for thread in threads]
+    leaks += [f"child process {_describe(pid)}" for pid in children]
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)  # so that the leak does not spill into later tests
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    if leaks:
+        pytest.fail("left behind: " + ", ".join(leaks), pytrace=False)
 
 
 @pytest.fixture
