@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LEAKY_TESTS = '''
+LEAKY_TESTS = """
 import subprocess
 import threading
 
@@ -31,7 +31,7 @@ def test_leaves_a_zombie() -> None:
 def test_cleans_up() -> None:
     process = subprocess.Popen(["true"])
     process.wait()
-'''
+"""
 
 
 def test_a_leaked_thread_child_or_zombie_fails_its_test(tmp_path: Path) -> None:
