@@ -13,8 +13,15 @@ from typing import Any, NoReturn
 from pylsyncd import LOG_FORMAT
 from pylsyncd.config import Config, ConfigError, load_config
 from pylsyncd.config.kinds import FlagForm
-from pylsyncd.config.settings import DAEMON_SETTINGS, LAYERED, PAIR_SETTINGS, SETTINGS, Setting
-from pylsyncd.config.values import parse_grace, parse_status_file
+from pylsyncd.config.settings import (
+    BY_NAME,
+    DAEMON_SETTINGS,
+    LAYERED,
+    PAIR_SETTINGS,
+    SETTINGS,
+    Setting,
+)
+from pylsyncd.config.values import parse_grace
 from pylsyncd.errors import PylsyncdError
 
 _USAGE = "pylsyncd [check] [options] [SRC DST [SRC DST ...]] | pylsyncd health|status [options]"
@@ -135,10 +142,12 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
         "none has been failing for longer than --failing-for seconds, else 1 with the reason."
         + (" Before that verdict, print each pair's state." if command == "status" else ""),
     )
+    status_file = BY_NAME["status_file"]  # read as the daemon reads it
     parser.add_argument(
-        "--status-file",
-        metavar="PATH",
-        help="the status file the daemon was given (env STATUS_FILE)",
+        status_file.flag,
+        dest=status_file.name,
+        metavar=status_file.placeholder,
+        help=f"the status file the daemon was given (env {status_file.env})",
     )
     parser.add_argument(
         "--failing-for",
@@ -148,13 +157,13 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
     )
     options = parser.parse_args(list(argv))
     if options.status_file is not None:
-        path = parse_status_file(options.status_file, "--status-file")
-    elif environ.get("STATUS_FILE"):
-        path = parse_status_file(environ["STATUS_FILE"], "STATUS_FILE")
+        path = status_file.from_flag(options.status_file)
+    elif environ.get(status_file.env):
+        path = status_file.from_text(environ[status_file.env], status_file.env)
     else:
         raise ConfigError(
-            f"pylsyncd {command} reads the daemon's status file: give --status-file PATH or set "
-            "STATUS_FILE to the path the daemon was given"
+            f"pylsyncd {command} reads the daemon's status file: give {status_file.flag} "
+            f"{status_file.placeholder} or set {status_file.env} to the path the daemon was given"
         )
     failing_for = (
         DEFAULT_FAILING_FOR

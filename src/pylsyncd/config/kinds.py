@@ -133,7 +133,7 @@ SWITCH = Kind(
 ARGUMENTS = Kind(
     from_text=parse_rsync_args,
     from_toml=lambda value, label, _: toml_strings(value, label),
-    metavar="STRING",
+    metavar="ARGS",
 )
 # Exclude patterns: ':'-separated in the environment, one per flag, a TOML array.
 PATTERNS = Kind(
