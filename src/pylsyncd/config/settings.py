@@ -2,8 +2,9 @@
 
 The argument parser and --help (`pylsyncd.cli`), the environment and flag layers (`__init__`),
 the TOML file's keys (`file`), `pylsyncd check`'s listing, ENV_VARS and README's configuration
-table (checked by tests/test_settings.py) all read this table. A new setting is one `Setting`
-below, the field of the same name in PairConfig or Config, and the code that uses it.
+table (checked by tests/test_settings.py) all follow this table. A new setting is one `Setting`
+below, the field of the same name in PairConfig or Config, its row in README, and the code that
+uses it.
 """
 
 from __future__ import annotations
