@@ -16,7 +16,6 @@ from pylsyncd.config import (
     Config,
     ConfigError,
     DeleteMode,
-    Flags,
     PairConfig,
     WatchMode,
     load_config,
@@ -38,7 +37,7 @@ def dst(tmp_path: Path) -> Path:
 
 
 def load(environ: Mapping[str, str] | None = None, **flags: Any) -> Config:
-    return load_config(Flags(**flags), environ or {})
+    return load_config(flags, environ or {})
 
 
 def error_of(environ: Mapping[str, str] | None = None, **flags: Any) -> str:

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
 
-from pylsyncd.config.types import (
-    PAIR_SETTINGS,
-    PROCESS_KEYS,
-    ConfigFile,
-    DeleteMode,
-    Layer,
-    PairSpec,
-)
-from pylsyncd.config.values import (
-    check_patterns,
-    parse_backend,
-    parse_delay,
-    parse_delete,
-    parse_grace,
-    parse_id,
-    parse_log_level,
-    parse_poll_interval,
-    parse_status_file,
-    parse_watch,
-    read_exclude_file,
-    read_file,
-)
+from pylsyncd.config.settings import DAEMON_SETTINGS, LAYERED, PAIR_SETTINGS
+from pylsyncd.config.toml_values import toml_text, wrong_type
+from pylsyncd.config.types import ConfigFile, Layer, PairSpec
+from pylsyncd.config.values import read_file
 from pylsyncd.errors import ConfigError
 
-_PAIR_KEYS = ("source", "destination", *PAIR_SETTINGS)
-_TOP_KEYS = (*PAIR_SETTINGS, *PROCESS_KEYS, "pair")
-
-T = TypeVar("T")
+_PAIR_KEYS = ("source", "destination", *(setting.name for setting in PAIR_SETTINGS))
+_TOP_KEYS = (*(setting.name for setting in (*PAIR_SETTINGS, *DAEMON_SETTINGS)), "pair")
+_DAEMON_KEYS = tuple(setting.name for setting in DAEMON_SETTINGS)
 
 
 def load_file(path: str, label: str) -> ConfigFile:
@@ -51,7 +31,7 @@ def load_file(path: str, label: str) -> ConfigFile:
     if isinstance(tables, dict):
         raise ConfigError(f"{path}: [pair] holds one table: write [[pair]] before each pair")
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
-        raise _wrong_type(f"{path}: pair", tables, "a list of [[pair]] tables")
+        raise wrong_type(f"{path}: pair", tables, "a list of [[pair]] tables")
     pairs = []
     for number, table in enumerate(tables, 1):
         where = f"{path} pair {number}: "
@@ -61,10 +41,8 @@ def load_file(path: str, label: str) -> ConfigFile:
                 raise ConfigError(f"{where}{key} is missing: give each [[pair]] both paths")
         pairs.append(
             PairSpec(
-                source=_toml_text(table["source"], where + "source", "a path string"),
-                destination=_toml_text(
-                    table["destination"], where + "destination", "a path string"
-                ),
+                source=toml_text(table["source"], where + "source", "a path string"),
+                destination=toml_text(table["destination"], where + "destination", "a path string"),
                 source_label=where + "source",
                 destination_label=where + "destination",
                 layer=_table_layer(table, where, base_dir),
@@ -77,7 +55,7 @@ def _check_keys(table: Mapping[str, object], allowed: Sequence[str], where: str)
     for key in table:
         if key in allowed:
             continue
-        if key in PROCESS_KEYS:
+        if key in _DAEMON_KEYS:
             raise ConfigError(
                 f"{where}{key} applies to the whole daemon: move it to the top of the file, "
                 "above the first [[pair]]"
@@ -91,88 +69,8 @@ def _check_keys(table: Mapping[str, object], allowed: Sequence[str], where: str)
 
 def _table_layer(table: Mapping[str, object], where: str, base_dir: str) -> Layer:
     """Settings of one TOML table; `where` prefixes labels ("f.toml: ", "f.toml pair 2: ")."""
-
-    def get(key: str, parse: Callable[[object, str], T]) -> T | None:
-        return parse(table[key], where + key) if key in table else None
-
-    def excludes(value: object, label: str) -> tuple[str, ...]:
-        return check_patterns(_toml_strings(value, label), label)
-
-    def exclude_from(value: object, label: str) -> tuple[str, ...]:
-        # Relative to the config file, so a file and its exclude list can move together.
-        path = os.path.join(base_dir, _toml_text(value, label, "a file path"))
-        return read_exclude_file(path, label)
-
-    def text_of(parse: Callable[[str, str], T]) -> Callable[[object, str], T]:
-        return lambda value, label: parse(_toml_text(value, label, "a string"), label)
-
-    return Layer(
-        excludes=get("excludes", excludes),
-        exclude_from=get("exclude_from", exclude_from),
-        delay=get("delay", lambda value, label: _toml_seconds(value, label, parse_delay)),
-        backend=get("backend", text_of(parse_backend)),
-        delete=get("delete", _toml_delete),
-        init=get("init", _toml_bool),
-        rsync_args=get("rsync_args", _toml_strings),
-        allow_empty_source=get("allow_empty_source", _toml_bool),
-        watch=get("watch", text_of(parse_watch)),
-        poll_interval=get(
-            "poll_interval", lambda value, label: _toml_seconds(value, label, parse_poll_interval)
-        ),
-        log_level=get("log_level", text_of(parse_log_level)),
-        shutdown_grace=get(
-            "shutdown_grace", lambda value, label: _toml_seconds(value, label, parse_grace)
-        ),
-        status_file=get("status_file", text_of(parse_status_file)),
-        puid=get("puid", _toml_id),
-        pgid=get("pgid", _toml_id),
-    )
-
-
-# --- values given in the TOML file -------------------------------------------------------------
-
-
-def _toml_kind(value: object) -> str:
-    kinds: list[tuple[type, str]] = [(bool, "a boolean"), (int, "an integer"), (float, "a float")]
-    kinds += [(str, "a string"), (list, "an array"), (dict, "a table")]
-    return next((kind for type_, kind in kinds if isinstance(value, type_)), "a date or time")
-
-
-def _wrong_type(label: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(f"{label} must be {expected}, not {_toml_kind(value)} ({value!r})")
-
-
-def _toml_text(value: object, label: str, expected: str) -> str:
-    if not isinstance(value, str):
-        raise _wrong_type(label, value, expected)
-    return value
-
-
-def _toml_strings(value: object, label: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _wrong_type(label, value, 'an array of strings, e.g. [".git", "*.tmp"]')
-    return tuple(value)
-
-
-def _toml_id(value: object, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _wrong_type(label, value, "a numeric id such as 1000")
-    return parse_id(value, label)
-
-
-def _toml_bool(value: object, label: str) -> bool:
-    if not isinstance(value, bool):
-        raise _wrong_type(label, value, "true or false (without quotes)")
-    return value
-
-
-def _toml_delete(value: object, label: str) -> DeleteMode:
-    if isinstance(value, bool):
-        return DeleteMode.TRUE if value else DeleteMode.FALSE
-    return parse_delete(_toml_text(value, label, 'true, false, "startup" or "running"'), label)
-
-
-def _toml_seconds(value: object, label: str, parse: Callable[[float, str], float]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong_type(label, value, "a number of seconds (without quotes)")
-    return parse(value, label)
+    return {
+        setting.name: setting.from_toml(table[setting.name], where + setting.name, base_dir)
+        for setting in LAYERED
+        if setting.name in table
+    }

@@ -6,7 +6,8 @@ import itertools
 import os
 from collections.abc import Sequence
 
-from pylsyncd.config.types import PairConfig, PairSpec
+from pylsyncd.config.settings import PairConfig
+from pylsyncd.config.types import PairSpec
 from pylsyncd.errors import ConfigError
 
 

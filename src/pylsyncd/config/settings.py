@@ -1,0 +1,271 @@
+"""Every setting, declared once; and PairConfig and Config, which they fill.
+
+The argument parser and --help (`pylsyncd.cli`), the environment and flag layers (`__init__`),
+the TOML file's keys (`file`), `pylsyncd check`'s listing, ENV_VARS and README's configuration
+table (checked by tests/test_settings.py) all follow this table. A new setting is one `Setting`
+below, the field of the same name in PairConfig or Config, its row in README, and the code that
+uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pylsyncd.config.kinds import (
+    ARGUMENTS,
+    NUMERIC_ID,
+    PATTERN_FILE,
+    PATTERNS,
+    SWITCH,
+    FlagForm,
+    Kind,
+    absolute_file,
+    choice,
+    enum_values,
+    seconds,
+    written,
+)
+from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
+from pylsyncd.config.values import (
+    parse_backend,
+    parse_delay,
+    parse_delete,
+    parse_grace,
+    parse_log_level,
+    parse_poll_interval,
+    parse_status_file,
+    parse_watch,
+)
+
+
+class Scope(Enum):
+    """Whom a setting applies to, which says where it may be given."""
+
+    # Each pair: flag > env > the pair's [[pair]] table > the file's top level > default.
+    PAIR = "pair"
+    # The whole daemon: flag > env > the file's top level > default; refused inside [[pair]].
+    DAEMON = "daemon"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (the TOML key and the PairConfig or Config field), flag and kind."""
+
+    name: str  # its environment variable is the name in upper case
+    scope: Scope
+    flag: str  # "--delay"; for a place in the SRC DST arguments, "SRC" or "DST"
+    help: str  # one line; --help adds the environment variable and the default
+    # None for SOURCES, DESTINATIONS and CONFIG: they say where the pairs and the file come
+    # from, so load_config reads them itself instead of layering them.
+    kind: Kind | None = None
+    default: Any = None  # None: unset
+    metavar: str = ""  # the flag's value in --help, when the kind's does not fit
+    # The setting whose value this one's is added after, in that setting's field (exclude_from
+    # adds its patterns after the excludes); it has no field of its own.
+    adds_to: str = ""
+
+    @property
+    def env(self) -> str:
+        """The environment variable that gives this setting."""
+        return self.name.upper()
+
+    @property
+    def layered(self) -> bool:
+        """Whether flag, env and file layers give it (all but SOURCES, DESTINATIONS, CONFIG)."""
+        return self.kind is not None
+
+    @property
+    def form(self) -> FlagForm:
+        """How it appears on the command line."""
+        if not self.flag.startswith("--"):
+            return FlagForm.POSITIONAL
+        return FlagForm.VALUE if self.kind is None else self.kind.form
+
+    @property
+    def placeholder(self) -> str:
+        """The flag's value as --help names it: SECONDS, {direct,rsync}."""
+        return self.metavar or ("" if self.kind is None else self.kind.metavar)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The words it accepts, when it is a choice."""
+        return () if self.kind is None else self.kind.choices
+
+    @property
+    def default_text(self) -> str:
+        """The default as --help and README write it."""
+        return written(self.default)
+
+    def shown(self, value: object) -> str:
+        """A value as `pylsyncd check` prints it."""
+        unit = "" if self.kind is None or value is None else self.kind.unit
+        return f"{written(value)} {unit}" if unit else written(value)
+
+    def from_text(self, text: str, label: str) -> Any:
+        """The value given as text by an environment variable or a flag, parsed and checked."""
+        return self._kind().from_text(text, label)
+
+    def from_flag(self, given: Any) -> Any:
+        """The value the argument parser gave for this setting's flag, parsed and checked."""
+        kind = self._kind()
+        if kind.form is FlagForm.SWITCH:
+            return given  # argparse's BooleanOptionalAction gives True or False
+        if kind.from_flags is not None:
+            return kind.from_flags(tuple(given), self.flag)
+        return kind.from_text(given, self.flag)
+
+    def from_toml(self, value: object, label: str, base_dir: str) -> Any:
+        """The value given in the TOML file (in the directory `base_dir`), checked."""
+        return self._kind().from_toml(value, label, base_dir)
+
+    def _kind(self) -> Kind:
+        if self.kind is None:
+            raise LookupError(f"{self.env} is read by load_config itself, not by the layers")
+        return self.kind
+
+
+_PAIR, _DAEMON = Scope.PAIR, Scope.DAEMON
+
+SETTINGS = (
+    Setting(
+        "sources", _PAIR, "SRC",
+        "a directory to mirror, as an absolute path; SOURCES lists them ':'-separated and is "
+        "needed only when no SRC DST arguments or [[pair]] tables give the pairs",
+    ),
+    Setting(
+        "destinations", _PAIR, "DST",
+        "where its source is mirrored, created when missing; DESTINATIONS lists them "
+        "':'-separated, one per source, in the same order",
+    ),
+    Setting(
+        "excludes", _PAIR, "--exclude",
+        "rsync exclude pattern; repeat the flag for more, or separate them with ':' in the "
+        "environment; a higher level replaces the patterns of the levels below",
+        kind=PATTERNS, default=(),
+    ),
+    Setting(
+        "exclude_from", _PAIR, "--exclude-from",
+        "file of rsync exclude patterns, one per line, blank lines and lines starting with '#' "
+        "or ';' ignored; added after the excludes; in the TOML file, relative to that file",
+        kind=PATTERN_FILE, default=(), adds_to="excludes",
+    ),
+    Setting(
+        "delay", _PAIR, "--delay",
+        "how long an event may wait to be batched with others",
+        kind=seconds(parse_delay), default=0.02,
+    ),
+    Setting(
+        "backend", _PAIR, "--backend",
+        "how changes reach the destination: in-process file operations or one rsync per batch",
+        kind=choice(parse_backend, enum_values(Backend)), default=Backend.DIRECT,
+    ),
+    Setting(
+        "delete", _PAIR, "--delete",
+        "remove from the destination what the source no longer has: always, never, only at "
+        "the initial sync, only while running",
+        kind=choice(parse_delete, enum_values(DeleteMode), toml_booleans=True),
+        default=DeleteMode.TRUE,
+    ),
+    Setting(
+        "init", _PAIR, "--init",
+        "fully sync each pair at start",
+        kind=SWITCH, default=True,
+    ),
+    Setting(
+        "log_level", _DAEMON, "--log-level",
+        "least severe message logged, on stderr",
+        kind=choice(parse_log_level, LOG_LEVELS), default="info",
+    ),
+    Setting(
+        "rsync_args", _PAIR, "--rsync-args",
+        "extra rsync arguments, split like a shell does; write --rsync-args='-z --bwlimit=1M'",
+        kind=ARGUMENTS, default=(),
+    ),
+    Setting(
+        "allow_empty_source", _PAIR, "--allow-empty-source",
+        "let an empty source empty a non-empty destination at start; otherwise the initial "
+        "sync of an empty source deletes nothing and warns",
+        kind=SWITCH, default=False,
+    ),
+    Setting(
+        "shutdown_grace", _DAEMON, "--shutdown-grace",
+        "on SIGTERM or SIGINT, how long pending changes may take to apply",
+        kind=seconds(parse_grace), default=10.0,
+    ),
+    Setting(
+        "watch", _PAIR, "--watch",
+        "how changes are noticed: auto picks inotify, or polling on filesystems that raise no "
+        "inotify events (FUSE, NFS, SMB, 9p, vboxsf, virtiofs); hybrid adds periodic rescans "
+        "to inotify",
+        kind=choice(parse_watch, enum_values(WatchMode)), default=WatchMode.AUTO,
+    ),
+    Setting(
+        "poll_interval", _PAIR, "--poll-interval",
+        "seconds between rescans with poll or hybrid, growing while nothing changes",
+        kind=seconds(parse_poll_interval), default=1.0,
+    ),
+    Setting(
+        "status_file", _DAEMON, "--status-file",
+        "JSON file where the daemon keeps each pair's state, read by `pylsyncd health` and "
+        "`pylsyncd status`; the Docker image sets /run/pylsyncd/status.json",
+        kind=absolute_file(parse_status_file),
+    ),
+    Setting(
+        "puid", _DAEMON, "--puid",
+        "owner of the files and directories written into destinations, so output copied back "
+        "to a host mount belongs to the host user; needs root; unset, root keeps the source's "
+        "owner and another user keeps its own",
+        kind=NUMERIC_ID, metavar="UID",
+    ),
+    Setting(
+        "pgid", _DAEMON, "--pgid",
+        "group of the files and directories written into destinations; needs root unless it "
+        "is one of the daemon's own groups",
+        kind=NUMERIC_ID, metavar="GID",
+    ),
+    Setting(
+        "config", _DAEMON, "--config",
+        "TOML file of settings and [[pair]] tables",
+        metavar="FILE",
+    ),
+)  # fmt: skip
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+LAYERED = tuple(setting for setting in SETTINGS if setting.layered)
+PAIR_SETTINGS = tuple(setting for setting in LAYERED if setting.scope is Scope.PAIR)
+DAEMON_SETTINGS = tuple(setting for setting in LAYERED if setting.scope is Scope.DAEMON)
+# Every environment variable the daemon reads.
+ENV_VARS = tuple(setting.env for setting in SETTINGS)
+# The defaults, for the dataclasses below: a default is written once, in its declaration.
+_DEFAULT: dict[str, Any] = {setting.name: setting.default for setting in LAYERED}
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """One source -> destination mirror and the settings that apply to it."""
+
+    source: str  # absolute, normalised path of an existing directory
+    destination: str  # absolute, normalised path (created at start when missing)
+    excludes: tuple[str, ...] = _DEFAULT["excludes"]  # EXCLUDES then EXCLUDE_FROM's lines
+    delay: float = _DEFAULT["delay"]
+    backend: Backend = _DEFAULT["backend"]
+    delete: DeleteMode = _DEFAULT["delete"]
+    init: bool = _DEFAULT["init"]
+    rsync_args: tuple[str, ...] = _DEFAULT["rsync_args"]
+    allow_empty_source: bool = _DEFAULT["allow_empty_source"]
+    watch: WatchMode = _DEFAULT["watch"]
+    poll_interval: float = _DEFAULT["poll_interval"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon needs: the pairs plus process-wide settings."""
+
+    pairs: tuple[PairConfig, ...]
+    log_level: str = _DEFAULT["log_level"]
+    shutdown_grace: float = _DEFAULT["shutdown_grace"]
+    status_file: str | None = _DEFAULT["status_file"]  # where `health` reads the JSON status
+    puid: int | None = _DEFAULT["puid"]  # owner given to what the daemon creates in destinations
+    pgid: int | None = _DEFAULT["pgid"]
