@@ -1,5 +1,5 @@
 """What a pair reports: the counts of one batch for the log, the progress of a long initial sync,
-and the last batch and failure for the status file."""
+and its last batch for the status file (its failure is the retry's: see retry.py)."""
 
 from __future__ import annotations
 
@@ -18,26 +18,20 @@ _PROGRESS_EVERY = 2.0  # seconds between progress lines of a long initial sync
 
 @dataclass
 class PairProgress:
-    """The last batch and the current failure, in wall-clock time for the status file."""
+    """The last batch, in wall-clock time for the status file, and whether the pair stopped."""
 
     last_batch_at: float | None = None
     last_batch_changes: int = 0
     last_batch_ms: float = 0.0
-    last_error: str | None = None
-    failing_since: float | None = None
     stopped: bool = False
 
     def batch_done(self, outcome: Outcome, elapsed_ms: float) -> None:
+        """Record a batch that was applied (fully or not)."""
         self.last_batch_at = time.time()
         self.last_batch_changes = (
             outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
         )
         self.last_batch_ms = elapsed_ms
-
-    def failed(self, error: str | None) -> None:
-        self.last_error = error
-        if self.failing_since is None:
-            self.failing_since = time.time()
 
 
 def describe(outcome: Outcome) -> str:
