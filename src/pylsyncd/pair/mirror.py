@@ -17,10 +17,10 @@ from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.pending import PendingEvents
-from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe
+from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
 from pylsyncd.pair.retry import Retry
 from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
-from pylsyncd.status import PairState, PairStatus
+from pylsyncd.status import PairStatus
 from pylsyncd.transfer import Outcome, Transfer
 from pylsyncd.watch import Watcher
 
@@ -77,28 +77,13 @@ class Pair:
 
     def status(self) -> PairStatus:
         """This pair's line in the status file."""
-        progress, retry = self._progress, self._retry
-        if progress.stopped:
-            state = PairState.STOPPED
-        elif self._source.paused:
-            state = PairState.PAUSED
-        elif retry.failing_since is not None:
-            state = PairState.FAILING
-        elif self.ready.is_set():
-            state = PairState.LIVE
-        else:
-            state = PairState.INITIAL_SYNC
-        return PairStatus(
-            source=self.config.source,
-            destination=self.config.destination,
-            state=state,
-            initial_sync_done=self.ready.is_set(),
-            pending_events=len(self.pending),
-            last_batch_at=progress.last_batch_at,
-            last_batch_changes=progress.last_batch_changes,
-            last_batch_ms=round(progress.last_batch_ms, 1),
-            last_error=retry.last_error,
-            failing_since=retry.failing_since,
+        return pair_status(
+            self.config,
+            self._progress,
+            self._retry,
+            paused=self._source.paused,
+            ready=self.ready.is_set(),
+            pending=len(self.pending),
         )
 
     def wake(self) -> None:

@@ -1,5 +1,5 @@
 """What a pair reports: the counts of one batch for the log, the progress of a long initial sync,
-and its last batch for the status file (its failure is the retry's: see retry.py)."""
+and its line in the status file (its last batch here, its failure from retry.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.retry import Retry
+from pylsyncd.status import PairState, PairStatus
 from pylsyncd.transfer import Outcome
 
 log = logging.getLogger("pylsyncd")
@@ -32,6 +35,40 @@ class PairProgress:
             outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
         )
         self.last_batch_ms = elapsed_ms
+
+
+def pair_status(
+    config: PairConfig,
+    progress: PairProgress,
+    retry: Retry,
+    *,
+    paused: bool,
+    ready: bool,
+    pending: int,
+) -> PairStatus:
+    """A pair's line in the status file: its state, last batch and failure."""
+    if progress.stopped:
+        state = PairState.STOPPED
+    elif paused:
+        state = PairState.PAUSED
+    elif retry.failing_since is not None:
+        state = PairState.FAILING
+    elif ready:
+        state = PairState.LIVE
+    else:
+        state = PairState.INITIAL_SYNC
+    return PairStatus(
+        source=config.source,
+        destination=config.destination,
+        state=state,
+        initial_sync_done=ready,
+        pending_events=pending,
+        last_batch_at=progress.last_batch_at,
+        last_batch_changes=progress.last_batch_changes,
+        last_batch_ms=round(progress.last_batch_ms, 1),
+        last_error=retry.last_error,
+        failing_since=retry.failing_since,
+    )
 
 
 def describe(outcome: Outcome) -> str:
