@@ -110,7 +110,7 @@ def run(config: Config) -> int:
             pending = sum(len(pair.pending) for pair in pairs)
             raise ForcedExit(
                 f"{signal.Signals(requests.again).name} received during the shutdown: "
-                f"exiting now, {pending} pending changes not applied"
+                f"exiting now with {pending} changes not applied"
             )
         raise ShutdownTimeout(
             f"gave up waiting for pending changes after {config.shutdown_grace:.0f} s"
