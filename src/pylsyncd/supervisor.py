@@ -40,6 +40,7 @@ class _StopRequests:
         self.again: int | None = None  # a second one: exit now
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: the first signal asks for the shutdown, a second cuts it short."""
         # As PID 1 in a container there is no default action for SIGTERM, so without this
         # handler `docker stop` would wait and kill.
         if self.first is None:
@@ -49,6 +50,7 @@ class _StopRequests:
             self.again = signum
 
     def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on."""
         signal.signal(signal.SIGTERM, self.handle)
         signal.signal(signal.SIGINT, self.handle)
 
