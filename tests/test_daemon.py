@@ -628,6 +628,17 @@ def test_stop_applies_pending_changes(src: Path, dst: Path, start: Start, signum
     assert_trees_equal(src, dst)
 
 
+def test_a_destination_that_cannot_be_created_is_a_one_line_error(
+    src: Path, tmp_path: Path, daemons: DaemonPool
+) -> None:
+    write_file(tmp_path / "file", "not a directory")
+    daemon = daemons.start(daemon_args(src, tmp_path / "file" / "dst", "direct"))
+    assert daemon.wait_exit() == 1
+    assert daemon.lines == [
+        f"pylsyncd: error: cannot create destination {tmp_path}/file/dst: Not a directory"
+    ], daemon.report()
+
+
 # -- volume ------------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -367,3 +368,71 @@ def test_removed_source_pauses_the_pair_and_a_new_one_is_mirrored(
     write_file(src / "other" / "live.txt", "watched again")
     wait_for_mirror(src, dst, timeout=20, daemon=daemon)
     daemon.stop()
+
+
+# -- the shutdown is cut short -----------------------------------------------------------------
+
+FORCED = (
+    r"pylsyncd: error: {} received during the shutdown: exiting now with \d+ changes not applied"
+)
+
+
+@pytest.mark.parametrize("again", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_second_signal_during_the_shutdown_exits_at_once_and_says_so(
+    tmp_path: Path, daemons: DaemonPool, mounts: Mounts, again: signal.Signals
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    mounts.tmpfs(dst, "16m")
+    # A 30 s delay: only the shutdown applies the change; a 60 s grace: only a force ends it.
+    daemon = daemons.start(daemon_args(src, dst, "direct", "--shutdown-grace", "60", delay="30"))
+    daemon.wait_ready()
+    mounts.remount(dst, "ro")
+    write_file(src / "pending.txt", "cannot be applied to a read-only destination")
+    since = daemon.mark()
+    daemon.send(signal.SIGTERM)
+    daemon.wait_for_log(FAILURE_LOGGED, since=since)  # the flush is retrying
+    began = time.monotonic()
+    daemon.send(again)
+    status = daemon.wait_exit(timeout=10)
+    assert time.monotonic() - began < 3, "the second signal did not cut the shutdown short"
+    assert status == 1, daemon.report()
+    errors = [line for line in daemon.lines[since:] if line.startswith("pylsyncd: error:")]
+    assert len(errors) == 1 and errors == daemon.lines[-1:], daemon.report()
+    assert re.fullmatch(FORCED.format(again.name), errors[0]), daemon.report()
+
+
+def test_a_transfer_outlasting_the_grace_is_cancelled_and_the_exit_says_so(
+    tmp_path: Path, daemons: DaemonPool
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    # 1 MB/s: an 8 MiB file takes eight seconds, far more than the grace and the second after it.
+    daemon = daemons.start(
+        daemon_args(
+            src, dst, "rsync", "--rsync-args=--bwlimit=1000", "--shutdown-grace", "1",
+            delay="30",
+        )
+    )  # fmt: skip
+    daemon.wait_ready()
+    write_file(src / "big.bin", os.urandom(8 * MIB))
+    since = daemon.mark()
+    daemon.send(signal.SIGTERM)
+    rsyncs = wait_until(
+        lambda: [pid for pid in descendants(daemon.pid) if command_name(pid) == "rsync"],
+        timeout=10,
+        message=lambda: f"the shutdown never started rsync\n{daemon.report()}",
+    )
+    assert daemon.wait_exit(timeout=20) == 1, daemon.report()
+    errors = [line for line in daemon.lines[since:] if line.startswith("pylsyncd: error:")]
+    assert errors == ["pylsyncd: error: gave up waiting for pending changes after 1 s"], (
+        daemon.report()
+    )
+    # Terminated before the exit; its own children follow at once (a pipe closes), long before
+    # the copy could have ended by itself.
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in rsyncs),
+        timeout=2,
+        message="rsync was left running after the daemon gave up",
+    )

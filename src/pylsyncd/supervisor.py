@@ -1,4 +1,8 @@
-"""All pairs of one daemon: start, readiness, signals and an orderly shutdown."""
+"""All pairs of one daemon: build them, start them, readiness, signals and an orderly shutdown.
+
+Construction happens here, at the edge: each pair is handed its transfer and its watcher, and
+where to get new watchers, so that `pylsyncd.pair` knows only their Protocols.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +13,68 @@ import threading
 import time
 from types import FrameType
 
-from pylsyncd.config import Config
-from pylsyncd.pair import Pair
+from pylsyncd.config import Config, PairConfig
+from pylsyncd.errors import DestinationError, ForcedExit, PairStopped, ShutdownTimeout
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair import Pair, pair_name
 from pylsyncd.status import StatusFile
 from pylsyncd.transfer import Ownership
+from pylsyncd.transfer.choice import make_transfer
+from pylsyncd.watch.choice import WatcherChoice
 
 log = logging.getLogger("pylsyncd")
 
 _STATUS_EVERY = 1.0  # seconds between looks at the pairs' status, when there is a status file
+# During the shutdown, how often the main thread looks whether a second signal came: a handler
+# only sets a flag, and the join it interrupted goes on waiting.
+_FORCE_CHECK_EVERY = 0.05
+
+
+class _StopRequests:
+    """What SIGTERM and SIGINT asked for. The handler only records it and sets `stopping`; the
+    main loop does the shutdown (and a second signal cuts it short, as uvicorn's force_exit)."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self.first: int | None = None  # the signal that started the shutdown
+        self.again: int | None = None  # a second one: exit now
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: the first signal asks for the shutdown, a second cuts it short."""
+        # As PID 1 in a container there is no default action for SIGTERM, so without this
+        # handler `docker stop` would wait and kill.
+        if self.first is None:
+            self.first = signum
+            self.stopping.set()
+        else:
+            self.again = signum
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on."""
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
 
 
 def run(config: Config) -> int:
-    """Mirror every pair until SIGTERM or SIGINT; 0 after a clean stop, 1 after a fatal error."""
+    """Mirror every pair until SIGTERM or SIGINT; 0 after a clean stop.
+
+    Raises DestinationError, PairStopped, ShutdownTimeout or ForcedExit: `cli.main` prints its
+    one line and exits with its status.
+    """
     stopping = threading.Event()
-    received: list[int] = []
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        # Only set a flag: the main loop does the shutdown. As PID 1 in a container there is no
-        # default action for SIGTERM, so without this handler `docker stop` would wait and kill.
-        received.append(signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    requests = _StopRequests(stopping)
+    requests.install()
 
     ownership = Ownership.for_daemon(config.puid, config.pgid)
     for pair_config in config.pairs:
         try:
             _create_destination(pair_config.destination, ownership)
         except OSError as error:
-            log.error("cannot create destination %s: %s", pair_config.destination, error.strerror)
-            return 1
+            raise DestinationError(
+                f"cannot create destination {pair_config.destination}: {error.strerror}"
+            ) from None
 
-    pairs = [Pair(c, stopping, config.shutdown_grace, ownership) for c in config.pairs]
+    pairs = [_build_pair(c, ownership, stopping, config.shutdown_grace) for c in config.pairs]
     status_file = (
         StatusFile(config.status_file, lambda: tuple(pair.status() for pair in pairs))
         if config.status_file
@@ -61,28 +94,64 @@ def run(config: Config) -> int:
         if not announced and all(pair.ready.is_set() for pair in pairs):
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
-    if received:
+    if requests.first is not None:
         log.info(
             "%s received: applying pending changes (up to %.0f s)",
-            signal.Signals(received[0]).name,
+            signal.Signals(requests.first).name,
             config.shutdown_grace,
         )
     for pair in pairs:
         pair.wake()
-    deadline = time.monotonic() + config.shutdown_grace + 1
-    for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0))
+    _join(threads, time.monotonic() + config.shutdown_grace + 1, requests)
     if status_file:
         status_file.update(force=True)  # the changes flushed, then the pairs stopped
     if any(thread.is_alive() for thread in threads):
-        log.error("gave up waiting for pending changes after %.0f s", config.shutdown_grace)
         for pair in pairs:
             pair.cancel()  # no rsync is left running behind us
-        return 1
-    if any(pair.fatal for pair in pairs):
-        return 1
+        if requests.again is not None:
+            pending = sum(len(pair.pending) for pair in pairs)
+            raise ForcedExit(
+                f"{signal.Signals(requests.again).name} received during the shutdown: "
+                f"exiting now with {pending} changes not applied"
+            )
+        raise ShutdownTimeout(
+            f"gave up waiting for pending changes after {config.shutdown_grace:.0f} s"
+        )
+    failed = [
+        f"{pair.name}: stopped by an unexpected error: {pair.fatal}" for pair in pairs if pair.fatal
+    ]
+    if failed:
+        raise PairStopped("; ".join(failed))
     log.info("stopped")
     return 0
+
+
+def _build_pair(
+    config: PairConfig, ownership: Ownership, stopping: threading.Event, grace: float
+) -> Pair:
+    """One pair with the transfer and the watchers its settings choose."""
+    name = pair_name(config)
+    excludes = ExcludeRules(config.excludes)
+    watchers = WatcherChoice(name, config, excludes.excludes)
+    return Pair(
+        config,
+        transfer=make_transfer(config, excludes, ownership),
+        watcher=watchers.chosen(),
+        watchers=watchers,
+        excludes=excludes,
+        stopping=stopping,
+        grace=grace,
+    )
+
+
+def _join(threads: list[threading.Thread], deadline: float, requests: _StopRequests) -> None:
+    """Wait for `threads` until the deadline, or until a second signal asks to exit now."""
+    for thread in threads:
+        while thread.is_alive() and requests.again is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            thread.join(min(remaining, _FORCE_CHECK_EVERY))
 
 
 def _create_destination(path: str, ownership: Ownership) -> None:

@@ -1,5 +1,5 @@
 """What a pair reports: the counts of one batch for the log, the progress of a long initial sync,
-and the last batch and failure for the status file."""
+and its line in the status file (its last batch here, its failure from retry.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.retry import Retry
+from pylsyncd.status import PairState, PairStatus
 from pylsyncd.transfer import Outcome
 
 log = logging.getLogger("pylsyncd")
@@ -18,26 +21,54 @@ _PROGRESS_EVERY = 2.0  # seconds between progress lines of a long initial sync
 
 @dataclass
 class PairProgress:
-    """The last batch and the current failure, in wall-clock time for the status file."""
+    """The last batch, in wall-clock time for the status file, and whether the pair stopped."""
 
     last_batch_at: float | None = None
     last_batch_changes: int = 0
     last_batch_ms: float = 0.0
-    last_error: str | None = None
-    failing_since: float | None = None
     stopped: bool = False
 
     def batch_done(self, outcome: Outcome, elapsed_ms: float) -> None:
+        """Record a batch that was applied (fully or not)."""
         self.last_batch_at = time.time()
         self.last_batch_changes = (
             outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
         )
         self.last_batch_ms = elapsed_ms
 
-    def failed(self, error: str | None) -> None:
-        self.last_error = error
-        if self.failing_since is None:
-            self.failing_since = time.time()
+
+def pair_status(
+    config: PairConfig,
+    progress: PairProgress,
+    retry: Retry,
+    *,
+    paused: bool,
+    ready: bool,
+    pending: int,
+) -> PairStatus:
+    """A pair's line in the status file: its state, last batch and failure."""
+    if progress.stopped:
+        state = PairState.STOPPED
+    elif paused:
+        state = PairState.PAUSED
+    elif retry.failing_since is not None:
+        state = PairState.FAILING
+    elif ready:
+        state = PairState.LIVE
+    else:
+        state = PairState.INITIAL_SYNC
+    return PairStatus(
+        source=config.source,
+        destination=config.destination,
+        state=state,
+        initial_sync_done=ready,
+        pending_events=pending,
+        last_batch_at=progress.last_batch_at,
+        last_batch_changes=progress.last_batch_changes,
+        last_batch_ms=round(progress.last_batch_ms, 1),
+        last_error=retry.last_error,
+        failing_since=retry.failing_since,
+    )
 
 
 def describe(outcome: Outcome) -> str:

@@ -1,0 +1,223 @@
+"""One source -> destination mirror: initial sync, the live loop, retries and the final flush.
+
+Two threads per pair: the source watch's reader fills `PendingEvents`, and the pair thread (the
+one that calls `Pair.run`) applies batches from it. The pair is handed its transfer, its watcher
+and where to get new watchers (see `supervisor`), so a test can hand it fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from pylsyncd.coalesce import Batch
+from pylsyncd.config import PairConfig
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.pending import PendingEvents
+from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
+from pylsyncd.pair.retry import Retry
+from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
+from pylsyncd.status import PairStatus
+from pylsyncd.transfer import Outcome, Transfer
+from pylsyncd.watch import Watcher
+
+log = logging.getLogger("pylsyncd")
+
+
+def pair_name(config: PairConfig) -> str:
+    """How the log names a pair."""
+    return f"{config.source} -> {config.destination}"
+
+
+class Pair:
+    """Mirrors one source into one destination until `stopping` is set."""
+
+    def __init__(
+        self,
+        config: PairConfig,
+        *,
+        transfer: Transfer,
+        watcher: Watcher,
+        watchers: WatcherFactory,
+        excludes: ExcludeRules,
+        stopping: threading.Event,
+        grace: float,
+    ) -> None:
+        self.config = config
+        self.name = pair_name(config)
+        self.transfer = transfer
+        self.excludes = excludes
+        self.stopping = stopping
+        self.grace = grace  # seconds the final flush may retry
+        self.pending = PendingEvents()
+        self.ready = threading.Event()
+        self.fatal: str | None = None  # set when the pair cannot go on
+        self._source = SourceWatch(
+            self.name, config.source, watcher, watchers, self.pending, stopping
+        )
+        self._retry = Retry(self.name)
+        self._progress = PairProgress()  # what the status file shows of the last batch
+
+    def run(self) -> None:
+        """The pair thread's body; an unexpected error ends it with `fatal` set."""
+        try:
+            self._source.start()  # before the initial sync: nothing changes unseen in between
+            self._mirror()
+        except Exception as error:
+            # The supervisor stops the daemon and gives `fatal` as its one-line exit message.
+            self.fatal = f"{type(error).__name__}: {error}"
+            log.debug("%s: stopped by an unexpected error", self.name, exc_info=True)
+        finally:
+            self.stopping.set()  # stops the reader; a fatal error stops the daemon too
+            self._source.close()
+            self._progress.stopped = True
+
+    def status(self) -> PairStatus:
+        """This pair's line in the status file."""
+        return pair_status(
+            self.config,
+            self._progress,
+            self._retry,
+            paused=self._source.paused,
+            ready=self.ready.is_set(),
+            pending=len(self.pending),
+        )
+
+    def wake(self) -> None:
+        """After `stopping` is set: end the reader's and the pair thread's waits now."""
+        self._source.wake()
+        self.pending.wake()
+
+    def cancel(self) -> None:
+        """Abandon the transfer in progress (the shutdown grace ran out)."""
+        self.transfer.cancel()
+
+    def _mirror(self) -> None:
+        """Initial sync, then batches until stopping, then the final flush."""
+        if self.config.init:
+            self._initial_sync()
+        self.ready.set()
+        log.info("%s: live, watching %s", self.name, self.config.source)
+        while self.pending.wait(self.config.delay, self.stopping):
+            if not self._apply_next():
+                self.stopping.wait(self._retry.backoff)
+        self._source.join()  # its last read, of what was queued before the stop, is pending
+        self._flush()
+
+    def _flush(self) -> None:
+        """On stop: apply what is pending, retrying until the grace period runs out."""
+        deadline = time.monotonic() + self.grace
+        while len(self.pending):
+            if self._source.paused:
+                log.error("%s: stopping with the source gone: nothing pending applied", self.name)
+                return
+            if self._apply_next():
+                continue
+            if time.monotonic() + self._retry.backoff > deadline:
+                log.error("%s: stopping with %d changes not applied", self.name, len(self.pending))
+                return
+            time.sleep(self._retry.backoff)  # `stopping` is set: waiting on it would not wait
+
+    def _initial_sync(self) -> None:
+        delete = self.config.delete.at_startup
+        if (
+            delete
+            and not self.config.allow_empty_source
+            and empty_source_would_wipe(self.config, self.excludes)
+        ):
+            log.warning(
+                "%s: the source is empty but the destination is not: syncing without deleting, "
+                "so nothing is lost. If the source really is meant to be empty, set "
+                "ALLOW_EMPTY_SOURCE=true (--allow-empty-source).",
+                self.name,
+            )
+            delete = False
+        log.info("%s: initial sync", self.name)
+        started = time.monotonic()
+        reporter = ProgressReporter(self.name, self.config.source, self.excludes)
+        while True:
+            outcome = self._guarded(
+                lambda: self.transfer.full_sync(delete=delete, progress=reporter)
+            )
+            if outcome.ok:
+                break
+            self._retry.failed("initial sync", outcome.error)
+            if self.stopping.wait(self._retry.backoff):
+                return
+        self._retry.succeeded()
+        log.info(
+            "%s: initial sync done: %s in %.1f s",
+            self.name,
+            describe(outcome),
+            time.monotonic() - started,
+        )
+
+    def _held_back(self) -> bool:
+        """Whether every change stays pending because the source is gone, or not watched again
+        yet since it came back."""
+        absence = self._source.gone()
+        if absence is not None:
+            self._retry.hold(f"{absence}: paused")
+            return True
+        return self._source.watching_again
+
+    def _apply_next(self) -> bool:
+        """Apply everything pending as one batch; on failure requeue it. True on success."""
+        if self._held_back():
+            return False  # everything stays pending, untaken
+        gathered = self.pending.take()
+        batch = gathered.batch
+        if not batch:
+            return True
+        started = time.monotonic()
+        log.debug("%s: batch %s", self.name, batch)
+        if batch.full_resync:
+            log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
+            resync = self._guarded(
+                lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
+            )
+            if not resync.ok:
+                self.pending.requeue(batch)
+                self._retry.failed("full resync", resync.error)
+                return False
+            batch = Batch(batch.moves, batch.changes)
+        outcome = self._guarded(lambda: self.transfer.apply(batch))
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self._progress.batch_done(outcome, elapsed_ms)
+        log.info(
+            "%s: %s from %d events in %.0f ms",
+            self.name,
+            describe(outcome),
+            gathered.events,
+            elapsed_ms,
+        )
+        if outcome.ok:
+            self._retry.succeeded()
+            return True
+        self.pending.requeue(outcome.failed)
+        self._retry.failed("applying changes", outcome.error)
+        return False
+
+    def _guarded(self, step: Callable[[], Outcome]) -> Outcome:
+        """Run a transfer step; an unexpected error fails the step instead of the pair."""
+        try:
+            return step()
+        except Exception as error:
+            log.debug("%s: unexpected error", self.name, exc_info=True)
+            return Outcome(error=f"unexpected {type(error).__name__}: {error}")
+
+
+def empty_source_would_wipe(config: PairConfig, excludes: ExcludeRules) -> bool:
+    """Whether the source has nothing to mirror while the destination has something to lose
+    (excluded entries count on neither side: a delete leaves them alone)."""
+
+    def has_entries(path: str) -> bool:
+        with os.scandir(path) as entries:
+            return any(
+                not excludes.excludes(e.name, e.is_dir(follow_symlinks=False)) for e in entries
+            )
+
+    return not has_entries(config.source) and has_entries(config.destination)

@@ -1,0 +1,78 @@
+"""Events waiting to be applied: the reader thread adds them, the pair thread takes a batch.
+
+While one batch is applied, the next one gathers here: a storm of 10,000 files goes through in a
+few large batches, not 10,000 small ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from pylsyncd.coalesce import Batch, coalesce, merge
+from pylsyncd.events import Event
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What `PendingEvents.take` hands over: one batch, and how many events it came from."""
+
+    batch: Batch
+    events: int
+
+
+class PendingEvents:
+    """Events waiting to be applied, shared by the reader thread and the pair thread."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._events: list[Event] = []
+        self._carried = Batch()  # a failed batch, to be retried with the next one
+        self._since: float | None = None  # when the oldest waiting change arrived
+
+    def add(self, events: list[Event]) -> None:
+        """Queue events the watcher reported."""
+        with self._condition:
+            self._events.extend(events)
+            if self._since is None:
+                self._since = time.monotonic()
+            self._condition.notify()
+
+    def requeue(self, failed: Batch) -> None:
+        """Keep what a batch failed to apply, to be retried with the next one."""
+        with self._condition:
+            self._carried = merge(failed, self._carried)
+            if self._since is None:
+                self._since = time.monotonic()
+
+    def wake(self) -> None:
+        """End a `wait` now (after `stopping` is set)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._events) + len(self._carried.changes)
+
+    def wait(self, delay: float, stopping: threading.Event) -> bool:
+        """Wait until the oldest change has waited `delay` seconds; False if stopping first."""
+        with self._condition:
+            while not stopping.is_set():
+                if self._since is None:
+                    self._condition.wait()  # `add` or `wake` notifies: no idle wake-ups
+                    continue
+                remaining = self._since + delay - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False
+
+    def take(self) -> Gathered:
+        """The batch of everything waiting, and how many events it came from."""
+        with self._condition:
+            events, self._events = self._events, []
+            carried, self._carried = self._carried, Batch()
+            self._since = None
+        batch = coalesce(events)
+        return Gathered(merge(carried, batch) if carried else batch, len(events))

@@ -1,0 +1,180 @@
+"""A pair's watch on its source: the one owner of the watcher, and of the reader thread.
+
+The reader drains the watcher into `PendingEvents` without ever waiting on a transfer, so the
+kernel queue does not overflow during a storm. The watcher is replaced on that thread only: when
+inotify runs out of watches (polling, or rescans, take over) and when the source came back after
+it went away (its old watches are on what went away). Other threads only ever `wake` it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+from pylsyncd.events import Event, EventKind
+from pylsyncd.pair.pending import PendingEvents
+from pylsyncd.pair.retry import BACKOFF_FIRST
+from pylsyncd.watch import Watcher, WatchLimitError
+from pylsyncd.watch.source_root import SourceRoot
+
+log = logging.getLogger("pylsyncd")
+
+
+class WatcherFactory(Protocol):
+    """Where a pair's source watch gets new watchers (`watch.choice.WatcherChoice`)."""
+
+    def chosen(self) -> Watcher:
+        """A new, unstarted watcher as the settings choose: to watch the source afresh."""
+
+    def polling(self) -> Watcher:
+        """A new, unstarted polling watcher: instead of one that ran out of inotify watches."""
+
+    def with_rescans(self, watcher: Watcher) -> Watcher:
+        """`watcher`, which runs but ran out of inotify watches, plus rescans (started)."""
+
+
+class SourceWatch:
+    """Watches a pair's source, feeds `pending`, and tells when the source is gone."""
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        watcher: Watcher,
+        watchers: WatcherFactory,
+        pending: PendingEvents,
+        stopping: threading.Event,
+    ) -> None:
+        self.name = name
+        self._root = SourceRoot(source)
+        self._watchers = watchers
+        self._pending = pending
+        self._stopping = stopping
+        # The watcher that is read and woken; None while the reader replaces it. Written only
+        # under the lock, which `wake` takes too: no wake goes to a watcher being closed, and one
+        # that finds None is not lost, since the reader looks at its flags before reading again.
+        self._lock = threading.Lock()
+        self._watcher: Watcher | None = watcher
+        self._reader = threading.Thread(
+            target=self._read_events, name=f"reader {name}", daemon=True
+        )
+        self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
+        self.paused = False  # the source is gone: nothing is applied until it is back
+
+    def start(self) -> None:
+        """Start watching, then reading; before the initial sync, so nothing changes unseen."""
+        self._watch(self._replace(None))
+        self._reader.start()
+
+    def wake(self) -> None:
+        """End the reader's wait now; call it after setting what it looks at (`stopping`)."""
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.wake()
+
+    def join(self) -> None:
+        """Wait for the reader to end (it does soon after `stopping` is set and `wake`)."""
+        self._reader.join()
+
+    def close(self) -> None:
+        """After `stopping` is set: end the reader, then stop watching."""
+        self.wake()
+        if self._reader.is_alive():
+            self._reader.join()  # it returns within one read; then the watcher can close
+        watcher = self._replace(None)
+        if watcher is not None:
+            watcher.close()
+
+    def gone(self) -> str | None:
+        """Why the source is not there now (then every change is held back), or None.
+
+        Says so once when it goes and once when it is back; then the reader watches it afresh,
+        and until it has (`watching_again`) changes are still held back.
+        """
+        absence = self._root.absence()
+        if absence is not None:
+            if not self.paused:
+                self.paused = True
+                log.error(
+                    "%s: %s: pausing; the destination is left as it is until the source is back",
+                    self.name,
+                    absence,
+                )
+            return absence
+        if self.paused:
+            self.paused = False
+            log.warning("%s: the source is back: resuming with a full comparison", self.name)
+            self._rewatch.set()
+            self.wake()  # the reader waits without a timeout
+        return None
+
+    @property
+    def watching_again(self) -> bool:
+        """Whether the source came back and the reader has not watched it afresh yet."""
+        return self._rewatch.is_set()
+
+    def _replace(self, watcher: Watcher | None) -> Watcher | None:
+        """Make `watcher` the one read and woken; the one it replaces."""
+        with self._lock:
+            previous, self._watcher = self._watcher, watcher
+        return previous
+
+    def _watch(self, watcher: Watcher | None) -> None:
+        """Start `watcher` and make it the current one; out of inotify watches, fall back to
+        rescans instead of dying."""
+        if watcher is None:
+            return
+        try:
+            try:
+                watcher.start()
+            except WatchLimitError as error:
+                log.warning("%s: %s; polling instead until then", self.name, error)
+                watcher.close()
+                watcher = self._watchers.polling()
+                watcher.start()
+        except BaseException:
+            watcher.close()  # a watcher that could not start holds no watch of ours
+            raise
+        self._replace(watcher)
+
+    def _read_events(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if self._rewatch.is_set():
+                    self._watch_again()
+                    continue  # a stop asked for during the swap is seen before the next read
+                self._read_into_pending(None)  # until events come or `wake`
+            # Whatever the kernel queued before the stop request still belongs to this run.
+            self._read_into_pending(0)
+        finally:
+            self._pending.wake()
+
+    def _read_into_pending(self, timeout: float | None) -> None:
+        watcher = self._watcher  # replaced on this thread only
+        if watcher is None:
+            return
+        try:
+            events = watcher.read(timeout)
+        except WatchLimitError as error:
+            # New directories no longer fit: rescans find what their missing watches miss.
+            log.warning("%s: %s; adding periodic rescans until then", self.name, error)
+            self._replace(self._watchers.with_rescans(watcher))
+            events = [Event(EventKind.OVERFLOW, "")]  # what that read held is lost: resync
+        if events:
+            self._pending.add(events)
+
+    def _watch_again(self) -> None:
+        """The source is back: its old watches are on what went away. Watch it afresh, then have
+        the whole tree compared (in that order, so nothing changes unseen in between)."""
+        previous = self._replace(None)
+        if previous is not None:
+            previous.close()
+        try:
+            self._watch(self._watchers.chosen())
+        except OSError as error:  # gone again already: the pair thread will see it
+            log.debug("%s: cannot watch the source again: %s", self.name, error)
+            self._stopping.wait(BACKOFF_FIRST)
+            return
+        self._rewatch.clear()
+        self._pending.add([Event(EventKind.OVERFLOW, "")])
