@@ -6,8 +6,10 @@ where to get new watchers, so that `pylsyncd.pair` knows only their Protocols.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -30,14 +32,29 @@ _STATUS_EVERY = 1.0  # seconds between looks at the pairs' status, when there is
 _FORCE_CHECK_EVERY = 0.05
 
 
-class _StopRequests:
-    """What SIGTERM and SIGINT asked for. The handler only records it and sets `stopping`; the
-    main loop does the shutdown (and a second signal cuts it short, as uvicorn's force_exit)."""
+class _Stopping(threading.Event):
+    """The daemon's stop flag; setting it also wakes the main loop's `select` (a pair that stops
+    on a fatal error sets it from its own thread)."""
 
-    def __init__(self, stopping: threading.Event) -> None:
-        self.stopping = stopping
+    def __init__(self, wakeup_fd: int) -> None:
+        super().__init__()
+        self._wakeup_fd = wakeup_fd
+
+    def set(self) -> None:
+        super().set()
+        _poke(self._wakeup_fd)
+
+
+class _StopRequests:
+    """What SIGTERM and SIGINT asked for. The handler only records it: taking a lock there (as
+    `Event.set` does) could deadlock against the main thread holding that lock when the signal
+    came. `signal.set_wakeup_fd` wakes the main loop, which does the shutdown; a second signal
+    cuts it short (uvicorn's force_exit)."""
+
+    def __init__(self) -> None:
         self.first: int | None = None  # the signal that started the shutdown
         self.again: int | None = None  # a second one: exit now
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: the first signal asks for the shutdown, a second cuts it short."""
@@ -45,14 +62,32 @@ class _StopRequests:
         # handler `docker stop` would wait and kill.
         if self.first is None:
             self.first = signum
-            self.stopping.set()
         else:
             self.again = signum
 
     def install(self) -> None:
-        """Handle SIGTERM and SIGINT from now on."""
+        """Handle SIGTERM and SIGINT from now on; each one also writes to the wakeup pipe."""
+        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self.handle)
         signal.signal(signal.SIGINT, self.handle)
+
+    def sleep(self, timeout: float | None) -> None:
+        """Wait until a signal comes, `stopping` is set, or `timeout` seconds (None: no limit)."""
+        if select.select([self.read_fd], [], [], timeout)[0]:
+            with contextlib.suppress(BlockingIOError):  # raised once it is drained
+                while os.read(self.read_fd, 512):
+                    pass
+
+    def close(self) -> None:
+        """Stop writing signals to the pipe and close it."""
+        signal.set_wakeup_fd(-1)
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+def _poke(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups already
+        os.write(fd, b"\0")
 
 
 def run(config: Config) -> int:
@@ -61,10 +96,16 @@ def run(config: Config) -> int:
     Raises DestinationError, PairStopped, ShutdownTimeout or ForcedExit: `cli.main` prints its
     one line and exits with its status.
     """
-    stopping = threading.Event()
-    requests = _StopRequests(stopping)
+    requests = _StopRequests()
     requests.install()
+    try:
+        return _run(config, requests, _Stopping(requests.write_fd))
+    finally:
+        requests.close()
 
+
+def _run(config: Config, requests: _StopRequests, stopping: threading.Event) -> int:
+    """`run` once the signals are handled."""
     ownership = Ownership.for_daemon(config.puid, config.pgid)
     for pair_config in config.pairs:
         try:
@@ -86,14 +127,19 @@ def run(config: Config) -> int:
 
     announced = False
     # Once all are live, wake only to keep the status file current: without one, an idle daemon
-    # sleeps until a signal (handled on this thread, it ends the wait).
+    # sleeps until a signal (its byte in the wakeup pipe ends the wait) or a pair stops.
     live_wait = _STATUS_EVERY if status_file else None
-    while not stopping.wait(live_wait if announced else 0.01):
+    while True:
+        if requests.first is not None:
+            stopping.set()  # here, on the main thread, not in the signal handler
+        if stopping.is_set():
+            break
         if status_file:
             status_file.update()  # before "ready": whoever reads that line finds the file
         if not announced and all(pair.ready.is_set() for pair in pairs):
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
+        requests.sleep(live_wait if announced else 0.01)
     if requests.first is not None:
         log.info(
             "%s received: applying pending changes (up to %.0f s)",
