@@ -22,7 +22,8 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.events import is_within, rebase
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
-from pylsyncd.transfer.destination import GONE, DestinationTree, split
+from pylsyncd.transfer.destination import DestinationTree
+from pylsyncd.transfer.directories import GONE, split
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.helper import Helper, Settings, SubtreeReport, can_help
 from pylsyncd.transfer.source import SourceTree, UnreadableSourceError

@@ -22,8 +22,9 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
+from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
-from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
+from pylsyncd.transfer.source import SourceTree
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class RsyncTransfer:
     def _other_names(self, batch: Batch) -> tuple[Change, ...]:
         """Syncs of the other names of hard-linked files the batch copies: a change made through
         one name raised no event for the others."""
-        source, destination = SourceTree(self.source), SourceTree(self.destination)
+        source, destination = SourceTree(self.source), DestinationView(self.destination)
         others: dict[str, None] = {}
         try:
             for change in batch.changes:
@@ -204,7 +205,7 @@ class RsyncTransfer:
         if not directories:
             return ()
         # Both sides listed one component at a time, never through a symlink.
-        source, destination = SourceTree(self.source), SourceTree(self.destination)
+        source, destination = SourceTree(self.source), DestinationView(self.destination)
         extras: list[Change] = []
         try:
             for directory in sorted(directories):
@@ -213,9 +214,10 @@ class RsyncTransfer:
                     if source.open_dir(directory) is None:
                         continue  # gone from the source: its own change deletes it
                     found = destination.children(directory)
-                except (UnreadableSourceError, FileNotFoundError, NotADirectoryError):
+                # PermissionError: an UnreadableSourceError, or a destination we may not list.
+                except (PermissionError, FileNotFoundError, NotADirectoryError):
                     continue  # unknown contents: remove nothing
-                for name, is_dir, _ in found:
+                for name, is_dir in found.items():
                     path = f"{directory}/{name}" if directory else name
                     if name not in present and not self.excludes.excludes(path, is_dir):
                         extras.append(Change(path, ChangeKind.DELETE))
