@@ -80,14 +80,6 @@ def test_the_whole_process_group_is_stopped() -> None:
     wait_until(lambda: gone(grandchild), timeout=10, message="the grandchild outlived the stop")
 
 
-def test_a_child_already_reaped_is_left_alone() -> None:
-    process, _ = start()
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(30)
-    stop_child(process, grace=30)  # no signal to a process ID that may be someone else's now
-    assert process.returncode == -signal.SIGTERM
-
-
 def test_cancelling_rsync_stops_its_process_group_and_reaps_it(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()

@@ -46,7 +46,11 @@ class Helper:
         assert self._process.stdin is not None and self._process.stdout is not None
         self._stdin: IO[bytes] = self._process.stdin
         self._stdout: IO[bytes] = self._process.stdout
-        self._send(asdict(settings))
+        try:
+            self._send(asdict(settings))
+        except OSError:
+            self.close()  # it exited at once: reaped here, not left to the garbage collector
+            raise
         self.ready = False  # it said so: its imports are done, and it reads subtrees
         self.in_flight = 0
         self._partial = b""  # the start of a line whose end has not arrived yet
