@@ -38,10 +38,11 @@ class DirectTransfer:
         self._full_sync: FullSync | None = None  # the one in progress, for `cancel`
 
     def cancel(self) -> None:
+        """Stop the transfer in progress, from another thread: the shutdown grace ran out."""
         self.state.cancelled.set()
         full_sync = self._full_sync
         if full_sync is not None:
-            # Now, from this thread: the pair's thread may be stuck (the shutdown grace ran out).
+            # The helper now, from this thread: the pair's thread may be the one that is stuck.
             full_sync.stop_helper()
 
     def apply(self, batch: Batch) -> Outcome:
