@@ -1,4 +1,4 @@
-"""The direct backend's full sync shares subtrees with a helper process (transfer/helper.py).
+"""The direct backend's full sync shares subtrees with a helper process (transfer/helper/).
 
 The helper starts in the background and the pair's process does not wait for it, so on a small
 tree it often has nothing left to do. These tests hold the pair's process back until the helper
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,9 +19,10 @@ import pytest
 from helpers import assert_trees_equal, wait_until, write_file
 from pylsyncd.coalesce import Change
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import direct
-from pylsyncd.transfer import helper as helper_module
+from pylsyncd.transfer import Outcome, full_sync, tree_sync
 from pylsyncd.transfer.direct import DirectTransfer
+from pylsyncd.transfer.helper import client as helper_module
+from pylsyncd.transfer.helper.protocol import Settings
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789
 SUBTREES = [f"dir-{number:02}" for number in range(12)]
@@ -45,12 +48,12 @@ def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_mod
     started: list[helper_module.Helper] = []
 
     class Recorded(helper_module.Helper):
-        def __init__(self, settings: helper_module.Settings) -> None:
+        def __init__(self, settings: Settings) -> None:
             super().__init__(settings)
             started.append(self)
 
-    monkeypatch.setattr(direct, "Helper", Recorded)
-    monkeypatch.setattr(direct, "can_help", lambda: True)  # also on a machine of one core
+    monkeypatch.setattr(full_sync, "Helper", Recorded)
+    monkeypatch.setattr(full_sync, "can_help", lambda: True)  # also on a machine of one core
     yield started
     for helper in started:
         assert helper._process.poll() is not None, "the helper process outlived the sync"
@@ -58,15 +61,15 @@ def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_mod
 
 def hold_back(monkeypatch: pytest.MonkeyPatch, *conditions: Callable[[], object]) -> None:
     """Make the pair's process wait before its first subtrees, the n-th until `conditions[n]`."""
-    original = direct._Run.sync_tree
+    original = tree_sync.TreeSync.sync_tree
     waiting = list(conditions)
 
-    def sync_tree(run: direct._Run, change: Change) -> None:
+    def sync_tree(run: tree_sync.TreeSync, change: Change) -> None:
         if waiting:
             wait_until(waiting.pop(0), timeout=30, message="the helper did not get that far")
         original(run, change)
 
-    monkeypatch.setattr(direct._Run, "sync_tree", sync_tree)
+    monkeypatch.setattr(tree_sync.TreeSync, "sync_tree", sync_tree)
 
 
 def ready(started: list[helper_module.Helper]) -> Callable[[], bool]:
@@ -93,7 +96,7 @@ def test_the_helper_syncs_subtrees_and_the_replica_is_complete(
     hold_back(
         monkeypatch, ready(helpers_started), lambda: (dst / SUBTREES[-1] / "top.txt").exists()
     )
-    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.direct")
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.full_sync")
     # The helper applies the pair's excludes too, in its own subtree.
     write_file(src / SUBTREES[-1] / ".git" / "HEAD", "excluded")
     outcome = DirectTransfer(str(src), str(dst), ExcludeRules([".git"]), delete=True).full_sync(
@@ -151,3 +154,34 @@ def test_a_cancelled_full_sync_stops_the_helper(
     assert "cancelled" in (outcome.error or "")
     assert outcome.failed.changes  # retried in full by the next attempt
     # The fixture checks that the helper process is gone.
+
+
+def test_a_cancel_from_another_thread_stops_the_helper_with_term_and_reaps_it(
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers_started: list[helper_module.Helper],
+) -> None:
+    """As the shutdown does when its grace runs out: the pair's thread may be stuck, so the
+    cancel itself stops the helper, in its own session (a terminal's Ctrl-C never reached it)."""
+    src, dst = tree
+    transfer = DirectTransfer(str(src), str(dst), ExcludeRules(()), delete=True)
+    # The pair's thread waits in its second subtree until cancelled: the helper has work by then.
+    hold_back(monkeypatch, ready(helpers_started), transfer.state.cancelled.is_set)
+    outcomes: list[Outcome] = []
+    pair = threading.Thread(target=lambda: outcomes.append(transfer.full_sync(delete=True)))
+    pair.start()
+    try:
+        wait_until(
+            lambda: helpers_started and helpers_started[0].in_flight,
+            timeout=30,
+            message="the helper was given no subtree",
+        )
+        process = helpers_started[0]._process
+        assert os.getsid(process.pid) == process.pid
+        transfer.cancel()
+        assert process.returncode == -signal.SIGTERM  # TERM was enough, and it is reaped
+    finally:
+        pair.join(60)
+    assert not pair.is_alive()
+    assert not outcomes[0].ok
+    assert "cancelled" in (outcomes[0].error or "")

@@ -7,7 +7,6 @@ the destination is therefore never followed, so nothing is ever written outside 
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import secrets
@@ -15,24 +14,17 @@ import shutil
 import stat
 from collections.abc import Callable
 
-from pylsyncd.events import is_within, parent_of
 from pylsyncd.transfer import Ownership
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# Errors that mean "this path does not exist (any more)" rather than a failure.
-GONE = (errno.ENOENT, errno.ENOTDIR)
+from pylsyncd.transfer.directories import (
+    DIR_FLAGS,
+    GONE,
+    DirectoryCache,
+    open_followed_root,
+    split,
+)
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
 DirStat = Callable[[str], os.stat_result | None]
-# Directory descriptors a tree keeps open between uses. Caching all of them made a tree of 1,000
-# directories exceed the usual limit of 1,024 open files: the initial sync failed with EMFILE,
-# again at every retry. Two trees (source, destination) at this bound leave room for the rest.
-MAX_CACHED_DIRS = 128
-
-
-def split(path: str) -> tuple[str, str]:
-    """(parent, name) of a relative path."""
-    return parent_of(path), path.rpartition("/")[2]
 
 
 # Temporary names: a random part per process and a counter, not random bytes per file (a
@@ -54,49 +46,27 @@ class DestinationTree:
         self.root = root
         self._source_dir_stat = source_dir_stat
         self.ownership = ownership
-        self._fds: dict[str, int] = {}
+        # A missing directory is never remembered: this tree creates the ones it needs.
+        self._dirs = DirectoryCache(lambda: os.open(root, DIR_FLAGS), remember_missing=False)
         # Directories whose entries this tree changed on its own (creating a missing parent):
         # their mtimes must be copied again, like those of the directories a batch touched.
         self.changed_dirs: set[str] = set()
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self._dirs.close()
 
     def trim(self, keep: str) -> None:
         """Close cached descriptors beyond MAX_CACHED_DIRS, but never those of `keep` and its
         ancestors: the caller may be holding them."""
-        if len(self._fds) <= MAX_CACHED_DIRS:
-            return
-        for path in [path for path in self._fds if not is_within(keep, path)]:
-            os.close(self._fds.pop(path))
+        self._dirs.trim(keep)
 
     def forget(self, path: str) -> None:
         """Drop cached descriptors at or below `path` (it was renamed or removed)."""
-        for key in [key for key in self._fds if is_within(key, path)]:
-            os.close(self._fds.pop(key))
+        self._dirs.forget(path)
 
     def open_dir(self, path: str) -> int | None:
         """Descriptor of an existing real directory at `path`, or None when there is none."""
-        fd = self._fds.get(path)
-        if fd is not None:
-            return fd
-        if path == "":
-            fd = os.open(self.root, _DIR_FLAGS)
-        else:
-            parent, name = split(path)
-            parent_fd = self.open_dir(parent)
-            if parent_fd is None:
-                return None
-            try:
-                fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-            except OSError as error:
-                if error.errno in (*GONE, errno.ELOOP):  # ELOOP: a symlink stands there
-                    return None
-                raise
-        self._fds[path] = fd
-        return fd
+        return self._dirs.open(path)
 
     def ensure_dir(self, path: str) -> int:
         """Descriptor of the directory at `path`, creating missing ones like the source's."""
@@ -109,8 +79,8 @@ class DestinationTree:
         source = self._source_dir_stat(path)
         os.mkdir(name, 0o700, dir_fd=parent_fd)
         self.changed_dirs.update((parent, path))
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-        self._fds[path] = fd
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+        self._dirs.add(path, fd)
         if source is not None:
             self.set_dir_attributes(fd, source)
         return fd
@@ -148,7 +118,7 @@ class DestinationTree:
     ) -> bool:
         """Like rsync --delete without --delete-excluded: excluded entries stay, and so do the
         directories that hold them. Returns True when the directory itself could go."""
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
         empty = True
         try:
             with os.scandir(fd) as entries:
@@ -227,6 +197,40 @@ class DestinationTree:
         except BaseException:
             os.unlink(tmp, dir_fd=parent_fd)
             raise
+
+
+class DestinationView:
+    """Read-only lookups below a destination root that another program writes (rsync): the
+    same component-by-component resolution as `DestinationTree`, never through a symlink."""
+
+    def __init__(self, root: str) -> None:
+        # The root is followed, as rsync follows `destination/`; nothing below it is.
+        self._dirs = DirectoryCache(lambda: open_followed_root(root), remember_missing=False)
+
+    def close(self) -> None:
+        self._dirs.close()
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The entry at `path` itself (a symlink is not followed), or None when there is none."""
+        parent, name = split(path)
+        parent_fd = self._dirs.open(parent)
+        if parent_fd is None:
+            return None
+        try:
+            return os.lstat(name, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno in GONE:
+                return None
+            raise
+
+    def children(self, path: str) -> dict[str, bool]:
+        """The names in the directory at `path`, each with whether it is a directory; none when
+        there is no directory there."""
+        fd = self._dirs.open(path)
+        if fd is None:
+            return {}
+        with os.scandir(fd) as entries:
+            return {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
 
 
 def _copy_content(src_fd: int, dst_fd: int, size: int) -> int:

@@ -22,8 +22,10 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
+from pylsyncd.transfer.children import stop_child
+from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
-from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
+from pylsyncd.transfer.source import SourceTree
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ _PARTIAL = 23
 _DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied \(13\)$')
 # Lines that only sum up the errors listed before them.
 _SUMMARY = ("rsync error:", "rsync warning:", "IO error encountered -- skipping file deletion")
+# How long rsync has to exit after TERM (and clean up after itself) before it gets KILL.
+_TERM_GRACE = 2.0
 _STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
 
 
@@ -130,7 +134,9 @@ class RsyncTransfer:
         batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
         if not batch.changes:
             return Outcome()
-        batch = Batch((), batch.changes + self._extras(batch) + self._other_names(batch))
+        extras = self._extras(batch)
+        other_names = _other_names(batch, self.source, self.destination, self.hard_links)
+        batch = Batch((), batch.changes + extras + other_names)
         rules = include_rules(batch, self._source_is_dir)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
@@ -152,39 +158,6 @@ class RsyncTransfer:
             self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
         return outcome
 
-    def _other_names(self, batch: Batch) -> tuple[Change, ...]:
-        """Syncs of the other names of hard-linked files the batch copies: a change made through
-        one name raised no event for the others."""
-        source, destination = SourceTree(self.source), SourceTree(self.destination)
-        others: dict[str, None] = {}
-        try:
-            for change in batch.changes:
-                # A tree sync of a file is the end of a rename rsync cannot replay: the file may
-                # have changed before it was renamed, within the batch.
-                if change.kind is ChangeKind.DELETE:
-                    continue
-                try:
-                    status = source.lstat(change.path)
-                    if status is None:  # gone: a change made through it may not have reached
-                        names = self.hard_links.others_of_vanished(change.path)  # the others
-                    elif status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
-                        continue
-                    else:
-                        changed = (
-                            change.kind is ChangeKind.SYNC_TREE
-                            or destination.lstat(change.path) is not None
-                        )
-                        names = self.hard_links.others(change.path, status, changed=changed)
-                except OSError:
-                    continue  # rsync says what is wrong with it
-                others.update(dict.fromkeys(names))
-            # rsync copies every path of the batch (--ignore-times): found names included.
-            others.update(dict.fromkeys(name for name, _ in self.hard_links.search()))
-        finally:
-            source.close()
-            destination.close()
-        return tuple(Change(path, ChangeKind.SYNC) for path in others)
-
     def _extras(self, batch: Batch) -> tuple[Change, ...]:
         """Deletions of what the destination has and the source lacks, in the directories that
         the batch syncs on their own and in those of a failed run.
@@ -204,7 +177,7 @@ class RsyncTransfer:
         if not directories:
             return ()
         # Both sides listed one component at a time, never through a symlink.
-        source, destination = SourceTree(self.source), SourceTree(self.destination)
+        source, destination = SourceTree(self.source), DestinationView(self.destination)
         extras: list[Change] = []
         try:
             for directory in sorted(directories):
@@ -213,9 +186,10 @@ class RsyncTransfer:
                     if source.open_dir(directory) is None:
                         continue  # gone from the source: its own change deletes it
                     found = destination.children(directory)
-                except (UnreadableSourceError, FileNotFoundError, NotADirectoryError):
+                # PermissionError: an UnreadableSourceError, or a destination we may not list.
+                except (PermissionError, FileNotFoundError, NotADirectoryError):
                     continue  # unknown contents: remove nothing
-                for name, is_dir, _ in found:
+                for name, is_dir in found.items():
                     path = f"{directory}/{name}" if directory else name
                     if name not in present and not self.excludes.excludes(path, is_dir):
                         extras.append(Change(path, ChangeKind.DELETE))
@@ -236,15 +210,10 @@ class RsyncTransfer:
             return False
 
     def cancel(self) -> None:
-        """Stop a running rsync (TERM, then KILL): used when the shutdown grace runs out."""
+        """Stop a running rsync (TERM, then KILL, reaped): used when the shutdown grace runs out."""
         process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(2)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process is not None:
+            stop_child(process, grace=_TERM_GRACE)
 
     def _run(self, command: list[str], stdin: bytes, progress: Progress | None = None) -> Outcome:
         log.debug("running %s", command)
@@ -288,6 +257,42 @@ class RsyncTransfer:
                 "there), everything else goes on",
                 path,
             )
+
+
+def _other_names(
+    batch: Batch, source_root: str, destination_root: str, hard_links: HardLinks
+) -> tuple[Change, ...]:
+    """Syncs of the other names of hard-linked files the batch copies: a change made through
+    one name raised no event for the others."""
+    source, destination = SourceTree(source_root), DestinationView(destination_root)
+    others: dict[str, None] = {}
+    try:
+        for change in batch.changes:
+            # A tree sync of a file is the end of a rename rsync cannot replay: the file may
+            # have changed before it was renamed, within the batch.
+            if change.kind is ChangeKind.DELETE:
+                continue
+            try:
+                status = source.lstat(change.path)
+                if status is None:  # gone: a change made through it may not have reached
+                    names = hard_links.others_of_vanished(change.path)  # the others
+                elif status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
+                    continue
+                else:
+                    changed = (
+                        change.kind is ChangeKind.SYNC_TREE
+                        or destination.lstat(change.path) is not None
+                    )
+                    names = hard_links.others(change.path, status, changed=changed)
+            except OSError:
+                continue  # rsync says what is wrong with it
+            others.update(dict.fromkeys(names))
+        # rsync copies every path of the batch (--ignore-times): found names included.
+        others.update(dict.fromkeys(name for name, _ in hard_links.search()))
+    finally:
+        source.close()
+        destination.close()
+    return tuple(Change(path, ChangeKind.SYNC) for path in others)
 
 
 def _unreadable_only(stderr: bytes) -> list[str] | None:

@@ -12,10 +12,8 @@ import errno
 import os
 from typing import NamedTuple
 
-from pylsyncd.events import is_within
-from pylsyncd.transfer.destination import GONE, MAX_CACHED_DIRS, split
+from pylsyncd.transfer.directories import GONE, DirectoryCache, open_followed_root, split
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DENIED = (errno.EACCES, errno.EPERM)
 # O_NONBLOCK: a regular file swapped for a FIFO between the listing and the open must not block
 # the transfer (the type is checked with fstat right after); it changes nothing for files.
@@ -49,42 +47,23 @@ class SourceTree:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self._fds: dict[str, int | None] = {}
+        # A missing directory is remembered as such: this tree is only read.
+        self._dirs = DirectoryCache(lambda: open_followed_root(root), remember_missing=True)
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            if fd is not None:
-                os.close(fd)
-        self._fds.clear()
+        self._dirs.close()
 
     def trim(self, keep: str) -> None:
         """Close cached descriptors beyond MAX_CACHED_DIRS, but never those of `keep` and its
         ancestors: the caller may be holding them."""
-        if len(self._fds) <= MAX_CACHED_DIRS:
-            return
-        for path in [path for path in self._fds if not is_within(keep, path)]:
-            fd = self._fds.pop(path)
-            if fd is not None:
-                os.close(fd)
+        self._dirs.trim(keep)
 
     def open_dir(self, path: str) -> int | None:
         """Descriptor of the real directory at `path`, or None (missing, a symlink, a file)."""
-        if path in self._fds:
-            return self._fds[path]
-        fd: int | None
         try:
-            if path == "":
-                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            else:
-                parent, name = split(path)
-                parent_fd = self.open_dir(parent)
-                fd = None if parent_fd is None else os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            return self._dirs.open(path)
         except OSError as error:
-            if error.errno not in (*GONE, errno.ELOOP):
-                raise _denied(error, path) from None
-            fd = None
-        self._fds[path] = fd
-        return fd
+            raise _denied(error, path) from None
 
     def lstat(self, path: str) -> os.stat_result | None:
         """The entry itself (a symlink is not followed), or None when the path does not exist."""

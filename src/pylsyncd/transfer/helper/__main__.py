@@ -1,0 +1,76 @@
+"""The helper process of a direct full sync: `python -m pylsyncd.transfer.helper`.
+
+It reads its settings, then syncs each subtree named on stdin and reports each on stdout. This
+module is only ever run, never imported, so it is loaded once; it needs none of the client side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from pylsyncd import LOG_FORMAT
+from pylsyncd.coalesce import Change, ChangeKind
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Ownership
+from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
+from pylsyncd.transfer.run import TransferState
+from pylsyncd.transfer.tree_sync import TreeSync
+
+
+def sync_subtree(state: TransferState, path: str, *, delete: bool) -> SubtreeReport:
+    """One subtree of a full sync, synced with the same code as the pair's process uses."""
+    reported = set(state.reported_unreadable)
+    run = TreeSync(state, delete=delete)
+    try:
+        run.attempt(run.sync_tree, Change(path, ChangeKind.SYNC_TREE))
+    finally:
+        run.finish()
+    outcome = run.outcome
+    return SubtreeReport(
+        path,
+        run.entries,
+        outcome.copied,
+        outcome.bytes,
+        outcome.dirs,
+        outcome.links,
+        outcome.deleted,
+        [(change.path, change.kind.value) for change in outcome.failed.changes],
+        outcome.error,
+        sorted(state.reported_unreadable - reported),
+    )
+
+
+def serve() -> None:
+    """The helper's side: sync each subtree read from stdin, report each on stdout."""
+    settings = Settings(**json.loads(sys.stdin.readline()))
+    logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT)
+    logging.getLogger("pylsyncd").setLevel(settings.log_level)
+    state = TransferState(
+        settings.source,
+        settings.destination,
+        ExcludeRules(settings.excludes),
+        Ownership(settings.uid, settings.gid, settings.preserve),
+    )
+    state.reported_unreadable.update(settings.reported_unreadable)
+
+    def reply(message: Any) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    reply("ready")
+    for line in sys.stdin:
+        reply(asdict(sync_subtree(state, json.loads(line), delete=settings.delete)))
+
+
+if __name__ == "__main__":
+    # No SIGINT handling: the pair's process starts us in a session of our own, so a Ctrl-C in
+    # a terminal does not reach us. It decides when we stop: it sends TERM (whose default action
+    # ends us at once), or it goes away, and our stdin ends.
+    try:
+        serve()
+    except BrokenPipeError:
+        sys.exit(1)  # the pair's process went away: nothing to report to

@@ -1,0 +1,41 @@
+"""The messages between the pair's process and its helper process (JSON lines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pylsyncd.coalesce import Change, ChangeKind
+
+
+@dataclass
+class Settings:
+    """What the helper needs to build the same transfer as the pair's."""
+
+    source: str
+    destination: str
+    excludes: list[str]
+    delete: bool
+    uid: int | None
+    gid: int | None
+    preserve: bool
+    reported_unreadable: list[str]
+    log_level: int
+
+
+@dataclass
+class SubtreeReport:
+    """What syncing one subtree did, sent back to the pair's process."""
+
+    path: str
+    entries: int = 0
+    copied: int = 0
+    bytes: int = 0
+    dirs: int = 0
+    links: int = 0
+    deleted: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, ChangeKind value)
+    error: str | None = None
+    unreadable: list[str] = field(default_factory=list)
+
+    def failed_changes(self) -> list[Change]:
+        return [Change(path, ChangeKind(kind)) for path, kind in self.failed]

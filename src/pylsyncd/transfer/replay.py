@@ -1,0 +1,113 @@
+"""The direct backend's batch replay: renames replayed as renames, then each change synced.
+
+Renames are replayed as renames, so moving a directory of 10,000 files costs one syscall; a path
+found gone from the source is remembered for a while, for the rename that may have taken it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.events import is_within, rebase
+from pylsyncd.transfer import Progress
+from pylsyncd.transfer.directories import split
+from pylsyncd.transfer.run import TransferState
+from pylsyncd.transfer.tree_sync import TreeSync
+
+log = logging.getLogger(__name__)
+
+# How long a path found gone from the source waits for the rename that may have taken it.
+_VANISHED_BATCHES = 3
+_VANISHED_SECONDS = 5.0
+
+
+def expire_vanished(state: TransferState) -> None:
+    """Forget vanished paths once the rename that may explain them had time to arrive: a few
+    batches and a few seconds (its event was queued before the transfer saw the path go)."""
+    state.batch_number += 1
+    now = time.monotonic()
+    for path, (number, seen) in list(state.vanished.items()):
+        if number < state.batch_number - _VANISHED_BATCHES and seen < now - _VANISHED_SECONDS:
+            del state.vanished[path]
+
+
+class Replay(TreeSync):
+    """One batch replayed: its moves, then its changes, then the other names of hard links."""
+
+    def __init__(self, state: TransferState, *, delete: bool, progress: Progress | None = None):
+        super().__init__(state, delete=delete, progress=progress)
+        self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
+
+    def replay(self, batch: Batch) -> None:
+        """Apply the batch; each failure is kept in the outcome for the retry."""
+        for move in batch.moves:
+            self.trim_descriptors("")  # between steps no descriptor is held
+            self.attempt(self.move, move)
+        for path in self.moved_vanished:
+            self.trim_descriptors("")
+            self.attempt(self.change, Change(path, ChangeKind.SYNC_TREE))
+        for change in batch.changes:
+            self.trim_descriptors("")
+            self.attempt(self.change, change)
+        # Names of hard-linked files met in this batch and not known yet, found in one walk.
+        while found := self.state.hard_links.search():
+            for path, forced in found:
+                self.trim_descriptors("")
+                step = self.change if forced else self.check_found_name
+                self.attempt(step, Change(path, ChangeKind.SYNC))
+
+    def move(self, move: Move) -> None:
+        """Replay a rename; when the destination does not hold the old name, copy instead."""
+        source_parent, source_name = split(move.source)
+        target_parent, target_name = split(move.target)
+        source_fd = self.tree.open_dir(source_parent)
+        target_fd = self.tree.open_dir(target_parent)
+        if (
+            source_fd is None
+            or target_fd is None
+            or self.tree.lstat(source_fd, source_name) is None
+        ):
+            self.change(Change(move.target, ChangeKind.SYNC_TREE))
+            self.change(Change(move.source, ChangeKind.SYNC_TREE))
+            return
+        existing = self.tree.lstat(target_fd, target_name)
+        if existing is not None and (move.is_dir or stat.S_ISDIR(existing.st_mode)):
+            # rename(2) cannot put a file over a directory or a directory over a non-empty one;
+            # the source's rename replaced whatever stood there, so it goes here too.
+            self.tree.remove(target_fd, target_name, move.target)
+        os.rename(source_name, target_name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+        self.tree.forget(move.source)
+        self.tree.forget(move.target)
+        self.state.hard_links.moved(move.source, move.target)
+        # What an earlier batch found gone below the old name was renamed with it, the events
+        # for it named the old path: the destination's copy may lack it, or be stale.
+        for path in [path for path in self.state.vanished if is_within(path, move.source)]:
+            moved = rebase(path, move.source, move.target)
+            self.state.vanished[moved] = self.state.vanished.pop(path)
+            self.moved_vanished.append(moved)
+        self.touched.update((source_parent, target_parent))
+        self.outcome.moved += 1
+        log.debug("moved %r -> %r", move.source, move.target)
+
+    def change(self, change: Change) -> None:
+        """Make the destination path equal to the source path as it is now.
+
+        The path itself is copied even when size and mtime match: an event says it changed, and
+        a same-size rewrite within one timestamp tick is exactly what rsync's quick check misses.
+        """
+        expected = change.kind is not ChangeKind.DELETE and change.path != ""
+        if expected and self.source_tree.lstat(change.path) is None:
+            # Gone before this transfer read it: deleted, or renamed (its event follows).
+            self._vanish(change.path)
+            for other in self.state.hard_links.others_of_vanished(change.path):
+                self.sync(other, recursive=False, forced=True)
+        self.sync(change.path, recursive=change.kind is not ChangeKind.SYNC, forced=True)
+
+    def check_found_name(self, change: Change) -> None:
+        """A name of a file that got a new link: copied only if its size, mtime or mode differ
+        (the file may have been changed, through the new name, since the link was made)."""
+        self.sync(change.path, recursive=False, forced=False)

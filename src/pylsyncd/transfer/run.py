@@ -1,0 +1,135 @@
+"""One run of the direct backend over a destination: a batch, a full sync, or one subtree.
+
+A run holds what lives only as long as it does (open directory descriptors, the directories whose
+mtimes must be copied at the end, the failures to retry, the outcome). What lasts from one run to
+the next is the transfer's `TransferState`, which a run holds, never copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer import Outcome, Ownership, Progress
+from pylsyncd.transfer.destination import DestinationTree
+from pylsyncd.transfer.hardlinks import HardLinks
+from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
+
+log = logging.getLogger(__name__)
+_Item = TypeVar("_Item", Move, Change)
+
+
+@dataclass(eq=False)
+class TransferState:
+    """What a direct transfer keeps from one run to the next, and the settings it runs with."""
+
+    source: str
+    destination: str
+    excludes: ExcludeRules
+    ownership: Ownership
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Source entries the daemon may not read, reported once each, not at every event.
+    reported_unreadable: set[str] = field(default_factory=set)
+    # Paths a batch found gone from the source (or whose directory attributes it could not
+    # read): path -> (batch number, monotonic time). See `Replay.move`.
+    vanished: dict[str, tuple[int, float]] = field(default_factory=dict)
+    batch_number: int = 0
+    hard_links: HardLinks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hard_links = HardLinks(self.source, self.excludes)
+
+
+class Run:
+    """The state of one batch: open directory descriptors, touched directories, the outcome."""
+
+    def __init__(self, state: TransferState, *, delete: bool, progress: Progress | None = None):
+        self.state = state
+        self.delete = delete
+        self.progress = progress
+        self.entries = 0
+        self.outcome = Outcome()
+        self.source_tree = SourceTree(state.source)
+        self.tree = DestinationTree(state.destination, self._source_dir_stat, state.ownership)
+        self.touched: set[str] = set()  # directories whose mtime must be copied at the end
+        self.failed: list[Change] = []
+
+    def attempt(self, step: Callable[[_Item], None], item: _Item) -> None:
+        """Run one step; a failure is remembered for the retry and the batch goes on."""
+        try:
+            step(item)
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
+        except OSError as error:
+            self.fail(item, error)
+
+    def fail(self, item: Move | Change, error: OSError) -> None:
+        """Remember a failed step for the retry; the first error is the one the log shows."""
+        if self.outcome.error is None:
+            self.outcome.error = f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+        if isinstance(item, Move):
+            self.failed += [Change(item.source, ChangeKind.SYNC_TREE)]
+            self.failed += [Change(item.target, ChangeKind.SYNC_TREE)]
+        else:
+            self.failed.append(item)
+        log.debug("failed: %r", item, exc_info=True)  # called from an except block
+
+    def skip_unreadable(self, error: UnreadableSourceError) -> None:
+        """Leave an entry the daemon may not read as the destination has it; say so once.
+
+        Not a failure: a retry cannot help until a chmod, which raises its own event.
+        """
+        path = str(error.filename)
+        if path in self.state.reported_unreadable:
+            log.debug("still cannot read %r: %s", path, error.strerror)
+            return
+        self.state.reported_unreadable.add(path)
+        log.warning(
+            "cannot read %s: %s; skipped (the destination keeps what it has there), "
+            "everything else goes on",
+            os.path.join(self.state.source, path) if path else self.state.source,
+            error.strerror,
+        )
+
+    def trim_descriptors(self, keep: str) -> None:
+        """Bound the open directory descriptors; those of `keep` and its ancestors may be in use."""
+        self.source_tree.trim(keep)
+        self.tree.trim(keep)
+
+    def finish(self) -> None:
+        try:
+            # Sorted: neighbours share their parents' descriptors between two trims.
+            for path in sorted(self.touched | self.tree.changed_dirs):
+                self.trim_descriptors("")
+                source = self._source_dir_stat(path)
+                if source is None:
+                    # Renamed away since (its times follow with that rename), or deleted.
+                    self._vanish(path)
+                    continue
+                try:
+                    self.tree.set_dir_times(path, source)
+                except OSError as error:
+                    log.debug("cannot set times of %r: %s", path, error)
+        finally:
+            self.tree.close()
+            self.source_tree.close()
+        if self.failed:
+            self.outcome.failed = Batch((), tuple(self.failed))
+
+    def _source_dir_stat(self, path: str) -> os.stat_result | None:
+        try:
+            source = self.source_tree.lstat(path)
+        except OSError:
+            return None
+        return source if source is not None and stat.S_ISDIR(source.st_mode) else None
+
+    def _vanish(self, path: str) -> None:
+        self.state.vanished[path] = (self.state.batch_number, time.monotonic())

@@ -1,0 +1,241 @@
+"""The direct backend's tree sync: make a destination path, or a whole tree, equal to the source.
+
+One way, like rsync: entries whose size and mtime (and the attributes we copy) match are left as
+they are, what differs is copied, and what the source lacks is removed when deletions are on.
+Every access goes through `SourceTree` and `DestinationTree`, which never follow a symlink.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable
+
+from pylsyncd.coalesce import Change, ChangeKind
+from pylsyncd.transfer import Ownership, Progress
+from pylsyncd.transfer.directories import GONE, split
+from pylsyncd.transfer.run import Run, TransferState
+from pylsyncd.transfer.source import UnreadableSourceError
+
+log = logging.getLogger(__name__)
+
+# Temporary files a killed daemon may have left behind; removed whenever their directory is synced.
+_LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
+
+
+class TreeSync(Run):
+    """A run that syncs paths and trees: what a batch's changes and a full sync are made of."""
+
+    def __init__(self, state: TransferState, *, delete: bool, progress: Progress | None = None):
+        super().__init__(state, delete=delete, progress=progress)
+        self.linked: set[tuple[int, int]] = set()  # inodes whose other names this run copied
+        # While set, directories met in a listing are handed to it instead of synced
+        # (`FullSync.sync_top`).
+        self.defer: Callable[[str], None] | None = None
+
+    def sync_tree(self, change: Change) -> None:
+        """A subtree of a full sync: compared (size and mtime), not copied regardless."""
+        self.trim_descriptors("")
+        self.sync(change.path, recursive=True, forced=False)
+
+    def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
+        source = self.source_tree.lstat(path)
+        if source is None:
+            self._delete(path)
+            return
+        if path == "":
+            self._sync_dir("", source, recursive)
+            return
+        parent, name = split(path)
+        parent_fd = self.tree.ensure_dir(parent)
+        existing = self.tree.lstat(parent_fd, name)
+        mode = source.st_mode
+        if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
+            self.tree.remove(parent_fd, name, path)  # a file replaced by a directory or back
+            existing = None
+        if stat.S_ISDIR(mode):
+            if existing is None:
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+                self.outcome.dirs += 1
+            self._sync_dir(path, source, recursive)
+        elif stat.S_ISREG(mode):
+            if forced or not _same_file(existing, source, self.tree.ownership):
+                copied = self._copy_file(path, parent_fd, name)
+                if copied is None:
+                    return
+                self._count_copy(path, copied)
+                if forced and source.st_nlink > 1:
+                    # A file synced as a tree is the end of a rename not replayed (a retried
+                    # batch): new to the destination, yet maybe changed before the rename.
+                    changed = existing is not None or recursive
+                    self._sync_other_names(path, source, changed=changed)
+        elif stat.S_ISLNK(mode):
+            target = self.source_tree.readlink(path)
+            if forced or not _same_link(parent_fd, name, existing, source, target):
+                self.tree.write_symlink(parent_fd, name, target, source)
+                self.outcome.links += 1
+                log.debug("linked %r -> %r", path, target)
+        else:
+            log.debug("skipped %r: not a file, directory or symlink", path)
+            return
+        self.touched.add(parent)
+
+    def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
+        """A hard-linked file changed through `path`: its other names raised no event."""
+        inode = (source.st_dev, source.st_ino)
+        if inode in self.linked:
+            return
+        self.linked.add(inode)
+        for other in self.state.hard_links.others(path, source, changed=changed):
+            self.sync(other, recursive=False, forced=True)
+
+    def _count_copy(self, path: str, copied: int) -> None:
+        self.outcome.copied += 1
+        self.outcome.bytes += copied
+        log.debug("copied %r (%d bytes)", path, copied)
+
+    def _copy_file(self, path: str, parent_fd: int, name: str) -> int | None:
+        """Bytes copied, or None when the source changed under us (its next event follows)."""
+        try:
+            src_fd = self.source_tree.open_file(path)
+        except OSError as error:
+            if error.errno not in (*GONE, errno.ELOOP):  # ELOOP: it became a symlink
+                raise
+            return None
+        try:
+            source = os.fstat(src_fd)
+            if not stat.S_ISREG(source.st_mode):
+                return None  # it became something else since lstat; that change has an event
+            return self.tree.write_file(parent_fd, name, src_fd, source)
+        finally:
+            os.close(src_fd)
+
+    def _sync_dir(self, path: str, source: os.stat_result, recursive: bool) -> None:
+        fd = self.tree.open_dir(path)
+        if fd is None:  # raced with a concurrent change; the next event repairs it
+            raise FileNotFoundError(2, "destination directory vanished", path)
+        self.tree.set_dir_attributes(fd, source)
+        self.touched.add(path)
+        if path:
+            self.touched.add(split(path)[0])
+        self._sync_children(path, fd, recursive)
+
+    def _sync_children(self, path: str, fd: int, recursive: bool) -> None:
+        """Sync the entries (for a tree) and remove what the source no longer has (always).
+
+        Removing extras on every directory sync, not only for trees, matters when a transfer read
+        the source later than its events: an entry it copied and that was deleted before the next
+        rescan (polling) raises no event of its own, but its directory's mtime changed.
+        """
+        try:
+            children = self.source_tree.children(path)
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
+            return  # what the source has there is unknown: remove nothing
+        # Listed first: a name missing here needs no lstat of its own before it is copied.
+        with os.scandir(fd) as entries:
+            in_destination = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+        present: set[str] = set()
+        for name, is_dir, is_file in children:
+            if self.state.cancelled.is_set():
+                raise InterruptedError(errno.EINTR, "cancelled at shutdown", path)
+            child = f"{path}/{name}" if path else name
+            if self.state.excludes and self.state.excludes.excludes(child, is_dir):
+                continue
+            present.add(name)
+            if not recursive:
+                continue
+            if is_file and name not in in_destination:
+                self._copy_new_file(child, path, fd, name)
+            elif is_dir and self.defer is not None:
+                self.defer(child)  # synced later, by this run or by the helper process
+            else:
+                # This directory's descriptors and its parents' are in use: they stay open.
+                self.trim_descriptors(path)
+                self._sync_child(child)
+            self.entries += 1
+            if self.progress is not None:
+                self.progress(self.entries)
+        for name, is_dir in in_destination.items():
+            if name in present:
+                continue
+            child = f"{path}/{name}" if path else name
+            leftover = _LEFTOVER.fullmatch(name) is not None
+            if leftover or (self.delete and not self._excluded(child, is_dir)):
+                self._remove(fd, name, child)
+
+    def _copy_new_file(self, path: str, parent: str, parent_fd: int, name: str) -> None:
+        """Copy a regular file the destination lacks, the bulk of an initial sync, with half the
+        system calls of `sync`: the open source's fstat stands in for its lstat, and the
+        destination's listing for an lstat there. Anything unexpected takes the general path."""
+        try:
+            copied = self._copy_file(path, parent_fd, name)
+        except OSError:
+            copied = None  # unreadable, or a failure: `sync` tells which, and reports it once
+        if copied is None:  # or gone, or no longer a regular file since the listing
+            self._sync_child(path)
+            return
+        self._count_copy(path, copied)
+        self.touched.add(parent)
+
+    def _sync_child(self, child: str) -> None:
+        """Sync one entry of a tree; its failure is kept for the retry and the tree goes on."""
+        try:
+            self.sync(child, recursive=True, forced=False)
+        except InterruptedError:
+            raise  # cancelled: the whole run stops
+        except UnreadableSourceError as error:
+            self.skip_unreadable(error)
+        except OSError as error:
+            self.fail(Change(child, ChangeKind.SYNC_TREE), error)
+
+    def _delete(self, path: str) -> None:
+        if not self.delete or path == "":
+            return
+        parent, name = split(path)
+        self.touched.add(parent)  # a create and delete between batches still changed its mtime
+        parent_fd = self.tree.open_dir(parent)
+        if parent_fd is not None:
+            self._remove(parent_fd, name, path)
+
+    def _remove(self, parent_fd: int, name: str, path: str) -> None:
+        keep = self._excluded if self.state.excludes else None
+        if self.tree.remove(parent_fd, name, path, keep):
+            self.outcome.deleted += 1
+            self.touched.add(split(path)[0])
+            log.debug("deleted %r", path)
+
+    def _excluded(self, path: str, is_dir: bool) -> bool:
+        return bool(self.state.excludes) and self.state.excludes.excludes(path, is_dir)
+
+
+def _same_file(
+    existing: os.stat_result | None, source: os.stat_result, ownership: Ownership
+) -> bool:
+    """rsync's quick check (size and mtime), plus the attributes we copy."""
+    return (
+        existing is not None
+        and stat.S_ISREG(existing.st_mode)
+        and existing.st_size == source.st_size
+        and existing.st_mtime_ns == source.st_mtime_ns
+        and existing.st_mode == source.st_mode
+        and ownership.matches(existing, source)
+    )
+
+
+def _same_link(
+    parent_fd: int,
+    name: str,
+    existing: os.stat_result | None,
+    source: os.stat_result,
+    target: str,
+) -> bool:
+    return (
+        existing is not None
+        and stat.S_ISLNK(existing.st_mode)
+        and existing.st_mtime_ns == source.st_mtime_ns
+        and os.readlink(name, dir_fd=parent_fd) == target
+    )
