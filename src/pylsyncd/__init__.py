@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# The daemon's log lines, and its helper process's (see transfer/helper.py).
+# The daemon's log lines, and its helper process's (see transfer/helper/).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
