@@ -225,7 +225,8 @@ class InotifyWatcher:
             elif mask & IN_MOVED_TO:
                 target_excluded = excluded(path, is_dir)
                 arrival = pairing.arrive(cookie, path, is_dir, target_excluded)
-                self._watches.moved(arrival, path, is_dir, target_excluded, out)
+                if is_dir:  # a file takes no watches along, nor excluded directories
+                    self._watches.directory_moved(arrival, path, target_excluded, out)
 
     def _directory_event(self, wd: int, path: str, mask: int, out: list[Event | None]) -> None:
         """A record about a watched directory itself rather than an entry in it."""

@@ -114,23 +114,23 @@ class TreeWatches:
                 watches[below] = wd
         return Departure(path, is_dir, watches, self._table.excluded_below(path), unwatched)
 
-    def moved(
-        self, arrival: Arrival, target: str, is_dir: bool, excluded: bool, out: list[Event | None]
+    def directory_moved(
+        self, arrival: Arrival, target: str, excluded: bool, out: list[Event | None]
     ) -> None:
-        """The second half of a rename, to `target` (`excluded` or not): follow it."""
+        """The second half of a directory's rename, to `target` (`excluded` or not): follow it."""
         source = arrival.departure
-        if excluded and is_dir:
+        if excluded:
             self._table.exclude(target)
         if source is None:  # moved in from outside the tree (or from an unwatched directory)
-            if not excluded and is_dir:
+            if not excluded:
                 self.watch_tree(target, None)
         elif arrival.outcome is MoveOutcome.ARRIVED:  # from an excluded path
             self._table.include(*source.excluded_dirs)
-            if not excluded and is_dir:
+            if not excluded:
                 self.watch_tree(target, None)
         elif arrival.outcome is MoveOutcome.LEFT:
             self.drop(source.watches, source.excluded_dirs)  # its provisional DELETED stands
-        elif is_dir:
+        else:
             self._rename(source, target, out)
             for path in source.unwatched:
                 self.watch_tree(rebase(path, source.path, target), out)
@@ -191,24 +191,8 @@ class TreeWatches:
 
     def _limit_error(self) -> WatchLimitError:
         limit, sysctl = binding_watch_limit() or (len(self._table), WATCH_LIMITS[0])
-        return WatchLimitError(watch_limit_message(limit, self._count_unwatched(), sysctl))
-
-    def _count_unwatched(self) -> int:
-        """Directories in the tree (not excluded) without a watch yet: what the limit must fit."""
-        missing = 0
-        stack = [""]
-        while stack:
-            rel = stack.pop()
-            missing += not self._table.is_watched(rel)
-            try:
-                with os.scandir(self._abs(rel)) as entries:
-                    for entry in entries:
-                        child = f"{rel}/{entry.name}" if rel else entry.name
-                        if entry.is_dir(follow_symlinks=False) and not self._excluded(child, True):
-                            stack.append(child)
-            except OSError:
-                continue
-        return missing
+        missing = _count_unwatched(self.root, self._excluded, self._table)
+        return WatchLimitError(watch_limit_message(limit, missing, sysctl))
 
     def _report_denied(self, rel: str) -> None:
         if self._denied_reported:
@@ -223,3 +207,21 @@ class TreeWatches:
 
     def _abs(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
+
+
+def _count_unwatched(root: str, excluded: ExcludePredicate, table: WatchTable) -> int:
+    """Directories in the tree (not excluded) without a watch yet: what the limit must fit."""
+    missing = 0
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        missing += not table.is_watched(rel)
+        try:
+            with os.scandir(f"{root}/{rel}" if rel else root) as entries:
+                for entry in entries:
+                    child = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False) and not excluded(child, True):
+                        stack.append(child)
+        except OSError:
+            continue
+    return missing

@@ -15,6 +15,9 @@ from enum import Enum
 from pylsyncd.events import Event, EventKind, parent_of
 
 PAIR_WAIT = 0.005  # how long a MOVED_FROM waits for its MOVED_TO after the queue ran dry
+# Bound once: looking up an Enum member costs about as much as a call, and a storm of renames
+# makes several per rename.
+_CREATED, _DELETED, _MOVED = EventKind.CREATED, EventKind.DELETED, EventKind.MOVED
 
 
 @dataclass(slots=True)
@@ -38,18 +41,15 @@ class MoveOutcome(Enum):
     RENAMED = "renamed"  # from an included name to another
 
 
-@dataclass(frozen=True, slots=True)
+_ARRIVED, _LEFT, _RENAMED = MoveOutcome.ARRIVED, MoveOutcome.LEFT, MoveOutcome.RENAMED
+
+
+@dataclass(slots=True)  # not frozen: made for every rename, and a frozen one takes twice as long
 class Arrival:
     """An IN_MOVED_TO, paired (or not) with its departure."""
 
     outcome: MoveOutcome
     departure: Departure | None  # None: moved in from outside the tree (or an unwatched dir)
-
-
-@dataclass(slots=True)
-class _Held:
-    index: int  # its place in the output, holding a provisional DELETED (None: excluded)
-    departure: Departure
 
 
 def directory_changed(out: list[Event | None], path: str) -> None:
@@ -68,7 +68,9 @@ class MovePairing:
 
     def __init__(self, out: list[Event | None]) -> None:
         self._out = out
-        self._held: dict[int, _Held] = {}  # by cookie
+        # By cookie: each departure with its place in the output, holding a provisional DELETED
+        # (None: excluded).
+        self._held: dict[int, tuple[int, Departure]] = {}
 
     @property
     def waiting(self) -> bool:
@@ -82,8 +84,8 @@ class MovePairing:
             directory_changed(self._out, parent_of(departure.path))
             self._out.append(None)
         else:
-            self._out.append(Event(EventKind.DELETED, departure.path, departure.is_dir))
-        self._held[cookie] = _Held(len(self._out) - 1, departure)
+            self._out.append(Event(_DELETED, departure.path, departure.is_dir))
+        self._held[cookie] = (len(self._out) - 1, departure)
 
     def arrive(self, cookie: int, target: str, is_dir: bool, excluded: bool) -> Arrival:
         """An IN_MOVED_TO at `target`; `excluded` tells whether `target` is excluded."""
@@ -93,21 +95,21 @@ class MovePairing:
             directory_changed(out, parent_of(target))
         if held is None:  # moved in from outside the tree (or from an unwatched directory)
             if not excluded:
-                out.append(Event(EventKind.CREATED, target, is_dir, tree=True))
-            return Arrival(MoveOutcome.ARRIVED, None)
-        source = held.departure
-        if out[held.index] is None:  # from an excluded path: new to the destination
+                out.append(Event(_CREATED, target, is_dir, tree=True))
+            return Arrival(_ARRIVED, None)
+        index, source = held
+        if out[index] is None:  # from an excluded path: new to the destination
             if not excluded:
-                out[held.index] = Event(EventKind.CREATED, target, is_dir, tree=True)
-            return Arrival(MoveOutcome.ARRIVED, source)
+                out[index] = Event(_CREATED, target, is_dir, tree=True)
+            return Arrival(_ARRIVED, source)
         if excluded:
-            return Arrival(MoveOutcome.LEFT, source)  # its provisional DELETED stands
-        out[held.index] = Event(EventKind.MOVED, source.path, is_dir, target)
-        return Arrival(MoveOutcome.RENAMED, source)
+            return Arrival(_LEFT, source)  # its provisional DELETED stands
+        out[index] = Event(_MOVED, source.path, is_dir, target)
+        return Arrival(_RENAMED, source)
 
     def moved_out(self) -> list[Departure]:
         """The departures that found no partner, now settled: moved out of the tree, so their
         provisional DELETED stands."""
-        gone = [held.departure for held in self._held.values()]
+        gone = [departure for _, departure in self._held.values()]
         self._held.clear()
         return gone

@@ -12,7 +12,7 @@ watch still maps to the name until it is renamed, dropped or forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pylsyncd.events import is_within, rebase
 
@@ -32,14 +32,13 @@ class WatchTable:
         # Watches a listing found under a new name, with their subdirectories: listed again,
         # since what they hold is new at that name (wd -> new path).
         self._carried: dict[int, str] = {}
+        # The directory a watch descriptor watches; None when it is not (or no longer) in the
+        # table. The map's own method: the hot loop asks once per kernel record.
+        self.path_of: Callable[[int], str | None] = self._path_of.get
 
     def __len__(self) -> int:
         """How many directories are watched."""
         return len(self._path_of)
-
-    def path_of(self, wd: int) -> str | None:
-        """The directory `wd` watches; None when it is not (or no longer) in the table."""
-        return self._path_of.get(wd)
 
     def wd_of(self, path: str) -> int | None:
         """The watch on the directory at `path`; None when it has none."""
