@@ -1,10 +1,18 @@
-"""The kernel side of inotify: constants from <sys/inotify.h>, the three syscalls, the limits."""
+"""The kernel side of inotify: constants from <sys/inotify.h>, the three syscalls, the limits,
+and an inotify instance that another thread can wake."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import math
 import os
+import select
+import struct
+import threading
+
+from pylsyncd.watch import WatchLimitError
 
 # <sys/inotify.h>
 IN_MODIFY = 0x00000002
@@ -43,6 +51,8 @@ WATCH_MASK = (
     # Files unlinked while still open (editors' temporaries) stop reporting under their old name.
     | IN_EXCL_UNLINK
 )
+
+RECORD = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of NUL-padded name
 
 # The system-wide limit, and the one of our user namespace (a rootless or userns container),
 # which can be the lower one: a watch has to fit under both.
@@ -102,3 +112,62 @@ def binding_watch_limit() -> tuple[int, str] | None:
         except (OSError, ValueError):
             continue
     return min(limits, key=lambda limit: limit[0], default=None)
+
+
+class InotifyInstance:
+    """An inotify descriptor, polled beside an eventfd so that `wake` can end a wait."""
+
+    def __init__(self) -> None:
+        self.fd = -1  # the inotify descriptor; -1 until `open` and after `close`
+        self._poll = select.poll()
+        # An eventfd polled beside the inotify descriptor: `wake` from another thread ends a
+        # read that waits without a timeout. The lock keeps `wake` off a descriptor `close`
+        # released (its number may already be reused).
+        self._wake_fd = -1
+        self._wake_lock = threading.Lock()
+
+    def open(self) -> None:
+        """Create the descriptors; raises WatchLimitError when out of inotify instances."""
+        try:
+            self.fd = inotify_init()
+        except OSError as error:
+            if error.errno != errno.EMFILE:
+                raise
+            raise WatchLimitError(
+                "out of inotify instances: raise fs.inotify.max_user_instances "
+                "(sysctl -w fs.inotify.max_user_instances=...)"
+            ) from None
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self.fd, select.POLLIN)
+        self._poll.register(self._wake_fd, select.POLLIN)
+
+    def ready(self, timeout: float | None) -> bool:
+        """Whether inotify events wait to be read; False after `timeout` or a `wake`."""
+        ready = self._poll.poll(-1 if timeout is None else max(0, math.ceil(timeout * 1000)))
+        if any(fd == self._wake_fd for fd, _ in ready):
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._wake_fd)  # consumed: the next read waits again
+        return any(fd == self.fd for fd, _ in ready)
+
+    def wake(self) -> None:
+        """End a `ready` waiting in another thread now (or the next one, if none waits)."""
+        with self._wake_lock:
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
+
+    def remove_watch(self, wd: int) -> None:
+        """Stop a watch, which the kernel may have dropped already."""
+        try:
+            inotify_rm_watch(self.fd, wd)
+        except OSError as error:
+            if error.errno != errno.EINVAL:  # EINVAL: the kernel dropped it already
+                raise
+
+    def close(self) -> None:
+        """Release both descriptors (after `open`; not during a `ready`)."""
+        with self._wake_lock:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+        fd, self.fd = self.fd, -1
+        os.close(fd)  # drops every watch at once

@@ -1,0 +1,227 @@
+"""The kernel's inotify watches over one tree, kept in step with a `WatchTable`.
+
+The watcher (inotify.py, whose docstring tells the races involved) tells this class what its
+records said: a directory created, renamed, gone. This class adds and removes the kernel's
+watches accordingly and records in the table what it did.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable, Mapping
+
+from pylsyncd.events import Event, EventKind, rebase
+from pylsyncd.watch import ExcludePredicate, WatchLimitError
+from pylsyncd.watch.inotify_kernel import (
+    WATCH_LIMITS,
+    WATCH_MASK,
+    InotifyInstance,
+    binding_watch_limit,
+    watch_limit_message,
+)
+from pylsyncd.watch.move_pairing import Arrival, Departure, MoveOutcome
+from pylsyncd.watch.watch_table import WatchTable
+
+log = logging.getLogger(__name__)
+
+# inotify_add_watch(fd, path, mask) -> wd, raising OSError: `inotify_kernel.inotify_add_watch`.
+AddWatch = Callable[[int, bytes, int], int]
+
+
+class TreeWatches:
+    """One watch per directory below `root` that `excluded` does not exclude."""
+
+    def __init__(
+        self,
+        root: str,
+        excluded: ExcludePredicate,
+        inotify: InotifyInstance,
+        table: WatchTable,
+        add_watch: AddWatch,
+    ) -> None:
+        self.root = root
+        self._excluded = excluded
+        self._inotify = inotify
+        self._table = table
+        self._add_watch_call = add_watch
+        self._denied_reported = False
+
+    def watch_tree(self, top: str, out: list[Event | None] | None) -> set[int]:
+        """Watch `top` and every directory below it that is not excluded; returns their wds.
+
+        With `out`, every entry found is reported CREATED: `top` is new, and whatever appeared in
+        it before its watch existed would otherwise be missed.
+        """
+        table = self._table
+        watched: set[int] = set()
+        table.begin_listing()
+        stack = [top]
+        while stack:
+            rel = stack.pop()
+            known = table.wd_of(rel)
+            wd = self._add_watch(rel)
+            if wd is None:
+                continue
+            watched.add(wd)
+            if out is not None and wd == known and table.carried_to(wd) != rel:
+                continue  # watched before it was last listed: its contents are covered
+            try:
+                with os.scandir(self._abs(rel)) as entries:
+                    for entry in entries:
+                        child = f"{rel}/{entry.name}" if rel else entry.name
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if self._excluded(child, is_dir):
+                            if is_dir:
+                                table.exclude(child)
+                            continue
+                        if out is not None:
+                            out.append(Event(EventKind.CREATED, child, is_dir))
+                        if is_dir:
+                            stack.append(child)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed since its watch was added: its deletion is reported
+            except PermissionError:
+                self._report_denied(rel)
+        return watched
+
+    def rewatch(self) -> None:
+        """Events were lost, renames among them: rebuild every watch from a fresh walk."""
+        stale = self._table.wds()
+        self._table.forget_notes()
+        try:
+            stale -= self.watch_tree("", None)
+        except OSError as error:  # the root itself is gone: the resync will report it
+            log.debug("cannot watch %s again: %s", self.root, error)
+            return
+        for wd in stale:  # directories deleted or moved out of the tree meanwhile
+            self._table.forget(wd)
+            self._inotify.remove_watch(wd)
+
+    def departure(self, path: str, is_dir: bool) -> Departure:
+        """The first half of a rename of `path`, with what a directory takes along."""
+        if not is_dir:
+            return Departure(path, is_dir)
+        unwatched = self._table.take_unwatched_below(path)
+        watches: dict[str, int] = {}
+        for below, wd in self._table.watches_below(path).items():
+            # The records are read late: the watch added for an earlier record (a listing, a
+            # move in) may belong to a directory that took the name since, and ours has none.
+            if self._watches_now(below, wd):
+                unwatched.append(below)
+            else:
+                watches[below] = wd
+        return Departure(path, is_dir, watches, self._table.excluded_below(path), unwatched)
+
+    def directory_moved(
+        self, arrival: Arrival, target: str, excluded: bool, out: list[Event | None]
+    ) -> None:
+        """The second half of a directory's rename, to `target` (`excluded` or not): follow it."""
+        source = arrival.departure
+        if excluded:
+            self._table.exclude(target)
+        if source is None:  # moved in from outside the tree (or from an unwatched directory)
+            if not excluded:
+                self.watch_tree(target, None)
+        elif arrival.outcome is MoveOutcome.ARRIVED:  # from an excluded path
+            self._table.include(*source.excluded_dirs)
+            if not excluded:
+                self.watch_tree(target, None)
+        elif arrival.outcome is MoveOutcome.LEFT:
+            self.drop(source.watches, source.excluded_dirs)  # its provisional DELETED stands
+        else:
+            self._rename(source, target, out)
+            for path in source.unwatched:
+                self.watch_tree(rebase(path, source.path, target), out)
+
+    def drop(self, watches: Mapping[str, int], excluded_dirs: list[str]) -> None:
+        """Stop the given watches (a directory left the tree, or is excluded now)."""
+        for wd in self._table.drop(watches, excluded_dirs):
+            self._inotify.remove_watch(wd)
+
+    def _rename(self, source: Departure, new: str, out: list[Event | None]) -> None:
+        """Carry the watches below a renamed directory over to its new path."""
+        table = self._table
+        renamed = table.rename(source.watches, source.path, new)
+        # Path patterns ("a/cache") can flip with the new location: drop what became excluded,
+        # and watch what became included (a tree create: the destination never had it).
+        for path in sorted(renamed):
+            if path != new and table.is_watched(path) and self._excluded(path, True):
+                self.drop(table.watches_below(path), table.excluded_below(path))
+                table.exclude(path)
+        for path in source.excluded_dirs:
+            table.include(path)
+            moved = rebase(path, source.path, new)
+            if self._excluded(moved, True):
+                table.exclude(moved)
+            else:
+                out.append(Event(EventKind.CREATED, moved, True, tree=True))
+                self.watch_tree(moved, None)
+
+    def _add_watch(self, rel: str) -> int | None:
+        """Watch one directory; None when it vanished or cannot be read."""
+        try:
+            wd = self._add_watch_call(self._inotify.fd, os.fsencode(self._abs(rel)), WATCH_MASK)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise self._limit_error() from None
+            if not rel:
+                raise  # the root itself: nothing to mirror
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                self._table.mark_unwatched(rel)
+                return None  # removed or replaced since it was listed (or since it was created)
+            if error.errno == errno.EACCES:
+                self._report_denied(rel)
+                return None
+            raise
+        self._table.add(wd, rel)
+        return wd
+
+    def _watches_now(self, rel: str, wd: int) -> bool:
+        """Whether `wd` watches the directory at `rel` now (not one that has left that path)."""
+        try:
+            found = self._add_watch_call(self._inotify.fd, os.fsencode(self._abs(rel)), WATCH_MASK)
+        except OSError:
+            return False
+        if found != wd and self._table.path_of(found) is None:
+            # An unwatched directory took the name: its event follows.
+            self._inotify.remove_watch(found)
+        return found == wd
+
+    def _limit_error(self) -> WatchLimitError:
+        limit, sysctl = binding_watch_limit() or (len(self._table), WATCH_LIMITS[0])
+        missing = _count_unwatched(self.root, self._excluded, self._table)
+        return WatchLimitError(watch_limit_message(limit, missing, sysctl))
+
+    def _report_denied(self, rel: str) -> None:
+        if self._denied_reported:
+            log.debug("cannot watch %r: permission denied", rel)
+            return
+        self._denied_reported = True
+        log.warning(
+            "cannot watch %s: permission denied, so changes below it are not mirrored "
+            "(further unreadable directories are logged at debug level)",
+            self._abs(rel),
+        )
+
+    def _abs(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+
+def _count_unwatched(root: str, excluded: ExcludePredicate, table: WatchTable) -> int:
+    """Directories in the tree (not excluded) without a watch yet: what the limit must fit."""
+    missing = 0
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        missing += not table.is_watched(rel)
+        try:
+            with os.scandir(f"{root}/{rel}" if rel else root) as entries:
+                for entry in entries:
+                    child = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False) and not excluded(child, True):
+                        stack.append(child)
+        except OSError:
+            continue
+    return missing
