@@ -156,62 +156,7 @@ class PollWatcher:
     def scan(self) -> Snapshot:
         """One pass over the tree; the root itself is the entry ``""``. Raises OSError when the
         root cannot be listed."""
-        root = self.root
-        st = os.stat(root)
-        mode = st.st_mode
-        snapshot: Snapshot = {
-            "": (mode & _TYPE, st.st_size, st.st_mtime_ns, st.st_ino, mode & _PERMISSIONS)
-        }
-        unlisted: list[tuple[str, OSError]] = []
-        excluded = self._excluded
-        # The hot loop runs once per entry: everything it uses is bound to a local name and the
-        # mode is split by arithmetic. Listing an open directory makes entry.stat() an fstatat()
-        # relative to it, which spares the kernel a walk of the whole path for every entry.
-        open_directory, close, scandir = os.open, os.close, os.scandir
-        type_mask, permission_mask, directory_type = _TYPE, _PERMISSIONS, DIRECTORY_TYPE
-        stack = [("", root)]
-        pop, push = stack.pop, stack.append
-        while stack:
-            relative, directory = pop()
-            prefix = relative + "/" if relative else ""
-            try:
-                fd = open_directory(directory, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
-            except OSError as error:
-                if not relative:
-                    raise
-                if error.errno not in _VANISHED:
-                    unlisted.append((relative, error))
-                continue
-            try:
-                with scandir(fd) as entries:
-                    for entry in entries:
-                        name = entry.name
-                        path = prefix + name
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except OSError as error:
-                            if error.errno not in _VANISHED:
-                                unlisted.append((path, error))
-                            continue
-                        mode = st.st_mode
-                        kind = mode & type_mask
-                        if excluded is not None and excluded(path, kind == directory_type):
-                            continue
-                        snapshot[path] = (
-                            kind,
-                            st.st_size,
-                            st.st_mtime_ns,
-                            st.st_ino,
-                            mode & permission_mask,
-                        )
-                        if kind == directory_type:
-                            push((path, directory + "/" + name))
-            except OSError as error:  # the listing broke off (EIO on a network share)
-                if not relative:
-                    raise
-                unlisted.append((relative, error))
-            finally:
-                close(fd)
+        snapshot, unlisted = scan_tree(self.root, self._excluded)
         self._keep_unlisted(snapshot, unlisted)
         return snapshot
 
@@ -246,3 +191,65 @@ class PollWatcher:
         cleared = known.keys() - self._unlisted.keys()
         if cleared:
             log.info("can read again below %s: %s", self.root, ", ".join(sorted(cleared)))
+
+
+def scan_tree(
+    root: str, excluded: ExcludePredicate | None
+) -> tuple[Snapshot, list[tuple[str, OSError]]]:
+    """One pass over the tree at `root`, which is the entry ``""``, and the entries that could
+    not be read, with why. Raises OSError when the root itself cannot be listed."""
+    st = os.stat(root)
+    mode = st.st_mode
+    snapshot: Snapshot = {
+        "": (mode & _TYPE, st.st_size, st.st_mtime_ns, st.st_ino, mode & _PERMISSIONS)
+    }
+    unlisted: list[tuple[str, OSError]] = []
+    # The hot loop runs once per entry: everything it uses is bound to a local name and the
+    # mode is split by arithmetic. Listing an open directory makes entry.stat() an fstatat()
+    # relative to it, which spares the kernel a walk of the whole path for every entry.
+    open_directory, close, scandir = os.open, os.close, os.scandir
+    type_mask, permission_mask, directory_type = _TYPE, _PERMISSIONS, DIRECTORY_TYPE
+    stack = [("", root)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        relative, directory = pop()
+        prefix = relative + "/" if relative else ""
+        try:
+            fd = open_directory(directory, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
+        except OSError as error:
+            if not relative:
+                raise
+            if error.errno not in _VANISHED:
+                unlisted.append((relative, error))
+            continue
+        try:
+            with scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    path = prefix + name
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as error:
+                        if error.errno not in _VANISHED:
+                            unlisted.append((path, error))
+                        continue
+                    mode = st.st_mode
+                    kind = mode & type_mask
+                    if excluded is not None and excluded(path, kind == directory_type):
+                        continue
+                    snapshot[path] = (
+                        kind,
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ino,
+                        mode & permission_mask,
+                    )
+                    if kind == directory_type:
+                        push((path, directory + "/" + name))
+        except OSError as error:  # the listing broke off (EIO on a network share)
+            if not relative:
+                raise
+            unlisted.append((relative, error))
+        finally:
+            close(fd)
+    return snapshot, unlisted
