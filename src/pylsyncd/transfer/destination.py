@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.directories import (
     DIR_FLAGS,
-    GONE,
     DirectoryCache,
+    lstat_at,
     open_followed_root,
     split,
 )
@@ -86,12 +86,7 @@ class DestinationTree:
         return fd
 
     def lstat(self, parent_fd: int, name: str) -> os.stat_result | None:
-        try:
-            return os.lstat(name, dir_fd=parent_fd)
-        except OSError as error:
-            if error.errno in GONE:
-                return None
-            raise
+        return lstat_at(parent_fd, name)
 
     def remove(
         self, parent_fd: int, name: str, path: str, keep: Callable[[str, bool], bool] | None = None
@@ -214,14 +209,7 @@ class DestinationView:
         """The entry at `path` itself (a symlink is not followed), or None when there is none."""
         parent, name = split(path)
         parent_fd = self._dirs.open(parent)
-        if parent_fd is None:
-            return None
-        try:
-            return os.lstat(name, dir_fd=parent_fd)
-        except OSError as error:
-            if error.errno in GONE:
-                return None
-            raise
+        return None if parent_fd is None else lstat_at(parent_fd, name)
 
     def children(self, path: str) -> dict[str, bool]:
         """The names in the directory at `path`, each with whether it is a directory; none when

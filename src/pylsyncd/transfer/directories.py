@@ -31,6 +31,17 @@ def split(path: str) -> tuple[str, str]:
     return parent_of(path), path.rpartition("/")[2]
 
 
+def lstat_at(parent_fd: int, name: str) -> os.stat_result | None:
+    """The entry `name` in the directory `parent_fd` itself (a symlink is not followed), or None
+    when there is none (any more); other errors are raised."""
+    try:
+        return os.lstat(name, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno in GONE:
+            return None
+        raise
+
+
 def open_followed_root(root: str) -> int | None:
     """Open a root that may itself be a symlink (as the user gave it, like rsync's `dir/`);
     None when it is missing."""

@@ -12,7 +12,12 @@ import errno
 import os
 from typing import NamedTuple
 
-from pylsyncd.transfer.directories import GONE, DirectoryCache, open_followed_root, split
+from pylsyncd.transfer.directories import (
+    DirectoryCache,
+    lstat_at,
+    open_followed_root,
+    split,
+)
 
 _DENIED = (errno.EACCES, errno.EPERM)
 # O_NONBLOCK: a regular file swapped for a FIFO between the listing and the open must not block
@@ -74,10 +79,8 @@ class SourceTree:
         if parent_fd is None:
             return None
         try:
-            return os.lstat(name, dir_fd=parent_fd)
+            return lstat_at(parent_fd, name)
         except OSError as error:
-            if error.errno in GONE:
-                return None
             raise _denied(error, path) from None
 
     def open_file(self, path: str) -> int:
