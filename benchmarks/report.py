@@ -339,7 +339,7 @@ def render_markdown(results: Results) -> str:
         "",
         "## Against the targets",
         "",
-        "The targets are issue 6's, for pylsyncd's default `direct` backend; the `rsync` backend's"
+        "The targets are for pylsyncd's default `direct` backend; the `rsync` backend's"
         " column is for reference: it pays for one rsync process per batch, like lsyncd's"
         ' `default.rsync`. Where a target is missed, "Where the time goes" below says why.',
         "",
