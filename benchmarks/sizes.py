@@ -30,7 +30,8 @@ class Sizes:
 SIZES = {
     sizes.name: sizes
     for sizes in (
-        # The sizes the targets are set for; initial syncs are repeated and the median kept (a noisy machine).
+        # The sizes the targets are set for; initial syncs are repeated and the median kept (a
+        # noisy machine).
         Sizes("full", 200, 200, 50, 1024, 50_000, 100, 4096, 3, 10_000, 10.0, 60.0),
         Sizes("quick", 50, 40, 50, 1024, 5_000, 100, 4096, 1, 1_000, 2.0, 20.0),
         # The test suite's smoke run: every code path, no meaningful figure.
