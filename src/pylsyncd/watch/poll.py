@@ -58,6 +58,7 @@ class PollWatcher:
         self.max_interval = max_interval
         self._excluded = excludes
         self._current = interval
+        self._floor = interval  # the shortest interval between rescans (see `settle`)
         self._closed = threading.Event()
         self._woken = threading.Event()
         self._snapshot: Snapshot | None = None
@@ -123,7 +124,7 @@ class PollWatcher:
         events = diff(previous, snapshot, self._scanned_ns)
         self._snapshot, self._scanned_ns = snapshot, started_ns
         if events:
-            self._current = self.interval
+            self._current = self._floor
         else:
             self._current = min(self._current * _BACKOFF, self.max_interval)
         ended = time.monotonic()
@@ -137,6 +138,12 @@ class PollWatcher:
             self._current,
         )
         return events
+
+    def settle(self, forwarded: bool) -> None:
+        """Whether inotify is known to report this tree's changes (`forwarded`): then rescans are
+        only a safety net and run at the slowest rate; otherwise at the normal one."""
+        self._floor = self.max_interval if forwarded else self.interval
+        self._current = max(self._current, self._floor)
 
     def wake(self) -> None:
         self._woken.set()
