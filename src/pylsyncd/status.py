@@ -49,6 +49,9 @@ class PairStatus:
     last_batch_ms: float = 0.0
     last_error: str | None = None
     failing_since: float | None = None
+    # How the source is watched: "inotify", "poll", or inotify plus rescans with what they
+    # learned of the mount, e.g. "inotify+poll (mount forwards events)".
+    watch: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ def describe_status(status: DaemonStatus, now: float) -> str:
     for pair in status.pairs:
         lines.append(f"{pair.source} -> {pair.destination}: {pair.state.value}")
         lines.append(f"  initial sync:   {'done' if pair.initial_sync_done else 'not done'}")
+        if pair.watch:
+            lines.append(f"  watch:          {pair.watch}")
         lines.append(f"  pending events: {pair.pending_events}")
         if pair.last_batch_at is not None:
             lines.append(

@@ -84,6 +84,7 @@ class Pair:
             paused=self._source.paused,
             ready=self.ready.is_set(),
             pending=len(self.pending),
+            watch=self._source.watching,
         )
 
     def wake(self) -> None:

@@ -45,6 +45,7 @@ def pair_status(
     paused: bool,
     ready: bool,
     pending: int,
+    watch: str = "",
 ) -> PairStatus:
     """A pair's line in the status file: its state, last batch and failure."""
     if progress.stopped:
@@ -68,6 +69,7 @@ def pair_status(
         last_batch_ms=round(progress.last_batch_ms, 1),
         last_error=retry.last_error,
         failing_since=retry.failing_since,
+        watch=watch,
     )
 
 

@@ -16,6 +16,7 @@ from pylsyncd.events import Event, EventKind
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
+from pylsyncd.watch.choice import describe_watcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -108,6 +109,12 @@ class SourceWatch:
             self._rewatch.set()
             self.wake()  # the reader waits without a timeout
         return None
+
+    @property
+    def watching(self) -> str:
+        """How the source is watched now, for the status ("" while the watcher is replaced)."""
+        watcher = self._watcher  # read without the lock: a reference, replaced whole
+        return "" if watcher is None else describe_watcher(watcher)
 
     @property
     def watching_again(self) -> bool:

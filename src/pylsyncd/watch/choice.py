@@ -17,6 +17,8 @@ from pylsyncd.watch.poll import PollWatcher
 
 log = logging.getLogger("pylsyncd")
 
+_NAMES = {WatchMode.INOTIFY: "inotify", WatchMode.POLL: "poll", WatchMode.HYBRID: "inotify+poll"}
+
 
 class WatcherChoice:
     """Builds the watchers of one pair's source, as its WATCH and POLL_INTERVAL say."""
@@ -34,15 +36,20 @@ class WatcherChoice:
         if mode is WatchMode.AUTO:
             fstype = filesystem_type(self.source)
             if needs_polling(fstype):
-                mode, reason = WatchMode.POLL, f"{fstype} does not report changes made elsewhere"
+                # Some such mounts do forward changes made elsewhere (Docker Desktop for Mac's
+                # file sharing does): inotify then sees them at once, and the rescans, which
+                # catch what it misses elsewhere, learn to slow down (`HybridWatcher`).
+                mode = WatchMode.HYBRID
+                reason = f"{fstype} may not report changes made elsewhere; learning whether it does"
             else:
                 mode, reason = WatchMode.INOTIFY, f"{fstype} reports changes through inotify"
-            log.info("%s: watching with %s: %s", self.name, mode.value, reason)
+            log.info("%s: watching with %s: %s", self.name, _NAMES[mode], reason)
         if mode is WatchMode.INOTIFY:
             return InotifyWatcher(self.source, self.excludes)
         if mode is WatchMode.POLL:
             return self._poll_watcher()
-        return HybridWatcher(InotifyWatcher(self.source, self.excludes), self._poll_watcher())
+        fast = InotifyWatcher(self.source, self.excludes)
+        return HybridWatcher(fast, self._poll_watcher(), self.source, self.excludes)
 
     def polling(self) -> Watcher:
         """A new, unstarted polling watcher: instead of one that ran out of inotify watches."""
@@ -53,7 +60,19 @@ class WatcherChoice:
         that no longer fit would have reported."""
         rescans = self._poll_watcher()
         rescans.start()
-        return HybridWatcher(watcher, rescans)
+        # No learning: inotify is known to miss what the missing watches would have reported.
+        return HybridWatcher(watcher, rescans, self.source, self.excludes, learn=False)
 
     def _poll_watcher(self) -> PollWatcher:
         return PollWatcher(self.source, self.excludes, interval=self.poll_interval)
+
+
+def describe_watcher(watcher: Watcher) -> str:
+    """How `status` names a watcher: "inotify", "poll", or the hybrid's conclusion so far."""
+    if isinstance(watcher, HybridWatcher):
+        return watcher.description
+    if isinstance(watcher, PollWatcher):
+        return "poll"
+    if isinstance(watcher, InotifyWatcher):
+        return "inotify"
+    return type(watcher).__name__
