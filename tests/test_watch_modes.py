@@ -1,9 +1,11 @@
 """A mount that raises no inotify events, for real: bindfs (FUSE) over a folder, as Docker
 Desktop's and VirtualBox's shared folders behave. Writes made to the underlying folder (the
-"host side") are invisible to inotify on the mount; polling must see them."""
+"host side") are invisible to inotify on the mount; polling must see them. Writes made through
+the mount do raise events, as on a share that forwards them: there inotify is enough."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +14,19 @@ from pathlib import Path
 import pytest
 
 from helpers import DaemonPool, daemon_args, wait_for_mirror, wait_until
+from pylsyncd.status import read_status
+
+LEARNING = "inotify+poll (learning)"
+FORWARDS = "inotify+poll (mount forwards events)"
+DOES_NOT_FORWARD = "inotify+poll (mount does not forward events)"
+
+
+def watch_shown(status_file: Path) -> str:
+    """The pair's watch as the status file shows it ("" before the daemon wrote one)."""
+    try:
+        return read_status(str(status_file)).pairs[0].watch
+    except (OSError, ValueError, IndexError):
+        return ""
 
 
 @pytest.fixture
@@ -31,22 +46,66 @@ def host_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.mark.parametrize("backend", ["direct", "rsync"])
-def test_auto_polls_a_mount_without_inotify_and_host_side_writes_arrive(
+def test_auto_rescans_a_mount_without_inotify_and_host_side_writes_arrive(
     tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path], backend: str
 ) -> None:
+    # Until issue 18 `auto` polled alone here ("watching with poll"); now it runs inotify plus
+    # rescans, and the first host-side change tells it the mount does not forward events.
     host, mount = host_mount
-    dst = tmp_path / "dst"
-    daemon = daemons.start(daemon_args(mount, dst, backend, "--poll-interval", "0.05"))
+    dst, status_file = tmp_path / "dst", tmp_path / "status.json"
+    args = ["--poll-interval", "0.05", "--status-file", str(status_file)]
+    daemon = daemons.start(daemon_args(mount, dst, backend, *args))
     daemon.wait_ready()
-    daemon.wait_for_log(r"watching with poll: fuse")  # bindfs on fuse3 shows as "fuse"
+    daemon.wait_for_log(r"watching with inotify\+poll: fuse")  # bindfs on fuse3 shows as "fuse"
+    wait_until(lambda: watch_shown(status_file) == LEARNING, message=daemon.report)
     (host / "dir").mkdir()
     (host / "dir" / "written on the host").write_text("seen by rescans")
     (host / "gone").write_text("created")
     wait_for_mirror(mount, dst, daemon=daemon)
+    daemon.wait_for_log(r"the mount does not forward events")
     (host / "gone").unlink()
     (host / "dir").rename(host / "renamed")
     wait_for_mirror(mount, dst, daemon=daemon)
+    wait_until(lambda: watch_shown(status_file) == DOES_NOT_FORWARD, message=daemon.report)
     daemon.stop()
+    assert daemon.log_text().count("forward events") == 1  # concluded once, and it stays so
+
+
+@pytest.mark.parametrize("mode", ["auto", "hybrid"])
+def test_writes_through_the_mount_show_it_forwards_events_and_arrive_once(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path], mode: str
+) -> None:
+    _, mount = host_mount
+    dst, status_file = tmp_path / "dst", tmp_path / "status.json"
+    # Each file is written in an excluded folder and renamed into place: one inotify event and
+    # one copy per file, so a second copy could only come from a rescan reporting it again.
+    (mount / "stage").mkdir()
+    args = ["--watch", mode, "--poll-interval", "0.05", "--exclude", "stage/"]
+    daemon = daemons.start(
+        daemon_args(mount, dst, "direct", *args, "--status-file", str(status_file))
+    )
+    daemon.wait_ready()
+    written: list[str] = []
+
+    def write_through_the_mount() -> bool:
+        name = f"file{len(written)}"
+        (mount / "stage" / name).write_text(f"content of {name}")
+        (mount / "stage" / name).rename(mount / name)
+        written.append(name)
+        wait_until(lambda: (dst / name).exists(), message=daemon.report)
+        return "the mount forwards events" in daemon.log_text()
+
+    wait_until(write_through_the_mount, timeout=30, message=daemon.report)
+    wait_until(lambda: watch_shown(status_file) == FORWARDS, message=daemon.report)
+    daemon.stop()
+    log = daemon.log_text()
+    assert "does not forward" not in log
+    dropped = re.findall(r"rescan found \d+ changes, (\d+) of them already reported", log)
+    assert sum(map(int, dropped)) >= 3  # the rescans did see the changes again
+    for name in written:
+        assert log.count(f"copied {name!r}") == 1, (name, daemon.report())
+    for name in written:
+        assert (dst / name).read_text() == f"content of {name}"
 
 
 def test_inotify_alone_misses_host_side_writes(
