@@ -19,6 +19,7 @@ from pylsyncd.status import (
     DaemonStatus,
     PairState,
     PairStatus,
+    describe_status,
     health_problems,
     read_status,
     write_status,
@@ -95,10 +96,27 @@ def test_a_status_whose_daemon_is_gone_is_not_healthy() -> None:
 
 
 def test_the_status_file_round_trips(tmp_path: Path) -> None:
-    status = daemon_status(live_pair(last_batch_at=NOW - 1, last_batch_changes=3, last_error="x"))
+    status = daemon_status(
+        live_pair(last_batch_at=NOW - 1, last_batch_changes=3, last_error="x", watch="poll")
+    )
     write_status(str(tmp_path / "status.json"), status)
     assert read_status(str(tmp_path / "status.json")) == status
     assert os.listdir(tmp_path) == ["status.json"]  # the temporary file was renamed away
+
+
+def test_a_status_file_without_the_watch_reads_as_unknown(tmp_path: Path) -> None:
+    # Written by a daemon from before the field existed: still readable, the watch left blank.
+    write_status(str(tmp_path / "status.json"), daemon_status(live_pair()))
+    document = json.loads((tmp_path / "status.json").read_text())
+    del document["pairs"][0]["watch"]
+    (tmp_path / "status.json").write_text(json.dumps(document))
+    assert read_status(str(tmp_path / "status.json")).pairs[0].watch == ""
+
+
+def test_status_shows_what_the_hybrid_learned() -> None:
+    pair = live_pair(watch="inotify+poll (mount does not forward events)")
+    text = describe_status(daemon_status(pair), NOW)
+    assert "  watch:          inotify+poll (mount does not forward events)" in text.splitlines()
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -143,6 +161,7 @@ def test_health_turns_healthy_after_the_initial_sync_and_unhealthy_after_stop(
     shown = pylsyncd("status", env=env)
     assert shown.returncode == 0
     assert f"{src} -> {dst}: live" in shown.stdout and shown.stdout.endswith("healthy\n")
+    assert "  watch:          inotify\n" in shown.stdout  # a local filesystem: inotify alone
 
     daemon.stop(signal.SIGTERM)
     assert read_status(str(status_file)).pairs[0].state is PairState.STOPPED
@@ -252,5 +271,6 @@ def test_status_file_json_names_each_field(tmp_path: Path) -> None:
     assert set(document["pairs"][0]) == {
         "source", "destination", "state", "initial_sync_done", "pending_events",
         "last_batch_at", "last_batch_changes", "last_batch_ms", "last_error", "failing_since",
+        "watch",
     }  # fmt: skip
     assert document["pairs"][0]["state"] == "live"
