@@ -195,6 +195,15 @@ def test_a_tree_moved_in_is_remembered_whole(rig: Rig) -> None:
     assert rig.rescan(Event(C, "in", True, tree=True)) == []
 
 
+def test_a_file_moved_in_from_outside_is_remembered(rig: Rig) -> None:
+    write(rig.root / "f", "renamed in from an unwatched place")
+    rig.reported(Event(C, "f", tree=True))
+    assert rig.rescan(Event(C, "f")) == []
+    for name in ("g", "h"):
+        confirm(rig, name)
+    assert rig.hybrid.forwarding is Forwarding.FORWARDS  # and it left learning on
+
+
 def test_a_directory_mtime_from_a_reported_entry_is_kept_but_proves_nothing(rig: Rig) -> None:
     # inotify reports the new entry, never its directory; the rescan sees the directory's mtime
     # change. Its mode was never reported, so the event stays (a chmod on the host would be in

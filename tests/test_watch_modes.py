@@ -21,6 +21,14 @@ FORWARDS = "inotify+poll (mount forwards events)"
 DOES_NOT_FORWARD = "inotify+poll (mount does not forward events)"
 
 
+def contents(path: Path) -> str | None:
+    """The text of a file, or None while it is not there."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
 def watch_shown(status_file: Path) -> str:
     """The pair's watch as the status file shows it ("" before the daemon wrote one)."""
     try:
@@ -134,4 +142,19 @@ def test_hybrid_gets_events_and_rescans(
     (mount / "through the mount").write_text("an inotify event")
     (host / "on the host").write_text("found by a rescan")
     wait_for_mirror(mount, dst, daemon=daemon)
+    daemon.stop()
+
+
+def test_a_host_side_write_after_one_through_the_mount_is_not_dropped(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    # inotify reported the file; the rescan that then finds it changed again must pass it on.
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    daemon = daemons.start(daemon_args(mount, dst, "direct", "--poll-interval", "0.05"))
+    daemon.wait_ready()
+    for round_ in range(3):
+        for side, text in ((mount, f"through the mount {round_}"), (host, f"host, {round_}")):
+            (side / "f").write_text(text)
+            wait_until(lambda text=text: contents(dst / "f") == text, message=daemon.report)
     daemon.stop()

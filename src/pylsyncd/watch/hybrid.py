@@ -192,7 +192,8 @@ class Reports:
         return Verdict.COVERED if verdicts == {Verdict.COVERED} else Verdict.UNCERTAIN
 
     def _walk(self, top: str) -> list[tuple[str, State]] | None:
-        """The entries below `top` now, not excluded; None past `_WALK_LIMIT`."""
+        """The entries below `top` now, not excluded; None past `_WALK_LIMIT`, or when a directory
+        cannot be listed (EACCES, EIO: what it holds is unknown, so none of it is vouched for)."""
         found: list[tuple[str, State]] = []
         stack = [top]
         while stack:
@@ -200,8 +201,10 @@ class Reports:
             try:
                 with os.scandir(os.path.join(self.root, directory)) as entries:
                     names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone, or not a directory (any more): nothing below it
             except OSError:
-                continue
+                return None
             for name, is_dir in names:
                 path = f"{directory}/{name}" if directory else name
                 if self._excluded is not None and self._excluded(path, is_dir):
@@ -223,7 +226,9 @@ class Reports:
             self._remember(path, state, now)
 
     def _carry(self, source: str, target: str) -> None:
-        """A directory was renamed: what was reported below it is now below its new name."""
+        """A directory was renamed: what was reported below it is now below its new name (the
+        rescans name entries as they are after renames). One pass over the reports, which
+        `limit` bounds; directory renames are rare next to other events."""
         below = [path for path in self._seen if path != source and is_within(path, source)]
         for path in below:
             self._seen[rebase(path, source, target)] = self._seen.pop(path)
