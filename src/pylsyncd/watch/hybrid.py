@@ -73,9 +73,10 @@ class Verdict(Enum):
 
 
 def entry_state(root: str, path: str) -> State:
-    """The state of `path` below `root`, symlinks not followed; None when it is not there."""
+    """The state of `path` below `root`, symlinks not followed (except a root that is one, as the
+    rescans do); None when it is not there."""
     try:
-        st = os.lstat(os.path.join(root, path) if path else root)
+        st = os.lstat(os.path.join(root, path)) if path else os.stat(root)
     except OSError:
         return None
     mode = st.st_mode
