@@ -158,8 +158,12 @@ def _mount_panels(row: list[Axes], results: Results) -> None:
             heights.append(mount["tree"]["find"]["wall_seconds"])
             colours.append(COLOURS["cp -a"])
         drawn = axes.bar(labels, heights, color=colours)
-        texts = {"seconds": seconds_text, "percent": lambda v: f"{v:.2f} %"}
-        text = texts.get(panel, lambda v: f"{v:.1f} MiB")
+        texts: dict[str, Callable[[float], str]] = {
+            "seconds": seconds_text,
+            "percent": lambda value: f"{value:.2f} %",
+            "mib": lambda value: f"{value:.1f} MiB",
+        }
+        text = texts[panel]
         axes.bar_label(drawn, labels=[text(h) for h in heights], fontsize=7, padding=2)
         for x, (_, _, limit) in enumerate(bars):
             axes.hlines(limit, x - 0.4, x + 0.4, color="#444444", linestyle="--", linewidth=1)
