@@ -214,8 +214,9 @@ def mount_section(results: Results) -> list[str]:
         f"- Storm: {sizes.get('storm_dirs', 0) * sizes.get('storm_files_per_dir', 0):,} files of"
         f" 1 KiB in {sizes.get('storm_dirs', 0)} new directories below the hot directory, written"
         " on the host side; from the last close() to every file in the destination.",
-        f"- Forwarding mount: a second daemon on the same mount, {sizes.get('forwarded_edits', 0)}"
-        " rewrites of one file written through the mount (after one uncounted create), then"
+        "- Forwarding mount: a second daemon on the same mount and the same, complete, replica"
+        f" (`--no-init`), {sizes.get('forwarded_edits', 0)} rewrites of one file written"
+        " through the mount (after one uncounted create), then"
         " the idle window as above.",
         "- lsyncd (when among the peers): `default.direct` on the mount, a host-side new file"
         " waited for up to the cap, then one written through the mount as the control.",
