@@ -128,12 +128,30 @@ def _find_text(find: dict[str, Any]) -> str:
     )
 
 
+def _ready_text(mount: dict[str, Any]) -> str:
+    parts = [f"{seconds_text(mount['tree']['ready_seconds'])} ({mount['tree']['entries']:,})"]
+    if "big_tree" in mount:
+        big = mount["big_tree"]
+        parts.append(f"{seconds_text(big['ready_seconds'])} ({big['entries']:,})")
+    return ", ".join(parts)
+
+
 def reference_rows(mount: dict[str, Any]) -> list[list[str]]:
     """Beside the targets: find's full pass, mutagen's period, lsyncd, the mount's own cache."""
     rows = []
     for key in ("tree", "big_tree"):
         if key in mount:
             rows.append(["`find` through the mount, one full pass", _find_text(mount[key]["find"])])
+    if "tree" in mount:
+        idle = mount["tree"]["idle"]
+        rows.append(
+            [
+                f"RSS, {mount['tree']['entries']:,} entries",
+                f"{idle['rss_mb']:.1f} MiB idle, {idle['peak_rss_mb']:.1f} MiB peak;"
+                f" storm: {mount['tree']['storm']['peak_rss_mb']:.1f} MiB peak",
+            ]
+        )
+        rows.append(["time to `ready:` (initial sync through the mount)", _ready_text(mount)])
     rows.append(
         [
             "mutagen's poll period (published default; not run)",
