@@ -117,6 +117,11 @@ def write_chart(results: Results, path: str) -> None:
 def _memory_panel(axes: Axes, results: Results) -> None:
     idle = results["idle"]
     present = [peer for peer in PEERS if peer in idle]
+    if not present:  # the idle workload was not run (--workloads)
+        axes.set_title("RSS while watching", fontsize=9)
+        axes.text(0.5, 0.5, "not run", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return
     heights = [idle[peer]["rss_mb"] for peer in present]
     bars = axes.bar(
         [PEER_NAMES[p].replace(" ", "\n") for p in present],
