@@ -100,7 +100,6 @@ def test_harness_measures_a_host_mount(tmp_path: Path) -> None:
     assert len(tree["hot"]["seconds"]) == sizes["hot_edits"]
     assert None not in forwarded["edit"]["seconds"]
     assert tree["storm"]["complete"] and tree["complete"]
-    assert tree["watching"] and forwarded["watching"]
     assert big["entries"] == big["find"]["entries"] > tree["entries"]
     for idle in (tree["idle"], forwarded["idle"], big["idle"]):
         assert idle["rss_mb"] > 0 and idle["cpu_seconds"] >= 0
