@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -47,8 +48,16 @@ class DaemonFailed(RuntimeError):
 class Daemon:
     """One daemon process mirroring `source` into `destination` with DELAY=0."""
 
-    def __init__(self, peer: Peer, source: str, destination: str, workdir: str) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        source: str,
+        destination: str,
+        workdir: str,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.peer = peer
+        self.extra_args = tuple(extra_args)  # more pylsyncd flags, e.g. --poll-interval 0.05
         self.source = source
         self.destination = destination
         self.log_path = os.path.join(workdir, f"{peer.key}.log")
@@ -75,6 +84,7 @@ class Daemon:
                 self.peer.mode,
                 "--shutdown-grace",
                 "2",
+                *self.extra_args,
             ]
         with open(self._config_path, "w") as config:
             config.write(lsyncd_config(self.peer.mode, self.source, self.destination))

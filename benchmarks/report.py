@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.mount_report import mount_section
+
 Results = dict[str, Any]
 
 PEER_NAMES = {
@@ -344,6 +346,7 @@ def render_markdown(results: Results) -> str:
         ' `default.rsync`. Where a target is missed, "Where the time goes" below says why.',
         "",
         *summary_table(results),
+        *mount_section(results),
         "## How many times faster pylsyncd was",
         "",
         "The peer's time divided by pylsyncd's, measured in the same run (`>=` where the peer hit"

@@ -3,6 +3,7 @@
 ./dev bench                      # full sizes, on a tmpfs mounted for the run; writes docs/
 ./dev bench --size quick         # smaller, for iterating; writes /tmp/pylsyncd-bench-results
 ./dev bench --peers pylsyncd-direct,lsyncd-direct --workloads live
+./dev bench --workloads mount    # host mounts without inotify, through bindfs (several minutes)
 .venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
 """
 
@@ -24,13 +25,14 @@ from typing import Any
 
 from benchmarks import chart, procfs, report
 from benchmarks.daemons import PEERS, Peer
+from benchmarks.host_mount import LSYNCD, PYLSYNCD, MountBench
 from benchmarks.initial_sync import measure_initial_sync, progress
 from benchmarks.sizes import SIZES, Sizes
 from benchmarks.workloads import LiveRun, measure_idle
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TMPFS = "/tmp/pylsyncd-bench"
-WORKLOADS = ("live", "initial", "idle")
+WORKLOADS = ("live", "initial", "idle", "mount")
 
 
 @contextlib.contextmanager
@@ -58,6 +60,14 @@ def workspace(directory: str | None) -> Iterator[str]:
         os.rmdir(TMPFS)
 
 
+def _check_tools(workloads: list[str]) -> None:
+    if "mount" in workloads and (shutil.which("bindfs") is None or not os.path.exists("/dev/fuse")):
+        raise SystemExit(
+            "bench: the mount workloads need bindfs and /dev/fuse (apt-get install bindfs),"
+            " or leave them out (--workloads live,initial,idle)"
+        )
+
+
 def _peers(names: str) -> list[Peer]:
     by_key = {peer.key: peer for peer in PEERS}
     unknown = [name for name in names.split(",") if name not in by_key]
@@ -69,7 +79,9 @@ def _peers(names: str) -> list[Peer]:
     return peers
 
 
-def run(sizes: Sizes, peers: list[Peer], workloads: list[str], root: str) -> dict[str, Any]:
+def run(
+    sizes: Sizes, peers: list[Peer], workloads: list[str], root: str, mount_options: str = ""
+) -> dict[str, Any]:
     """Every chosen workload for every chosen daemon; returns what goes into the JSON."""
     results: dict[str, Any] = {
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -79,6 +91,7 @@ def run(sizes: Sizes, peers: list[Peer], workloads: list[str], root: str) -> dic
         "live": {},
         "initial_sync": {},
         "idle": {},
+        "mount": {},
     }
     began = time.perf_counter()
     if "live" in workloads:
@@ -99,6 +112,10 @@ def run(sizes: Sizes, peers: list[Peer], workloads: list[str], root: str) -> dic
             idle = measure_idle(peer, f"{root}/idle-{peer.key}", sizes)
             results["idle"][peer.key] = asdict(idle)
             progress(f"idle, {peer.key}: {json.dumps(results['idle'][peer.key])}")
+    if "mount" in workloads:
+        progress("host mount workloads (bindfs) ...")
+        bench = MountBench(f"{root}/mount", sizes.mount, mount_options)
+        results["mount"] = bench.run(PYLSYNCD in peers, LSYNCD in peers)
     results["duration_seconds"] = time.perf_counter() - began
     results["machine"]["load_after"] = procfs.load_average()
     return results
@@ -127,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated daemons to run (default: all four)",
     )
     parser.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help="comma-separated: live,initial,idle"
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ",".join(WORKLOADS)
+    )
+    parser.add_argument(
+        "--mount-options",
+        default="",
+        help="bindfs -o options for the mount workloads (default: none, bindfs's own)",
     )
     parser.add_argument("--dir", help="work here instead of on a tmpfs mounted for the run")
     parser.add_argument(
@@ -145,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     workloads = args.workloads.split(",")
     if not set(workloads) <= set(WORKLOADS):
         parser.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
+    _check_tools(workloads)
     sizes = SIZES[args.size]
     out = args.out or (
         os.path.join(REPOSITORY, "docs") if sizes.name == "full" else "/tmp/pylsyncd-bench-results"
     )
     with workspace(args.dir) as root:
-        results = run(sizes, _peers(args.peers), workloads, root)
+        results = run(sizes, _peers(args.peers), workloads, root, args.mount_options)
     write_outputs(results, out)
     return 0
 

@@ -6,6 +6,34 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class MountSizes:
+    """The host-mount group: trees seen through bindfs, and how long each wait and window is.
+
+    `settings` are pylsyncd flags passed only when the daemon's `--help` lists them (so the same
+    bench runs on a daemon that lacks a newer setting); the full and quick sizes pass none: the
+    defaults are what is measured.
+    """
+
+    dirs: int  # leaf directories of one file each: the tree of the latency workloads
+    big_dirs: int  # the same shape, for idle CPU and RSS only
+    settle: float  # seconds from `ready:` to the idle window ("after 1 minute")
+    window: float  # seconds of the idle window
+    cold_edits: int
+    hot_edits: int
+    forwarded_edits: int
+    storm_dirs: int
+    storm_files_per_dir: int
+    find_repeats: int
+    cap: float  # a change not arrived after this is "not seen"
+    lsyncd_cap: float
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def storm_files(self) -> int:
+        return self.storm_dirs * self.storm_files_per_dir
+
+
+@dataclass(frozen=True)
 class Sizes:
     """Workload sizes, and how long to wait for a daemon before reporting ">= cap"."""
 
@@ -21,20 +49,36 @@ class Sizes:
     idle_dirs: int
     idle_window: float
     cap: float
+    mount: MountSizes
 
     @property
     def storm_files(self) -> int:
         return self.storm_dirs * self.storm_files_per_dir
 
 
+# Short rescans for the smoke run, so that a tiny tree's changes arrive at once on any daemon.
+_SMOKE_POLLING = (("--poll-interval", "0.05"), ("--poll-period", "0.5"), ("--poll-hot-for", "5"))
+
 SIZES = {
     sizes.name: sizes
     for sizes in (
         # The sizes the targets are set for; initial syncs are repeated and the median kept (a
-        # noisy machine).
-        Sizes("full", 200, 200, 50, 1024, 50_000, 100, 4096, 3, 10_000, 10.0, 60.0),
-        Sizes("quick", 50, 40, 50, 1024, 5_000, 100, 4096, 1, 1_000, 2.0, 20.0),
+        # noisy machine). Mount trees: 50,000 and 100,000 directories of one file each.
+        Sizes(
+            "full",
+            *(200, 200, 50, 1024, 50_000, 100, 4096, 3, 10_000, 10.0, 60.0),
+            MountSizes(50_000, 100_000, 60.0, 15.0, 3, 5, 5, 100, 100, 2, 60.0, 10.0),
+        ),
+        Sizes(
+            "quick",
+            *(50, 40, 50, 1024, 5_000, 100, 4096, 1, 1_000, 2.0, 20.0),
+            MountSizes(5_000, 10_000, 5.0, 5.0, 2, 3, 5, 20, 50, 2, 20.0, 3.0),
+        ),
         # The test suite's smoke run: every code path, no meaningful figure.
-        Sizes("tiny", 5, 4, 5, 1024, 20, 5, 4096, 1, 10, 0.2, 10.0),
+        Sizes(
+            "tiny",
+            *(5, 4, 5, 1024, 20, 5, 4096, 1, 10, 0.2, 10.0),
+            MountSizes(20, 40, 0.2, 0.3, 1, 2, 2, 2, 5, 1, 10.0, 0.5, _SMOKE_POLLING),
+        ),
     )
 }

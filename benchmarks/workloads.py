@@ -74,7 +74,7 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
-class _RssSampler:
+class RssSampler:
     """Peak VmRSS of the daemon and of its children, sampled while a workload runs."""
 
     def __init__(self, daemon: Daemon, every: float = 0.1) -> None:
@@ -164,7 +164,7 @@ class LiveRun:
         finished: trees.ReplicaProgress,
         gone: str | None,
         cpu_before: float,
-        sampler: _RssSampler,
+        sampler: RssSampler,
     ) -> TreeChange:
         """Wait for the replica to hold `finished` (and no longer `gone`), up to the cap."""
 
@@ -188,7 +188,7 @@ class LiveRun:
     def storm(self) -> tuple[TreeChange, trees.ExpectedTree]:
         """Many small files in new directories, written as fast as possible."""
         sizes = self.sizes
-        sampler = _RssSampler(self.daemon)
+        sampler = RssSampler(self.daemon)
         cpu_before = self.daemon.cpu_seconds()
         started = time.perf_counter()
         expected = trees.write_storm(
@@ -202,7 +202,7 @@ class LiveRun:
 
     def rename(self, expected: trees.ExpectedTree) -> TreeChange:
         """One rename of the whole storm tree."""
-        sampler = _RssSampler(self.daemon)
+        sampler = RssSampler(self.daemon)
         cpu_before = self.daemon.cpu_seconds()
         # The clock is read before the rename: read after it, a preemption of this process in
         # between (a busy shared machine) could hide the daemon's whole reaction.
@@ -213,7 +213,7 @@ class LiveRun:
 
     def delete(self) -> TreeChange:
         """`rm -rf` of the renamed tree, timed from rm's return."""
-        sampler = _RssSampler(self.daemon)
+        sampler = RssSampler(self.daemon)
         cpu_before = self.daemon.cpu_seconds()
         subprocess.run(["rm", "-rf", f"{self.source}/renamed"], check=True)
         removed = time.perf_counter()

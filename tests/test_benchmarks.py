@@ -20,11 +20,13 @@ EXPECTED_KEYS = {
     "live",
     "initial_sync",
     "idle",
+    "mount",
     "duration_seconds",
 }
+MOUNT_TARGETS = 8  # rows of the host-mount section, each with its target and met/missed
 
 
-def run_harness(tmp_path: Path, peers: str) -> dict[str, Any]:
+def run_harness(tmp_path: Path, peers: str, workloads: str = "live,initial,idle") -> dict[str, Any]:
     """`python -m benchmarks.run --size tiny` in `tmp_path`; returns the results JSON."""
     out = tmp_path / "out"
     subprocess.run(
@@ -40,6 +42,8 @@ def run_harness(tmp_path: Path, peers: str) -> dict[str, Any]:
             str(out),
             "--peers",
             peers,
+            "--workloads",
+            workloads,
         ],
         cwd=REPOSITORY,
         check=True,
@@ -82,3 +86,28 @@ def test_harness_measures_both_backends(tmp_path: Path) -> None:
 def test_harness_measures_lsyncd(tmp_path: Path) -> None:
     peers = ["lsyncd-direct", "lsyncd-rsync"]
     assert_complete(run_harness(tmp_path, ",".join(peers)), peers)
+
+
+@pytest.mark.skipif(shutil.which("bindfs") is None, reason="bindfs is not installed")
+def test_harness_measures_a_host_mount(tmp_path: Path) -> None:
+    peers = "pylsyncd-direct" + (",lsyncd-direct" if shutil.which("lsyncd") else "")
+    results = run_harness(tmp_path, peers, "mount")
+    mount = results["mount"]
+    tree, forwarded, big = mount["tree"], mount["forwarded"], mount["big_tree"]
+    sizes = results["sizes"]["mount"]
+    # Every change arrived, on host side and through the mount, and the replica was complete.
+    assert None not in tree["cold"]["seconds"] + tree["hot"]["seconds"]
+    assert len(tree["hot"]["seconds"]) == sizes["hot_edits"]
+    assert None not in forwarded["edit"]["seconds"]
+    assert tree["storm"]["complete"] and tree["complete"]
+    assert big["entries"] == big["find"]["entries"] > tree["entries"]
+    for idle in (tree["idle"], forwarded["idle"], big["idle"]):
+        assert idle["rss_mb"] > 0 and idle["cpu_seconds"] >= 0
+    if "lsyncd" in mount:
+        # lsyncd runs, and sees what is written through the mount.
+        assert mount["lsyncd"]["through_mount_seconds"] is not None
+    page = (tmp_path / "out" / "benchmarks.md").read_text()
+    section = page.split("## Host mounts without inotify (bindfs)")[1].split("\n## ")[0]
+    assert section.count(" | met |") + section.count(" | **missed** |") == MOUNT_TARGETS
+    # No mount is left behind.
+    assert not (tmp_path / "pylsyncd-bench" / "mount").exists()
