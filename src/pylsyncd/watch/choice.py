@@ -26,6 +26,8 @@ class WatcherChoice:
         self.source = config.source
         self.mode = config.watch
         self.poll_interval = config.poll_interval
+        self.poll_period = config.poll_period
+        self.poll_hot_for = config.poll_hot_for
         self.excludes = excludes
 
     def chosen(self) -> Watcher:
@@ -56,4 +58,10 @@ class WatcherChoice:
         return HybridWatcher(watcher, rescans)
 
     def _poll_watcher(self) -> PollWatcher:
-        return PollWatcher(self.source, self.excludes, interval=self.poll_interval)
+        return PollWatcher(
+            self.source,
+            self.excludes,
+            interval=self.poll_interval,
+            period=self.poll_period,
+            hot_for=self.poll_hot_for,
+        )
