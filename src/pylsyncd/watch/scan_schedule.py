@@ -85,7 +85,7 @@ class ScanSchedule:
             count = len(order)
         else:
             self._owed += len(order) * min(max(elapsed, 0.0), self.period) / self.period
-            count = min(math.floor(self._owed), len(order))
+            count = min(math.floor(self._owed + 1e-9), len(order))  # 9.7 x 10 is 97
             self._owed = min(self._owed - count, 1.0)  # never a debt that turns into a burst
         seen = set(due)
         for _ in range(count):
