@@ -71,7 +71,10 @@ def partial_snapshots(
         else:
             was = table.entry(directory)
             now_entry = parents_new.get(directory, was) if parent_of(directory) in changed else was
-        if was is None or now_entry is None or (was[0], was[3]) != (now_entry[0], now_entry[3]):
+        if was is None or now_entry is None:
+            del changed[directory]
+            continue
+        if directory and (was[0], was[3]) != (now_entry[0], now_entry[3]):
             # Replaced or moved while its parent was listed: its listing is not of the entry
             # at its path now, and the events for its parent cover what became of it.
             del changed[directory]

@@ -3,7 +3,8 @@
 The rule: a directory where a rescan found a change is *hot* for `hot_for` seconds after its
 last change and rescanned at every tick (a tick every `interval` seconds). Every other directory
 is *cold*: the cold pass visits them in a ring, a slice per tick sized so that one whole pass
-ends within `period` seconds, evenly, never a burst. A directory that appears joins the ring (at
+ends within `period` seconds, evenly, never a burst (where one pass takes longer than `period`
+the pass stretches; the hot set keeps its pace). A directory that appears joins the ring (at
 its end: it was just scanned whole); one that vanished leaves it, and the hot set.
 
 Time comes from `clock` (seconds, e.g. `time.monotonic`), so tests drive it by hand.
@@ -15,6 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 
 Clock = Callable[[], float]
+_MOST_LATE = 2.0  # intervals of lateness a tick's cold slice makes up for
 
 
 class ScanSchedule:
@@ -84,7 +86,11 @@ class ScanSchedule:
         if self.period <= self.interval:  # a whole pass at every tick
             count = len(order)
         else:
-            self._owed += len(order) * min(max(elapsed, 0.0), self.period) / self.period
+            # A late tick (a slow rescan, a busy machine) takes at most two slices: on a mount
+            # too slow to go round within `period`, the pass stretches, rather than every tick
+            # growing into a whole pass, and the hot set keeps its pace.
+            late = min(max(elapsed, 0.0), _MOST_LATE * self.interval)
+            self._owed += len(order) * late / self.period
             count = min(math.floor(self._owed + 1e-9), len(order))  # 9.7 x 10 is 97
             self._owed = min(self._owed - count, 1.0)  # never a debt that turns into a burst
         seen = set(due)

@@ -38,6 +38,9 @@ from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE, Entry, diff
 log = logging.getLogger("pylsyncd.watch.poll")
 
 _VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+# A directory's mtime vouches for its names when it lies this far before the listing: coarse
+# timestamps (FAT: 2 s) and a file server's clock a little behind ours.
+_TRUST_MARGIN_NS = 2_000_000_000
 _SEARCH_ROUNDS = 3  # arrivals found by one search may lead to another; bounded all the same
 
 
@@ -62,6 +65,9 @@ class TreeRescan:
         self.soon: set[str] = set()  # directories to rescan at the next tick, once
         self.unlisted: set[str] = set()  # directories whose listing fails (EACCES, EIO)
         self._moved: list[str] = []  # directories renamed by this tick's events
+        self._listed: dict[str, bytes] = {}  # this tick's listings of the changed directories
+        # A directory mtime before this vouches for the names of a record (see `dir_table`).
+        self._trusted_ns: int | None = None
 
     def load(self, top: str) -> list[str]:
         """Record `top` and everything below it as it is now (no events); its directories
@@ -98,6 +104,7 @@ class TreeRescan:
             del self.held[path]  # its directory went away, or moved: no longer a candidate
         due = [*due, *self.soon, *(parent_of(p) for p, until in self.held.items() if until <= now)]
         self.soon = set()
+        self._trusted_ns = None if racy_from_ns is None else racy_from_ns - _TRUST_MARGIN_NS
         events = self._rescan_once(due, racy_from_ns, now)
         for _ in range(_SEARCH_ROUNDS):  # renamed directories: what changed inside them, now
             moved, self._moved = self._moved, []
@@ -108,6 +115,7 @@ class TreeRescan:
 
     def _rescan_once(self, due: list[str], racy_from_ns: int | None, now: float) -> list[Event]:
         changed: Changes = {}
+        self._listed = {}
         root_now = self._list(due, changed)
         searched: set[tuple[int, int]] = set()
         for _ in range(_SEARCH_ROUNDS):
@@ -117,7 +125,11 @@ class TreeRescan:
             searched |= unexplained
             more = [d for d in self.table.holding(unexplained) if d not in changed]
             root_now = self._list(more, changed) or root_now
-        hold_departures(changed, self.held, self.hold_for, now)
+        root = self.table.root_entry
+        # Another directory at the root (a share unmounted, or mounted again): nothing in it can
+        # have moved from the old one, so nothing is held; the pair decides what that means.
+        remounted = root_now is not None and root is not None and root_now[3] != root[3]
+        hold_departures(changed, self.held, 0.0 if remounted else self.hold_for, now)
         old, new = partial_snapshots(self.table, changed, root_now)
         events = diff(old, new, racy_from_ns)
         self._apply(changed, root_now, events)
@@ -134,7 +146,9 @@ class TreeRescan:
                 continue
             seen.add(directory)
             try:
-                record, own = list_directory(self.root, directory, self.excluded)
+                record, own = list_directory(
+                    self.root, directory, self.excluded, records.get(directory), self._trusted_ns
+                )
             except OSError as error:
                 if not directory:
                     raise
@@ -154,6 +168,7 @@ class TreeRescan:
             old = decode(before) if before is not None else {}
             now = decode(record)
             changed[directory] = (old, now)
+            self._listed[directory] = record
             for name, entry in now.items():
                 was = old.get(name)
                 if (
@@ -169,7 +184,7 @@ class TreeRescan:
         """Bring the table and the schedule to the state the events describe."""
         records = self.table.records
         for directory, (_, now) in changed.items():
-            records[directory] = encode(now)
+            records[directory] = encode(now, self._listed[directory])
         if root_now is not None:
             self.table.root_entry = root_now
         touched: set[str] = set(changed)
