@@ -24,6 +24,7 @@ import time
 
 from pylsyncd.events import Event
 from pylsyncd.watch import ExcludePredicate
+from pylsyncd.watch.dir_table import DirectoryTable
 from pylsyncd.watch.scan_schedule import Clock, ScanSchedule
 from pylsyncd.watch.snapshot_diff import Snapshot
 from pylsyncd.watch.tree_rescan import TreeRescan
@@ -143,7 +144,9 @@ class PollWatcher:
         """Stop: a waiting read() returns [] at once, and the table is released."""
         self._closed.set()
         self._woken.set()
-        self._tree.table.records.clear()
+        # Replaced, not cleared: a rescan still running in the reader's thread keeps the one it
+        # has, and its events are dropped (read() checks `_closed`).
+        self._tree.table = DirectoryTable()
 
     def _sleep(self, seconds: float) -> bool:
         """Wait `seconds`; True when woken or closed first (a wake is consumed)."""
