@@ -746,4 +746,4 @@ def test_watch_and_poll_interval_follow_the_precedence(tmp_path: Path, src: Path
     from_flag = load({"WATCH": "poll"}, config=str(config_file), watch="inotify").pairs[0]
     assert from_flag.watch is WatchMode.INOTIFY
     default = load(pair_env((src, tmp_path / "e"))).pairs[0]
-    assert (default.watch, default.poll_interval) == (WatchMode.AUTO, 1.0)
+    assert (default.watch, default.poll_interval) == (WatchMode.AUTO, 0.2)

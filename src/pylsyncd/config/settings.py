@@ -196,15 +196,27 @@ SETTINGS = (
     ),
     Setting(
         "watch", _PAIR, "--watch",
-        "how changes are noticed: auto picks inotify, or polling on filesystems that raise no "
-        "inotify events (FUSE, NFS, SMB, 9p, vboxsf, virtiofs); hybrid adds periodic rescans "
-        "to inotify",
+        "how changes are noticed: auto picks inotify, plus rescans that learn whether the mount "
+        "forwards changes made elsewhere on FUSE, NFS, SMB, 9p, vboxsf, virtiofs; hybrid is that "
+        "pair anywhere; poll rescans only",
         kind=choice(parse_watch, enum_values(WatchMode)), default=WatchMode.AUTO,
     ),
     Setting(
         "poll_interval", _PAIR, "--poll-interval",
-        "seconds between rescans with poll or hybrid, growing while nothing changes",
-        kind=seconds(parse_poll_interval), default=1.0,
+        "seconds between rescans of the hot set (poll, hybrid): the directories where a "
+        "change was found in the last POLL_HOT_FOR seconds",
+        kind=seconds(parse_poll_interval), default=0.2,
+    ),
+    Setting(
+        "poll_period", _PAIR, "--poll-period",
+        "seconds for one pass of the rescans over every other directory (poll, hybrid), "
+        "spread evenly; a change there is seen within this",
+        kind=seconds(parse_poll_interval), default=10.0,
+    ),
+    Setting(
+        "poll_hot_for", _PAIR, "--poll-hot-for",
+        "seconds a directory stays in the hot set after the last change found in it",
+        kind=seconds(parse_poll_interval), default=60.0,
     ),
     Setting(
         "status_file", _DAEMON, "--status-file",
@@ -257,6 +269,8 @@ class PairConfig:
     allow_empty_source: bool = _DEFAULT["allow_empty_source"]
     watch: WatchMode = _DEFAULT["watch"]
     poll_interval: float = _DEFAULT["poll_interval"]
+    poll_period: float = _DEFAULT["poll_period"]
+    poll_hot_for: float = _DEFAULT["poll_hot_for"]
 
 
 @dataclass(frozen=True)

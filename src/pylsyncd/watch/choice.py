@@ -10,7 +10,7 @@ import logging
 
 from pylsyncd.config import PairConfig, WatchMode
 from pylsyncd.watch import ExcludePredicate, Watcher
-from pylsyncd.watch.hybrid import HybridWatcher
+from pylsyncd.watch.hybrid import REMEMBER_FOR, HybridWatcher
 from pylsyncd.watch.inotify import InotifyWatcher
 from pylsyncd.watch.mounts import filesystem_type, needs_polling
 from pylsyncd.watch.poll import PollWatcher
@@ -28,6 +28,8 @@ class WatcherChoice:
         self.source = config.source
         self.mode = config.watch
         self.poll_interval = config.poll_interval
+        self.poll_period = config.poll_period
+        self.poll_hot_for = config.poll_hot_for
         self.excludes = excludes
 
     def chosen(self) -> Watcher:
@@ -49,7 +51,13 @@ class WatcherChoice:
         if mode is WatchMode.POLL:
             return self._poll_watcher()
         fast = InotifyWatcher(self.source, self.excludes)
-        return HybridWatcher(fast, self._poll_watcher(), self.source, self.excludes)
+        return HybridWatcher(
+            fast,
+            self._poll_watcher(),
+            self.source,
+            self.excludes,
+            remember_for=self._remember_for(),
+        )
 
     def polling(self) -> Watcher:
         """A new, unstarted polling watcher: instead of one that ran out of inotify watches."""
@@ -61,10 +69,28 @@ class WatcherChoice:
         rescans = self._poll_watcher()
         rescans.start()
         # No learning: inotify is known to miss what the missing watches would have reported.
-        return HybridWatcher(watcher, rescans, self.source, self.excludes, learn=False)
+        return HybridWatcher(
+            watcher,
+            rescans,
+            self.source,
+            self.excludes,
+            learn=False,
+            remember_for=self._remember_for(),
+        )
+
+    def _remember_for(self) -> float:
+        """How long the hybrid keeps what inotify reported: past the rescans' next look at it,
+        which a cold pass of POLL_PERIOD and a held departure may both delay."""
+        return max(REMEMBER_FOR, 2 * self.poll_period + 2 * self.poll_interval)
 
     def _poll_watcher(self) -> PollWatcher:
-        return PollWatcher(self.source, self.excludes, interval=self.poll_interval)
+        return PollWatcher(
+            self.source,
+            self.excludes,
+            interval=self.poll_interval,
+            period=self.poll_period,
+            hot_for=self.poll_hot_for,
+        )
 
 
 def describe_watcher(watcher: Watcher) -> str:

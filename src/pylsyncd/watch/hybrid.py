@@ -269,13 +269,16 @@ class HybridWatcher:
         learn: bool = True,
         clock: Callable[[], float] = time.monotonic,
         limit: int = LIMIT,
+        remember_for: float = REMEMBER_FOR,
     ) -> None:
         self.fast = fast
         self.rescans = rescans
         self.root = root
         self._reports: Reports | None = None
         if root is not None:
-            self._reports = Reports(root, excludes, clock=clock, limit=limit)
+            self._reports = Reports(
+                root, excludes, clock=clock, limit=limit, remember_for=remember_for
+            )
         self.forwarding = Forwarding.LEARNING if learn else Forwarding.NOT_LEARNING
         self._confirmations = 0
 

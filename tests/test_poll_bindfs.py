@@ -1,0 +1,130 @@
+"""WATCH=poll end to end on a mount that raises no inotify events for changes made underneath it:
+bindfs over a folder, written on the host side. The hot set, the cold pass, renames, deletions
+and a storm all arrive, within the times the settings promise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until
+
+INTERVAL = "0.05"
+
+
+@pytest.fixture
+def host_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(host side, mount): the mount shows the host side's files through bindfs."""
+    bindfs = shutil.which("bindfs")
+    assert bindfs, "bindfs is needed (apt-get install bindfs; ./dev test installs it as root)"
+    host, mount = tmp_path / "host", tmp_path / "mount"
+    host.mkdir()
+    mount.mkdir()
+    for directory in ("work", "other/deep", "one/dir", "two"):
+        (host / directory).mkdir(parents=True)
+        (host / directory / "file").write_text(f"in {directory}")
+    subprocess.run([bindfs, str(host), str(mount)], check=True)
+    try:
+        yield host, mount
+    finally:
+        subprocess.run(["fusermount", "-u", str(mount)], check=False)
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def polling(daemons: DaemonPool, mount: Path, dst: Path, period: float) -> Daemon:
+    args = ["--watch", "poll", "--poll-interval", INTERVAL, "--poll-period", str(period)]
+    daemon = daemons.start(daemon_args(mount, dst, "direct", *args))
+    daemon.wait_ready()
+    return daemon
+
+
+def arrives(path: Path, content: str, timeout: float, daemon: Daemon) -> float:
+    """Seconds until `path` holds `content`; fails after `timeout`."""
+    started = time.monotonic()
+
+    def there() -> bool:
+        try:
+            return path.read_text() == content
+        except OSError:
+            return False
+
+    wait_until(there, timeout=timeout, message=daemon.report)
+    return time.monotonic() - started
+
+
+def test_a_change_in_a_hot_directory_arrives_long_before_the_cold_pass(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    period = 8.0
+    daemon = polling(daemons, mount, dst, period)
+    (host / "work" / "file").write_text("first edit")  # found by the cold pass: "work" turns hot
+    arrives(dst / "work" / "file", "first edit", period + 10, daemon)
+    for edit in range(3):  # the cold pass is not back for about `period`: only the hot set
+        (host / "work" / "file").write_text(f"edit {edit}")
+        assert arrives(dst / "work" / "file", f"edit {edit}", period + 10, daemon) < period / 3
+    daemon.stop()
+
+
+def test_a_change_in_a_cold_directory_arrives_within_the_period(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    daemon = polling(daemons, mount, dst, 2.0)
+    (host / "other" / "deep" / "file").write_text("edited on the host")
+    (host / "other" / "deep" / "new").write_text("created on the host")
+    wait_for_mirror(mount, dst, timeout=15, daemon=daemon)
+    daemon.stop()
+
+
+def test_a_rename_on_the_host_is_a_rename(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    daemon = polling(daemons, mount, dst, 2.0)
+    copied = (dst / "one" / "dir" / "file").stat().st_ino
+    (host / "one" / "dir").rename(host / "two" / "dir")  # between two directories
+    (host / "work" / "file").rename(host / "other" / "file")
+    wait_for_mirror(mount, dst, timeout=15, daemon=daemon)
+    # Renamed in the destination too, not copied again: the same file there.
+    assert (dst / "two" / "dir" / "file").stat().st_ino == copied
+    daemon.stop()
+
+
+def test_a_deletion_on_the_host_arrives(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    daemon = polling(daemons, mount, dst, 2.0)
+    (host / "work" / "file").unlink()
+    shutil.rmtree(host / "other")
+    wait_until(lambda: not (dst / "other").exists(), timeout=15, message=daemon.report)
+    wait_for_mirror(mount, dst, timeout=15, daemon=daemon)
+    daemon.stop()
+
+
+def test_a_change_made_during_a_storm_arrives(
+    tmp_path: Path, daemons: DaemonPool, host_mount: tuple[Path, Path]
+) -> None:
+    host, mount = host_mount
+    dst = tmp_path / "dst"
+    daemon = polling(daemons, mount, dst, 2.0)
+    storm = host / "storm"
+    storm.mkdir()
+    for i in range(2000):
+        (storm / f"f{i}").write_text(f"storm {i}")
+        if i == 1000:
+            (host / "other" / "deep" / "file").write_text("edited while the storm went on")
+            os.rename(host / "one" / "dir", host / "storm" / "dir")
+    wait_for_mirror(mount, dst, timeout=30, daemon=daemon)
+    daemon.stop()
