@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until
+from helpers import Daemon, DaemonPool, bindfs_mount, daemon_args, wait_for_mirror, wait_until
 
 INTERVAL = "0.05"
 
@@ -21,20 +20,14 @@ INTERVAL = "0.05"
 @pytest.fixture
 def host_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(host side, mount): the mount shows the host side's files through bindfs."""
-    bindfs = shutil.which("bindfs")
-    assert bindfs, "bindfs is needed (apt-get install bindfs; ./dev test installs it as root)"
     host, mount = tmp_path / "host", tmp_path / "mount"
     host.mkdir()
     mount.mkdir()
     for directory in ("work", "other/deep", "one/dir", "two"):
         (host / directory).mkdir(parents=True)
         (host / directory / "file").write_text(f"in {directory}")
-    subprocess.run([bindfs, str(host), str(mount)], check=True)
-    try:
+    with bindfs_mount(host, mount):
         yield host, mount
-    finally:
-        subprocess.run(["fusermount", "-u", str(mount)], check=False)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def polling(daemons: DaemonPool, mount: Path, dst: Path, period: float) -> Daemon:

@@ -6,14 +6,12 @@ the mount do raise events, as on a share that forwards them: there inotify is en
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import DaemonPool, daemon_args, wait_for_mirror, wait_until
+from helpers import DaemonPool, bindfs_mount, daemon_args, wait_for_mirror, wait_until
 from pylsyncd.status import read_status
 
 LEARNING = "inotify+poll (learning)"
@@ -40,17 +38,11 @@ def watch_shown(status_file: Path) -> str:
 @pytest.fixture
 def host_mount(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(host side, mount): the mount shows the host side's files through bindfs."""
-    bindfs = shutil.which("bindfs")
-    assert bindfs, "bindfs is needed (apt-get install bindfs; ./dev test installs it as root)"
     host, mount = tmp_path / "host", tmp_path / "mount"
     host.mkdir()
     mount.mkdir()
-    subprocess.run([bindfs, str(host), str(mount)], check=True)
-    try:
+    with bindfs_mount(host, mount):
         yield host, mount
-    finally:
-        subprocess.run(["fusermount", "-u", str(mount)], check=False)
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("backend", ["direct", "rsync"])
