@@ -120,17 +120,9 @@ def _write(path: str, data: bytes) -> float:
     return time.perf_counter()
 
 
-def _holds(path: str, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as copy:
-            return copy.read() == data
-    except OSError:
-        return False
-
-
 def _arrival(written: str, copy: str, data: bytes, cap: float, every: float) -> float | None:
     closed = _write(written, data)
-    arrived = trees.wait_until(lambda: _holds(copy, data), cap, every)
+    arrived = trees.wait_until(lambda: trees.holds(copy, data), cap, every)
     return None if arrived is None else arrived - closed
 
 

@@ -32,6 +32,7 @@ def _samples(changes: dict[str, Any]) -> tuple[list[float], int]:
 
 
 def seconds_text(seconds: float) -> str:
+    """A duration as the pages write it: ms below a second, s above."""
     if seconds < 0.01:
         return f"{seconds * 1e3:.2f} ms"
     if seconds < 1:

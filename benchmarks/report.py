@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.mount_report import mount_section
+from benchmarks.mount_report import mount_section, seconds_text
 
 Results = dict[str, Any]
 
@@ -40,14 +40,6 @@ class Target:
     workload: str
     target: str
     met: Callable[[Results, str], bool | None]
-
-
-def seconds_text(seconds: float) -> str:
-    if seconds < 0.01:
-        return f"{seconds * 1e3:.2f} ms"
-    if seconds < 1:
-        return f"{seconds * 1e3:.0f} ms"
-    return f"{seconds:.2f} s"
 
 
 def figure_text(figure: Figure | None) -> str:

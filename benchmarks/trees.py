@@ -146,6 +146,15 @@ def _listing(root: str) -> dict[str, tuple[str, int]]:
     return found
 
 
+def holds(path: str, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data` (False while it is missing)."""
+    try:
+        with open(path, "rb") as copy:
+            return copy.read() == data
+    except OSError:
+        return False
+
+
 def same_tree(source: str, replica: str) -> bool:
     """True when `replica` has exactly the source's entries, types, sizes and file contents."""
     listing = _listing(source)

@@ -137,7 +137,7 @@ class LiveRun:
             os.write(descriptor, data)
             os.close(descriptor)
             closed = time.perf_counter()
-            arrived = trees.wait_until(functools.partial(_holds, copy, data), _EDIT_TIMEOUT, 0)
+            arrived = trees.wait_until(functools.partial(trees.holds, copy, data), _EDIT_TIMEOUT, 0)
             if arrived is None:
                 complete = False
                 break
@@ -219,14 +219,6 @@ class LiveRun:
         removed = time.perf_counter()
         nothing = trees.ReplicaProgress(self.replica, trees.ExpectedTree())
         return self._measure(removed, nothing, f"{self.replica}/renamed", cpu_before, sampler)
-
-
-def _holds(path: str, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as copy:
-            return copy.read() == data
-    except OSError:
-        return False
 
 
 def measure_idle(peer: Peer, root: str, sizes: Sizes) -> IdleCost:
