@@ -7,128 +7,35 @@ tuple and a full path string per entry cost about 300 bytes; a record costs its 
 bytes per entry, plus one key per directory. An idle rescan of a directory builds the same bytes
 and compares them with the record, in C; only a directory that changed is ever decoded.
 
-A directory's mtime changes whenever an entry is added, removed or renamed in it, so when it is
-the one its record was listed at, the names are those of the record: a rescan then stats them
-(an edit in place changes a file's stat only) without listing the directory again, which on a
-FUSE or network mount spares the open, the readdirs and the close. An mtime is trusted so only
-when it lies well before the record was listed (`trusted_before_ns`): a change within the same
-clock tick as the listing would leave it as it was.
+How a record is read from a directory at the fewest stats is `directory_listing`.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
+import struct
 import sys
 from array import array
 from collections.abc import Iterator
 
-from pylsyncd.watch import ExcludePredicate
 from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE, Entry, Snapshot
 
 _TYPE, _PERMISSIONS = 0o170000, 0o7777
-_OPEN_ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_OPEN_DIRECTORY = _OPEN_ROOT | os.O_NOFOLLOW  # replaced by a symlink since it was listed: skip it
-_VANISHED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
-_FIELDS = 4
-_HEADER = 3  # count, the directory's mtime_ns, its inode
+FIELDS = 4  # per entry: mode, size, mtime_ns, inode
+HEADER = 3  # count, the directory's mtime_ns, its inode
+_HEADER_LAYOUT = struct.Struct(f"{HEADER}q")
 Record = bytes
 
 
-def list_directory(
-    root: str,
-    relative: str,
-    excluded: ExcludePredicate | None,
-    known: Record | None = None,
-    trusted_before_ns: int | None = None,
-) -> tuple[Record, tuple[int, int, int, int]]:
-    """The record of the directory `relative` below `root` ("" is the root), and its own
-    (mode, size, mtime_ns, inode). Raises OSError when it cannot be listed; an entry that
-    vanished between the listing and its stat is left out. With the `known` record of the
-    directory, its names are reused when its mtime says they are still its names (see above)."""
-    path = os.path.join(root, relative) if relative else root
-    if known is not None and trusted_before_ns is not None:
-        restatted = _restat(path, relative, known, trusted_before_ns)
-        if restatted is not None:
-            return restatted
-    fd = os.open(path, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
-    try:
-        own = os.fstat(fd)
-        stats = array("q", [0, own.st_mtime_ns, own.st_ino])
-        names: list[str] = []
-        prefix = relative + "/" if relative else ""
-        # The hot loop runs once per entry: what it uses is bound to local names. Listing an
-        # open directory makes entry.stat() an fstatat() relative to it, which spares the kernel
-        # a walk of the whole path for every entry.
-        extend, add_name, directory_type, type_mask = (
-            stats.extend,
-            names.append,
-            DIRECTORY_TYPE,
-            _TYPE,
-        )
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                name = entry.name
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as error:
-                    if error.errno in _VANISHED:
-                        continue
-                    raise  # the directory as a whole keeps its last listing
-                mode = st.st_mode
-                if excluded is not None and excluded(
-                    prefix + name, mode & type_mask == directory_type
-                ):
-                    continue
-                extend((mode, st.st_size, st.st_mtime_ns, st.st_ino))
-                add_name(name)
-        stats[0] = len(names)
-        record = stats.tobytes() + "/".join(names).encode("utf-8", "surrogateescape")
-        return record, (own.st_mode, own.st_size, own.st_mtime_ns, own.st_ino)
-    finally:
-        os.close(fd)
-
-
-def _restat(
-    path: str, relative: str, known: Record, trusted_before_ns: int
-) -> tuple[Record, tuple[int, int, int, int]] | None:
-    """The record with fresh stats of the known names, or None when the directory's mtime does
-    not vouch for them (or one of them is gone after all)."""
-    own = os.stat(path, follow_symlinks=not relative)
-    count, mtime, inode = _header(known)
-    if (
-        not stat.S_ISDIR(own.st_mode)
-        or own.st_mtime_ns != mtime
-        or own.st_ino != inode
-        or mtime >= trusted_before_ns
-    ):
-        return None
-    end = 8 * (_HEADER + _FIELDS * count)
-    stats = array("q", [count, mtime, inode])
-    if count:
-        lstat, extend, below = os.lstat, stats.extend, path + "/"
-        try:
-            for name in known[end:].decode("utf-8", "surrogateescape").split("/"):
-                st = lstat(below + name)
-                extend((st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
-        except OSError as error:
-            if error.errno in _VANISHED:
-                return None
-            raise
-    record = stats.tobytes() + known[end:]
-    return record, (own.st_mode, own.st_size, own.st_mtime_ns, own.st_ino)
-
-
-def _header(record: Record) -> tuple[int, int, int]:
-    header = array("q", record[: 8 * _HEADER])
-    return header[0], header[1], header[2]
+def header(record: Record) -> tuple[int, int, int]:
+    """The entry count, and the directory's mtime_ns and inode when it was listed."""
+    count, mtime, inode = _HEADER_LAYOUT.unpack_from(record)
+    return count, mtime, inode
 
 
 def encode(entries: dict[str, Entry], listed: Record) -> Record:
     """The record of a listing given as name -> entry, with the header of the `listed` record
     (the directory's mtime and inode when it was listed)."""
-    _, mtime, inode = _header(listed)
+    _, mtime, inode = header(listed)
     stats = array("q", [len(entries), mtime, inode])
     for kind, size, mtime, inode, permissions in entries.values():
         stats.extend((kind | permissions, size, mtime, inode))
@@ -140,8 +47,8 @@ def decode(record: Record) -> dict[str, Entry]:
     count = _count(record)
     if not count:
         return {}
-    end = 8 * (_HEADER + _FIELDS * count)
-    stats = array("q", record[8 * _HEADER : end])
+    end = 8 * (HEADER + FIELDS * count)
+    stats = array("q", record[8 * HEADER : end])
     names = record[end:].decode("utf-8", "surrogateescape").split("/")
     return {
         name: (
@@ -151,14 +58,14 @@ def decode(record: Record) -> dict[str, Entry]:
             stats[i + 3],
             stats[i + 0] & _PERMISSIONS,
         )
-        for name, i in zip(names, range(0, _FIELDS * count, _FIELDS), strict=True)
+        for name, i in zip(names, range(0, FIELDS * count, FIELDS), strict=True)
     }
 
 
 def inodes(record: Record) -> array[int]:
     """The inode of each entry in `record`."""
     count = _count(record)
-    return array("q", record[8 * _HEADER : 8 * (_HEADER + _FIELDS * count)])[3::_FIELDS]
+    return array("q", record[8 * HEADER : 8 * (HEADER + FIELDS * count)])[3::FIELDS]
 
 
 def _count(record: Record) -> int:

@@ -24,7 +24,8 @@ import logging
 
 from pylsyncd.events import Event, EventKind, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate
-from pylsyncd.watch.dir_table import DirectoryTable, as_entry, decode, encode, list_directory
+from pylsyncd.watch.dir_table import DirectoryTable, as_entry, decode, encode
+from pylsyncd.watch.directory_listing import DirectoryLister
 from pylsyncd.watch.listing_changes import (
     Changes,
     arrivals,
@@ -66,8 +67,7 @@ class TreeRescan:
         self.unlisted: set[str] = set()  # directories whose listing fails (EACCES, EIO)
         self._moved: list[str] = []  # directories renamed by this tick's events
         self._listed: dict[str, bytes] = {}  # this tick's listings of the changed directories
-        # A directory mtime before this vouches for the names of a record (see `dir_table`).
-        self._trusted_ns: int | None = None
+        self.lister = DirectoryLister(root, excluded)
 
     def load(self, top: str) -> list[str]:
         """Record `top` and everything below it as it is now (no events); its directories
@@ -77,7 +77,7 @@ class TreeRescan:
         while stack:
             directory = stack.pop()
             try:
-                record, own = list_directory(self.root, directory, self.excluded)
+                record, own = self.lister.list(directory)
             except OSError as error:
                 if not directory:
                     raise
@@ -104,13 +104,16 @@ class TreeRescan:
             del self.held[path]  # its directory went away, or moved: no longer a candidate
         due = [*due, *self.soon, *(parent_of(p) for p, until in self.held.items() if until <= now)]
         self.soon = set()
-        self._trusted_ns = None if racy_from_ns is None else racy_from_ns - _TRUST_MARGIN_NS
-        events = self._rescan_once(due, racy_from_ns, now)
-        for _ in range(_SEARCH_ROUNDS):  # renamed directories: what changed inside them, now
-            moved, self._moved = self._moved, []
-            if not moved:
-                break
-            events += self._rescan_once(moved, racy_from_ns, now)
+        self.lister.begin_tick(None if racy_from_ns is None else racy_from_ns - _TRUST_MARGIN_NS)
+        try:
+            events = self._rescan_once(due, racy_from_ns, now)
+            for _ in range(_SEARCH_ROUNDS):  # renamed directories: what changed inside them, now
+                moved, self._moved = self._moved, []
+                if not moved:
+                    break
+                events += self._rescan_once(moved, racy_from_ns, now)
+        finally:
+            self.lister.end_tick()
         return events
 
     def _rescan_once(self, due: list[str], racy_from_ns: int | None, now: float) -> list[Event]:
@@ -146,9 +149,7 @@ class TreeRescan:
                 continue
             seen.add(directory)
             try:
-                record, own = list_directory(
-                    self.root, directory, self.excluded, records.get(directory), self._trusted_ns
-                )
+                record, own = self.lister.list(directory, records.get(directory))
             except OSError as error:
                 if not directory:
                     raise
