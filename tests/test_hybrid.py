@@ -48,6 +48,7 @@ class FakeRescans:
 
     queued: list[list[Event]] = field(default_factory=list)
     settled: list[bool] = field(default_factory=list)
+    heated: list[Event] = field(default_factory=list)
 
     def start(self) -> None:
         pass
@@ -60,6 +61,9 @@ class FakeRescans:
 
     def settle(self, forwarded: bool) -> None:
         self.settled.append(forwarded)
+
+    def heat(self, events: list[Event]) -> None:
+        self.heated.extend(events)
 
     def wake(self) -> None:
         pass
@@ -118,6 +122,16 @@ def test_a_change_inotify_reported_is_not_reported_again_by_the_rescan(rig: Rig)
     write(rig.root / "f", "through the mount")
     assert rig.reported(Event(C, "f"), Event(M, "f")) == [Event(C, "f"), Event(M, "f")]
     assert rig.rescan(Event(C, "f")) == []
+
+
+def test_what_inotify_reports_heats_the_rescans_there(rig: Rig) -> None:
+    # Where someone works through the mount is where the host may write next (an editor on the
+    # host, a generator in the container): rescanned at the hot rate from now.
+    (rig.root / "d").mkdir()
+    write(rig.root / "d" / "f", "x")
+    rig.reported(Event(M, "d/f"))
+    rig.rescan(Event(M, "d/f"), late=(Event(C, "e"),))
+    assert rig.rescans.heated == [Event(M, "d/f"), Event(C, "e")]
 
 
 def test_a_change_after_the_report_is_kept(rig: Rig) -> None:

@@ -97,14 +97,41 @@ def test_where_a_change_was_found_is_hot_then_demoted(
     assert watcher.schedule.hot() == []  # demoted HOT_FOR after its last change
 
 
-def test_settle_forwarded_turns_the_hot_set_off(
-    src: Path, watcher: PollWatcher, clock: FakeClock
+def test_settle_forwarded_turns_the_hot_set_off_and_slows_to_the_safety_net(
+    src: Path, clock: FakeClock
 ) -> None:
-    watcher.schedule.touch(["a1"])
-    watcher.settle(True)
-    assert watcher.schedule.hot() == []
-    watcher.settle(False)
-    assert watcher.schedule.hot() == ["a1"]
+    safety = 4 * PERIOD
+    watcher = PollWatcher(
+        str(src),
+        interval=INTERVAL,
+        period=PERIOD,
+        hot_for=HOT_FOR,
+        clock=clock,
+        safety_period=safety,
+    )
+    watcher.start()
+    try:
+        watcher.schedule.touch(["a1"])
+        watcher.settle(True)
+        assert watcher.schedule.hot() == []
+        # The cold pass now goes round once per safety period, not per period.
+        laps = watcher.schedule.laps
+        for _ in range(int(2 * PERIOD / INTERVAL)):
+            tick(watcher, clock)
+        assert watcher.schedule.laps == laps  # not even one pass in two periods
+        for _ in range(int(safety / INTERVAL)):
+            tick(watcher, clock)
+        assert watcher.schedule.laps > laps
+        watcher.schedule.touch(["a1"])
+        assert watcher.schedule.hot() == []
+        watcher.settle(False)
+        assert watcher.schedule.hot() == ["a1"]
+        laps = watcher.schedule.laps
+        for _ in range(int(PERIOD / INTERVAL) + 1):
+            tick(watcher, clock)
+        assert watcher.schedule.laps > laps  # back to one pass per period
+    finally:
+        watcher.close()
 
 
 def test_a_subdirectory_whose_mtime_changed_is_listed_in_the_same_tick(
@@ -183,3 +210,10 @@ def test_a_storm_in_one_directory_does_not_hide_a_change_elsewhere(
             created.add(event.path)
     assert {f"a9/storm{step}-{i}" for step in range(30) for i in range(20)} <= created
     assert "a2/sub/g" in created
+
+
+def test_changes_reported_by_inotify_heat_their_directories(
+    watcher: PollWatcher, clock: FakeClock
+) -> None:
+    watcher.heat([Event(M, "a2/sub/g"), Event(MV, "a3/f", target="a5/f")])
+    assert sorted(watcher.schedule.hot()) == ["a2/sub", "a3", "a5"]

@@ -219,6 +219,12 @@ SETTINGS = (
         kind=seconds(parse_poll_interval), default=60.0,
     ),
     Setting(
+        "poll_safety_period", _PAIR, "--poll-safety-period",
+        "seconds for one pass of the rescans over the whole tree once a hybrid learned that the "
+        "mount forwards events (inotify reports its changes): a safety net",
+        kind=seconds(parse_poll_interval), default=600.0,
+    ),
+    Setting(
         "status_file", _DAEMON, "--status-file",
         "JSON file where the daemon keeps each pair's state, read by `pylsyncd health` and "
         "`pylsyncd status`; the Docker image sets /run/pylsyncd/status.json",
@@ -271,6 +277,7 @@ class PairConfig:
     poll_interval: float = _DEFAULT["poll_interval"]
     poll_period: float = _DEFAULT["poll_period"]
     poll_hot_for: float = _DEFAULT["poll_hot_for"]
+    poll_safety_period: float = _DEFAULT["poll_safety_period"]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class WatcherChoice:
         self.poll_interval = config.poll_interval
         self.poll_period = config.poll_period
         self.poll_hot_for = config.poll_hot_for
+        self.poll_safety_period = config.poll_safety_period
         self.excludes = excludes
 
     def chosen(self) -> Watcher:
@@ -80,8 +81,10 @@ class WatcherChoice:
 
     def _remember_for(self) -> float:
         """How long the hybrid keeps what inotify reported: past the rescans' next look at it,
-        which a cold pass of POLL_PERIOD and a held departure may both delay."""
-        return max(REMEMBER_FOR, 2 * self.poll_period + 2 * self.poll_interval)
+        which a cold pass (of POLL_PERIOD, or of POLL_SAFETY_PERIOD on a mount that forwards
+        events) and a held departure may both delay."""
+        longest = max(self.poll_period, self.poll_safety_period)
+        return max(REMEMBER_FOR, 2 * longest + 2 * self.poll_interval)
 
     def _poll_watcher(self) -> PollWatcher:
         return PollWatcher(
@@ -90,6 +93,7 @@ class WatcherChoice:
             interval=self.poll_interval,
             period=self.poll_period,
             hot_for=self.poll_hot_for,
+            safety_period=self.poll_safety_period,
         )
 
 

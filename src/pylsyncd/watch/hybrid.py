@@ -299,6 +299,7 @@ class HybridWatcher:
         if reports is None:
             return events + self.rescans.read(0)
         reports.record(events)
+        self.rescans.heat(events)
         polled = self.rescans.read(0)
         if not polled:
             return events
@@ -306,6 +307,7 @@ class HybridWatcher:
         # rescan, so it covers whatever the rescan saw of the same entries.
         late = self.fast.read(0)
         reports.record(late)
+        self.rescans.heat(late)
         verdicts = [(event, reports.verdict(event)) for event in polled]
         kept = [event for event, verdict in verdicts if verdict is not Verdict.COVERED]
         covered = [event for event, verdict in verdicts if verdict is Verdict.COVERED]

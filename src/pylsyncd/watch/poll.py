@@ -21,8 +21,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 
-from pylsyncd.events import Event
+from pylsyncd.events import Event, parent_of
 from pylsyncd.watch import ExcludePredicate
 from pylsyncd.watch.dir_table import DirectoryTable
 from pylsyncd.watch.scan_schedule import Clock, ScanSchedule
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 0.2
 DEFAULT_PERIOD = 10.0
 DEFAULT_HOT_FOR = 60.0
+DEFAULT_SAFETY_PERIOD = 600.0
 
 
 class PollWatcher:
@@ -47,21 +49,20 @@ class PollWatcher:
         period: float = DEFAULT_PERIOD,
         hot_for: float = DEFAULT_HOT_FOR,
         clock: Clock = time.monotonic,
+        safety_period: float = DEFAULT_SAFETY_PERIOD,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"poll interval must be positive, not {interval}")
-        if period <= 0:
-            raise ValueError(f"poll period must be positive, not {period}")
+        if period <= 0 or safety_period <= 0:
+            raise ValueError(f"poll periods must be positive, not {period}, {safety_period}")
         self.root = os.path.abspath(root)
         self.interval = interval
         self.period = period
+        self.safety_period = safety_period
         self._excluded = excludes
         self._clock = clock
         self.schedule = ScanSchedule(clock, interval, period, hot_for)
-        # A vanished name is held (as last seen) until the cold pass went round once more; when
-        # every tick is a whole pass (period <= interval) the rest of the tree was just seen.
-        hold_for = 0.0 if period <= interval else period + interval
-        self._tree = TreeRescan(self.root, excludes, self.schedule, clock, hold_for)
+        self._tree = TreeRescan(self.root, excludes, self.schedule, clock, self._hold_for(period))
         self._closed = threading.Event()
         self._woken = threading.Event()
         self._started = False
@@ -134,8 +135,24 @@ class PollWatcher:
 
     def settle(self, forwarded: bool) -> None:
         """Whether inotify is known to report this tree's changes (`forwarded`): then rescans are
-        only a safety net, the cold pass alone; otherwise the hot set is rescanned too."""
+        only a safety net, the cold pass alone at `safety_period`; otherwise the hot set is
+        rescanned too, and the cold pass goes round in `period`."""
+        period = self.safety_period if forwarded else self.period
         self.schedule.hot_enabled = not forwarded
+        self.schedule.period = period
+        self._tree.hold_for = self._hold_for(period)
+
+    def heat(self, events: Iterable[Event]) -> None:
+        """Changes reported by other means (inotify on a share that may forward only some):
+        where they happened is where someone works, so those directories join the hot set."""
+        self.schedule.touch(
+            parent_of(path) for event in events for path in (event.path, event.target) if path
+        )
+
+    def _hold_for(self, period: float) -> float:
+        # A vanished name is held (as last seen) until the cold pass went round once more; when
+        # every tick is a whole pass (period <= interval) the rest of the tree was just seen.
+        return 0.0 if period <= self.interval else period + self.interval
 
     def wake(self) -> None:
         self._woken.set()
