@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from helpers import Daemon, DaemonPool, bindfs_mount, daemon_args, wait_for_mirror, wait_until
+from pylsyncd.events import Event, EventKind
+from pylsyncd.watch.poll import PollWatcher
 
 INTERVAL = "0.05"
 
@@ -121,3 +123,30 @@ def test_a_change_made_during_a_storm_arrives(
             os.rename(host / "one" / "dir", host / "storm" / "dir")
     wait_for_mirror(mount, dst, timeout=30, daemon=daemon)
     daemon.stop()
+
+
+def test_a_hot_rescan_sees_host_changes_the_attribute_cache_still_hides(
+    tmp_path: Path, host_mount: tuple[Path, Path]
+) -> None:
+    # No daemon, a clock moved by hand: the tick runs within the mount's attribute cache time
+    # (1 s) of the stat that filled it, so only a stat that asks past the cache can see it.
+    host, mount = host_mount
+    now = [1000.0]
+    watcher = PollWatcher(str(mount), interval=0.2, period=100, hot_for=60, clock=lambda: now[0])
+    watcher.start()
+    try:
+        watcher.schedule.touch(["work"])
+        now[0] += 0.2
+        assert watcher.read(0) == []
+        file = mount / "work" / "file"
+        cached = file.stat().st_size
+        (host / "work" / "file").write_text("rewritten on the host, longer")
+        assert file.stat().st_size == cached  # the cache hides it (else this test proves nothing)
+        now[0] += 0.2
+        assert Event(EventKind.MODIFIED, "work/file") in watcher.read(0)
+        # A new name changes the directory's mtime, which the cache hides just the same.
+        (host / "work" / "new").write_text("new on the host")
+        now[0] += 0.2
+        assert Event(EventKind.CREATED, "work/new") in watcher.read(0)
+    finally:
+        watcher.close()

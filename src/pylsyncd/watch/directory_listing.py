@@ -25,6 +25,7 @@ from array import array
 
 from pylsyncd.watch import ExcludePredicate
 from pylsyncd.watch.dir_table import FIELDS, HEADER, Record, header
+from pylsyncd.watch.fresh_stat import FreshStat
 from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE
 
 Own = tuple[int, int, int, int]  # a directory's own (mode, size, mtime_ns, inode)
@@ -45,6 +46,7 @@ class DirectoryLister:
         # restats: what spares the directory's own stat when its turn comes in the same tick.
         # None between ticks (a whole-tree load remembers nothing).
         self.seen: dict[str, Own] | None = None
+        self._fresh = FreshStat()
 
     def begin_tick(self, trusted_before_ns: int | None) -> None:
         """A tick starts: only what it sees of directories spares a stat."""
@@ -54,23 +56,26 @@ class DirectoryLister:
     def end_tick(self) -> None:
         self.seen = None
 
-    def list(self, relative: str, known: Record | None = None) -> tuple[Record, Own]:
+    def list(
+        self, relative: str, known: Record | None = None, *, fresh: bool = False
+    ) -> tuple[Record, Own]:
         """The record of the directory `relative`, and its own (mode, size, mtime_ns, inode).
         Raises OSError when it cannot be listed; an entry that vanished between the listing and
         its stat is left out. With the `known` record of the directory, its names are reused
-        when its mtime says they are still its names (see above)."""
+        when its mtime says they are still its names (see above). `fresh` (the hot set) asks
+        the file server for every stat, past the kernel's attribute cache (`fresh_stat`)."""
         path = self.root + "/" + relative if relative else self.root
         if known is not None and self.trusted_before_ns is not None:
-            restatted = self._restat(path, relative, known, self.trusted_before_ns)
+            restatted = self._restat(path, relative, known, self.trusted_before_ns, fresh)
             if restatted is not None:
                 return restatted
         fd = os.open(path, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
         try:
-            own = os.fstat(fd)
-            stats = array("q", [0, own.st_mtime_ns, own.st_ino])
+            own = self._fresh.fstat(fd) if fresh else _stats(os.fstat(fd))
+            stats = array("q", [0, own[2], own[3]])
             names: list[str] = []
             prefix = relative + "/" if relative else ""
-            excluded, seen = self.excluded, self.seen
+            excluded, seen, stat_at = self.excluded, self.seen, self._fresh.stat_at
             # The hot loop runs once per entry: what it uses is bound to local names. Listing
             # an open directory makes entry.stat() an fstatat() relative to it, which spares the
             # kernel a walk of the whole path for every entry.
@@ -79,28 +84,30 @@ class DirectoryLister:
                 for entry in entries:
                     name = entry.name
                     try:
-                        st = entry.stat(follow_symlinks=False)
+                        if fresh:
+                            entry_stats = stat_at(fd, name)
+                        else:
+                            st = entry.stat(follow_symlinks=False)
+                            entry_stats = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
                     except OSError as error:
                         if error.errno in _VANISHED:
                             continue
                         raise  # the directory as a whole keeps its last listing
-                    mode = st.st_mode
-                    is_directory = mode & _TYPE == directory_type
+                    is_directory = entry_stats[0] & _TYPE == directory_type
                     if excluded is not None and excluded(prefix + name, is_directory):
                         continue
-                    entry_stats = (mode, st.st_size, st.st_mtime_ns, st.st_ino)
                     extend(entry_stats)
                     add_name(name)
                     if is_directory and seen is not None:
                         seen[prefix + name] = entry_stats
             stats[0] = len(names)
             record = stats.tobytes() + "/".join(names).encode("utf-8", "surrogateescape")
-            return record, (own.st_mode, own.st_size, own.st_mtime_ns, own.st_ino)
+            return record, own
         finally:
             os.close(fd)
 
     def _restat(
-        self, path: str, relative: str, known: Record, trusted_before_ns: int
+        self, path: str, relative: str, known: Record, trusted_before_ns: int, fresh: bool
     ) -> tuple[Record, Own] | None:
         """The record with fresh stats of the known names, or None when the directory's mtime
         does not vouch for them (or one of them is gone after all)."""
@@ -108,26 +115,36 @@ class DirectoryLister:
         if mtime >= trusted_before_ns:
             return None
         seen = self.seen
-        own = None if seen is None else seen.get(relative)
+        # A hot directory's own stat is fresh too: the parent's may come from the cache.
+        own = None if seen is None or fresh else seen.get(relative)
         if own is None:
-            st = os.stat(path, follow_symlinks=not relative)
-            own = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+            if fresh:
+                own = self._fresh.lstat(path) if relative else self._fresh.stat(path)
+            else:
+                own = _stats(os.stat(path, follow_symlinks=not relative))
         if not stat.S_ISDIR(own[0]) or own[2] != mtime or own[3] != inode:
             return None
         end = 8 * (HEADER + FIELDS * count)
         stats = array("q", [count, mtime, inode])
         if count:
-            lstat, extend, below = os.lstat, stats.extend, path + "/"
+            extend, below = stats.extend, path + "/"
             prefix, directory_type = relative + "/" if relative else "", DIRECTORY_TYPE
             try:
                 for name in known[end:].decode("utf-8", "surrogateescape").split("/"):
-                    st = lstat(below + name)
-                    entry_stats = (mode := st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+                    if fresh:
+                        entry_stats = self._fresh.lstat(below + name)
+                    else:
+                        st = os.lstat(below + name)
+                        entry_stats = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
                     extend(entry_stats)
-                    if mode & _TYPE == directory_type and seen is not None:
+                    if entry_stats[0] & _TYPE == directory_type and seen is not None:
                         seen[prefix + name] = entry_stats
             except OSError as error:
                 if error.errno in _VANISHED:
                     return None
                 raise
         return stats.tobytes() + known[end:], own
+
+
+def _stats(st: os.stat_result) -> Own:
+    return st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino

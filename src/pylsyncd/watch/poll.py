@@ -110,7 +110,7 @@ class PollWatcher:
             self._laps = self.schedule.laps
             self._lap_ns = (self._lap_ns[1], started_ns)
         try:
-            events = self._tree.rescan(due, self._lap_ns[0])
+            events = self._tree.rescan(due, self._lap_ns[0], set(self.schedule.hot()))
         except OSError as error:
             # The root is gone or unreadable (an unmounted share): report nothing rather than a
             # deletion of everything; the first tick that works reports what changed meanwhile.

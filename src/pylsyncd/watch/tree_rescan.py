@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Collection
 
 from pylsyncd.events import Event, EventKind, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate
@@ -68,6 +69,7 @@ class TreeRescan:
         self._moved: list[str] = []  # directories renamed by this tick's events
         self._listed: dict[str, bytes] = {}  # this tick's listings of the changed directories
         self.lister = DirectoryLister(root, excluded)
+        self._hot: Collection[str] = ()  # this tick's hot set
 
     def load(self, top: str) -> list[str]:
         """Record `top` and everything below it as it is now (no events); its directories
@@ -97,9 +99,13 @@ class TreeRescan:
         self.schedule.add(found)
         return found
 
-    def rescan(self, due: list[str], racy_from_ns: int | None) -> list[Event]:
-        """Rescan `due` (and what their listings show must be) and return the events."""
+    def rescan(
+        self, due: list[str], racy_from_ns: int | None, hot: Collection[str] = ()
+    ) -> list[Event]:
+        """Rescan `due` (and what their listings show must be) and return the events; the `hot`
+        directories with fresh stats, past the kernel's attribute cache."""
         now = self.clock()
+        self._hot = hot
         for path in [path for path in self.held if parent_of(path) not in self.schedule]:
             del self.held[path]  # its directory went away, or moved: no longer a candidate
         due = [*due, *self.soon, *(parent_of(p) for p, until in self.held.items() if until <= now)]
@@ -149,7 +155,9 @@ class TreeRescan:
                 continue
             seen.add(directory)
             try:
-                record, own = self.lister.list(directory, records.get(directory))
+                record, own = self.lister.list(
+                    directory, records.get(directory), fresh=directory in self._hot
+                )
             except OSError as error:
                 if not directory:
                     raise
