@@ -36,6 +36,7 @@ _MIB = 1024 * 1024
 PYLSYNCD = Peer("pylsyncd", "direct")
 LSYNCD = Peer("lsyncd", "direct")
 MUTAGEN_POLL_SECONDS = 10.0  # mutagen's published default poll period: a reference, not run
+SLOW_PERIOD = 60.0  # POLL_PERIOD of the idle reference run
 
 
 @dataclass
@@ -74,6 +75,9 @@ class MountTree:
     hot: Changes
     storm: TreeChange
     complete: bool
+    # The trade POLL_PERIOD offers: idle CPU with a slower cold pass (a reference, no target).
+    slow_period_seconds: float
+    slow_period_idle: IdleWindow
 
 
 @dataclass
@@ -218,9 +222,27 @@ class MountBench:
                 forwarded_ready, watch_line(daemon.log_path), edit, forwarded_idle
             )
         progress(f"mount: forwarded {forwarded}")
+        slow = f"{SLOW_PERIOD:g}"
+        with self._daemon(
+            mount.mount, replica, "slow", "--no-init", "--poll-period", slow
+        ) as daemon:
+            daemon.wait_ready(_READY_TIMEOUT)
+            slow_idle = _settle_and_measure(daemon, mount, sizes.settle, sizes.window)
+        progress(f"mount: POLL_PERIOD={slow}: idle {slow_idle}")
         subprocess.run(["rm", "-rf", replica], check=True)
         tree = MountTree(
-            sizes.dirs, entries, find, ready, watching, idle, cold, hot, storm, complete
+            sizes.dirs,
+            entries,
+            find,
+            ready,
+            watching,
+            idle,
+            cold,
+            hot,
+            storm,
+            complete,
+            SLOW_PERIOD,
+            slow_idle,
         )
         return tree, forwarded
 

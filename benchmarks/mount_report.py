@@ -143,6 +143,16 @@ def reference_rows(mount: dict[str, Any]) -> list[list[str]]:
     for key in ("tree", "big_tree"):
         if key in mount:
             rows.append(["`find` through the mount, one full pass", _find_text(mount[key]["find"])])
+    if "tree" in mount and "slow_period_idle" in mount["tree"]:
+        tree = mount["tree"]
+        slow, period = tree["slow_period_idle"], tree["slow_period_seconds"]
+        rows.append(
+            [
+                f"idle CPU, {tree['entries']:,} entries, `POLL_PERIOD={period:g}`",
+                f"{slow['cpu_percent']:.2f} % ({slow['cpu_seconds'] * 1e3:.0f} ms in"
+                f" {slow['window_seconds']:g} s; bindfs {slow['fuse_cpu_percent']:.2f} %)",
+            ]
+        )
     if "tree" in mount:
         idle = mount["tree"]["idle"]
         rows.append(

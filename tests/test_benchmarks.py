@@ -101,7 +101,7 @@ def test_harness_measures_a_host_mount(tmp_path: Path) -> None:
     assert None not in forwarded["edit"]["seconds"]
     assert tree["storm"]["complete"] and tree["complete"]
     assert big["entries"] == big["find"]["entries"] > tree["entries"]
-    for idle in (tree["idle"], forwarded["idle"], big["idle"]):
+    for idle in (tree["idle"], tree["slow_period_idle"], forwarded["idle"], big["idle"]):
         assert idle["rss_mb"] > 0 and idle["cpu_seconds"] >= 0
     if "lsyncd" in mount:
         # lsyncd runs, and sees what is written through the mount.
@@ -109,5 +109,6 @@ def test_harness_measures_a_host_mount(tmp_path: Path) -> None:
     page = (tmp_path / "out" / "benchmarks.md").read_text()
     section = page.split("## Host mounts without inotify (bindfs)")[1].split("\n## ")[0]
     assert section.count(" | met |") + section.count(" | **missed** |") == MOUNT_TARGETS
+    assert f"`POLL_PERIOD={tree['slow_period_seconds']:g}`" in section
     # No mount is left behind.
     assert not (tmp_path / "pylsyncd-bench" / "mount").exists()
