@@ -217,3 +217,27 @@ def test_changes_reported_by_inotify_heat_their_directories(
 ) -> None:
     watcher.heat([Event(M, "a2/sub/g"), Event(MV, "a3/f", target="a5/f")])
     assert sorted(watcher.schedule.hot()) == ["a2/sub", "a3", "a5"]
+
+
+def test_a_long_tick_is_followed_by_a_rest_three_times_as_long(src: Path, clock: FakeClock) -> None:
+    # The exclude predicate runs once per entry listed: here it is where the tick's time goes.
+    per_entry = [0.0]
+
+    def slow_excludes(path: str, is_dir: bool) -> bool:
+        clock.now += per_entry[0]
+        return False
+
+    watcher = PollWatcher(
+        str(src), slow_excludes, interval=INTERVAL, period=PERIOD, hot_for=HOT_FOR, clock=clock
+    )
+    watcher.start()
+    try:
+        watcher.schedule.touch(["a1"])
+        (src / "a1" / "new").write_text("x")  # a1 is listed again: f, sub and new
+        per_entry[0] = 2.0
+        clock.now += INTERVAL
+        assert Event(C, "a1/new") in watcher.read(0)
+        per_entry[0] = 0.0
+        assert watcher.due_in() >= 3 * 3 * 2.0  # the tick took at least 6 s
+    finally:
+        watcher.close()

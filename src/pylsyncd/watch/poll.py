@@ -36,6 +36,7 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_PERIOD = 10.0
 DEFAULT_HOT_FOR = 60.0
 DEFAULT_SAFETY_PERIOD = 600.0
+_REST_PER_TICK = 3.0  # after a tick, a rest at least this many times as long
 
 
 class PollWatcher:
@@ -104,7 +105,7 @@ class PollWatcher:
             return []
         if wait > 0 and self._sleep(wait):
             return []
-        started, started_ns = time.monotonic(), time.time_ns()
+        started, started_ns, ticked = time.monotonic(), time.time_ns(), self._clock()
         due = self.schedule.tick()
         if self.schedule.laps != self._laps:
             self._laps = self.schedule.laps
@@ -122,7 +123,11 @@ class PollWatcher:
         if self._root_failing:
             log.info("%s can be scanned again", self.root)
             self._root_failing = False
-        self._due = self._clock() + self.interval
+        # A tick that took long (a hot set grown to thousands of entries by a storm, a slow
+        # share) is followed by a rest three times as long: rescans never take more than a
+        # quarter of the time, and the transfer of what they found gets the rest.
+        now = self._clock()
+        self._due = now + max(self.interval, _REST_PER_TICK * (now - ticked))
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(
                 "rescan of %d directories below %s: %d events (%.0f ms)",
