@@ -22,13 +22,13 @@ from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE, Entry, Snapshot
 _TYPE, _PERMISSIONS = 0o170000, 0o7777
 FIELDS = 4  # per entry: mode, size, mtime_ns, inode
 HEADER = 3  # count, the directory's mtime_ns, its inode
-_HEADER_LAYOUT = struct.Struct(f"{HEADER}q")
+HEADER_LAYOUT = struct.Struct(f"{HEADER}q")
 Record = bytes
 
 
 def header(record: Record) -> tuple[int, int, int]:
     """The entry count, and the directory's mtime_ns and inode when it was listed."""
-    count, mtime, inode = _HEADER_LAYOUT.unpack_from(record)
+    count, mtime, inode = HEADER_LAYOUT.unpack_from(record)
     return count, mtime, inode
 
 
