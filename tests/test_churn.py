@@ -247,7 +247,9 @@ class Churn:
 
 @pytest.mark.parametrize("seed", seeds())
 @pytest.mark.parametrize(
-    ("backend", "watch"), [("direct", "auto"), ("rsync", "auto"), ("direct", "poll")]
+    ("backend", "watch"),
+    # hybrid: inotify and rescans of the same tree, whose dedupe must never drop a change.
+    [("direct", "auto"), ("rsync", "auto"), ("direct", "poll"), ("direct", "hybrid")],
 )
 def test_random_churn_converges(
     tmp_path: Path, daemons: DaemonPool, backend: str, watch: str, seed: int
