@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
 from pylsyncd.pair.retry import Retry
@@ -149,6 +150,9 @@ class Pair:
             if self.stopping.wait(self._retry.backoff):
                 return
         self._retry.succeeded()
+        # What the watchers outgrew while they were built and what the comparison freed would
+        # otherwise stay resident for the daemon's life (see `heap`).
+        return_freed_memory()
         log.info(
             "%s: initial sync done: %s in %.1f s",
             self.name,
@@ -184,6 +188,7 @@ class Pair:
                 self.pending.requeue(batch)
                 self._retry.failed("full resync", resync.error)
                 return False
+            return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
         outcome = self._guarded(lambda: self.transfer.apply(batch))
         elapsed_ms = (time.monotonic() - started) * 1000
