@@ -1,5 +1,5 @@
 """Returning freed memory to the system (`pylsyncd.pair.heap`): the pages of chunks freed in the
-middle of the C heap leave the resident set, and a pair does it after its initial sync.
+middle of the C heap leave the resident set, and a pair does it before it goes live.
 
 Measured in resident kilobytes, not in time: the freed chunks are pinned below a live one, so
 without the call glibc keeps every page of them."""
@@ -54,15 +54,17 @@ def test_glibc_can_return_freed_memory() -> None:
     assert can_return_freed_memory() == (platform.libc_ver()[0] == "glibc")
 
 
-def test_a_pair_returns_freed_memory_after_its_initial_sync(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("init", [True, False])
+def test_a_pair_returns_freed_memory_before_it_goes_live(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, init: bool
 ) -> None:
+    # With or without an initial sync: the watchers' outgrown tables are freed memory too.
     caplog.set_level(logging.DEBUG, logger="pylsyncd")
     source, destination = tmp_path / "src", tmp_path / "dst"
     source.mkdir()
     destination.mkdir()  # as the supervisor makes it
     (source / "f").write_bytes(b"data")
-    config = PairConfig(source=str(source), destination=str(destination), delay=0.0)
+    config = PairConfig(source=str(source), destination=str(destination), delay=0.0, init=init)
     excludes = ExcludeRules(config.excludes)
     watchers = WatcherChoice("pair", replace(config, watch=WatchMode.INOTIFY), excludes.excludes)
     stopping = threading.Event()
@@ -83,11 +85,13 @@ def test_a_pair_returns_freed_memory_after_its_initial_sync(
         stopping.set()
         pair.wake()
         thread.join(DEADLINE)
-    assert (destination / "f").read_bytes() == b"data"
+    assert (destination / "f").exists() == init
     messages = [record.getMessage() for record in caplog.records]
-    done = next(i for i, m in enumerate(messages) if "initial sync done" in m)
+    done = [i for i, m in enumerate(messages) if "initial sync done" in m]
+    live = next(i for i, m in enumerate(messages) if ": live, watching" in m)
     returned = [i for i, m in enumerate(messages) if m.startswith("returned freed memory")]
     if can_return_freed_memory():
-        assert returned and returned[0] < done, messages
+        assert len(returned) == 1, messages
+        assert done[0] < returned[0] < live if init else returned[0] < live, messages
     else:
         assert not returned, messages

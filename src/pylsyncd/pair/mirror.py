@@ -101,6 +101,9 @@ class Pair:
         """Initial sync, then batches until stopping, then the final flush."""
         if self.config.init:
             self._initial_sync()
+        # What the watchers outgrew while they were built, and what the initial sync freed,
+        # would otherwise stay resident for the daemon's life (see `heap`).
+        return_freed_memory()
         self.ready.set()
         log.info("%s: live, watching %s", self.name, self.config.source)
         while self.pending.wait(self.config.delay, self.stopping):
@@ -150,9 +153,6 @@ class Pair:
             if self.stopping.wait(self._retry.backoff):
                 return
         self._retry.succeeded()
-        # What the watchers outgrew while they were built and what the comparison freed would
-        # otherwise stay resident for the daemon's life (see `heap`).
-        return_freed_memory()
         log.info(
             "%s: initial sync done: %s in %.1f s",
             self.name,
