@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
 from pylsyncd.pair.retry import Retry
@@ -100,6 +101,9 @@ class Pair:
         """Initial sync, then batches until stopping, then the final flush."""
         if self.config.init:
             self._initial_sync()
+        # What the watchers outgrew while they were built, and what the initial sync freed,
+        # would otherwise stay resident for the daemon's life (see `heap`).
+        return_freed_memory()
         self.ready.set()
         log.info("%s: live, watching %s", self.name, self.config.source)
         while self.pending.wait(self.config.delay, self.stopping):
@@ -184,6 +188,7 @@ class Pair:
                 self.pending.requeue(batch)
                 self._retry.failed("full resync", resync.error)
                 return False
+            return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
         outcome = self._guarded(lambda: self.transfer.apply(batch))
         elapsed_ms = (time.monotonic() - started) * 1000

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Callable
@@ -29,8 +28,9 @@ DirStat = Callable[[str], os.stat_result | None]
 
 # Temporary names: a random part per process and a counter, not random bytes per file (a
 # getrandom call each). O_EXCL turns the unlikely clash with a crashed daemon's leftover into a
-# failure that is retried under the next number.
-_TEMP_PREFIX = secrets.token_hex(3)
+# failure that is retried under the next number. os.urandom, not `secrets`: importing that loads
+# hashlib and OpenSSL's libcrypto, about 4 MiB of resident memory for the daemon's whole life.
+_TEMP_PREFIX = os.urandom(3).hex()
 _temp_numbers = itertools.count()
 
 

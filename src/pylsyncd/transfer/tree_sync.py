@@ -122,6 +122,8 @@ class TreeSync(Run):
         if path:
             self.touched.add(split(path)[0])
         self._sync_children(path, fd, recursive)
+        if recursive and path and self.defer is None:
+            self.set_times_now(path)
 
     def _sync_children(self, path: str, fd: int, recursive: bool) -> None:
         """Sync the entries (for a tree) and remove what the source no longer has (always).
