@@ -12,6 +12,8 @@ import pytest
 
 from pylsyncd.events import Event, EventKind
 from pylsyncd.watch.hybrid import CONFIRMATIONS, Forwarding, HybridWatcher, Reports, Verdict
+from pylsyncd.watch.inotify import InotifyWatcher
+from pylsyncd.watch.poll import PollWatcher
 
 C, M, A, D, MV, OV = (
     EventKind.CREATED,
@@ -368,3 +370,16 @@ def test_without_a_root_every_event_passes(tmp_path: Path) -> None:
     inotify, rescans = FakeInotify([[Event(C, "f")]]), FakeRescans([[Event(C, "f")]])
     hybrid = HybridWatcher(inotify, rescans)  # type: ignore[arg-type]
     assert hybrid.read(0) == [Event(C, "f"), Event(C, "f")]
+
+
+def test_inotify_and_the_rescans_hold_each_directory_path_once(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    root = str(tmp_path)
+    hybrid = HybridWatcher(InotifyWatcher(root), PollWatcher(root), root)
+    hybrid.start()
+    try:
+        polled = next(path for path in hybrid.rescans.directories() if path == "a/b")
+        table = hybrid.fast._table  # type: ignore[attr-defined]
+        assert table.path_of(table.wd_of("a/b")) is polled  # one string, not two
+    finally:
+        hybrid.close()

@@ -241,3 +241,13 @@ def test_a_long_tick_is_followed_by_a_rest_three_times_as_long(src: Path, clock:
         assert watcher.due_in() >= 3 * 3 * 2.0  # the tick took at least 6 s
     finally:
         watcher.close()
+
+
+def test_the_directories_are_held_once_by_the_table_and_the_schedule(
+    src: Path, watcher: PollWatcher
+) -> None:
+    table_keys = {id(path) for path in watcher.directories()}
+    ring_keys = {id(path) for path in watcher.schedule._ordered()}
+    assert len(table_keys) == len(watcher.schedule) == len(DIRECTORIES) * 2 + 1
+    assert ring_keys == table_keys  # the same strings, one dict
+    assert watcher.schedule._ring is watcher._tree.table.records

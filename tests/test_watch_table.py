@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pylsyncd.watch.watch_table import WatchTable
+from pylsyncd.watch.watch_table import PathsByWatch, WatchTable
 
 Step = Callable[[WatchTable], object]
 
@@ -297,3 +297,17 @@ def test_a_path_always_names_a_watch_that_names_it_back(
         for path, wd in table.watches_below("").items():
             assert table.path_of(wd) == path
         assert len(table) == len(table.wds())
+
+
+def test_paths_by_watch_keep_every_entry_when_holes_make_them_a_dict() -> None:
+    paths = PathsByWatch()
+    for wd in range(1, 101):
+        paths[wd] = f"d{wd}"
+    for wd in range(1, 100):
+        assert paths.pop(wd) == f"d{wd}"
+    assert paths.get(-1) is None and paths.get(10**6) is None  # an overflow's wd; beyond
+    far = 10**6  # many directories came and went: the list would be mostly holes
+    paths[far] = "far"
+    assert paths.get(far) == "far" and paths.get(100) == "d100"
+    assert len(paths) == 2 and paths.wds() == {100, far}
+    assert paths.pop(100) == "d100" and paths.pop(100) is None and len(paths) == 1

@@ -24,6 +24,9 @@ FIELDS = 4  # per entry: mode, size, mtime_ns, inode
 HEADER = 3  # count, the directory's mtime_ns, its inode
 HEADER_LAYOUT = struct.Struct(f"{HEADER}q")
 Record = bytes
+# The record of a directory that could never be listed (EACCES, EIO): no names, and an mtime no
+# directory has, so its next rescan lists it.
+UNLISTED: Record = HEADER_LAYOUT.pack(0, 0, 0)
 
 
 def header(record: Record) -> tuple[int, int, int]:

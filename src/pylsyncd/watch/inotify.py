@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 
 from pylsyncd.events import Event, EventKind
 from pylsyncd.watch import ExcludePredicate
@@ -93,13 +94,19 @@ class InotifyWatcher:
         """How many directories are watched now."""
         return len(self._table)
 
-    def start(self) -> None:
-        """Watch the whole tree; raises WatchLimitError when the kernel runs out of watches."""
+    def start(self, shared_paths: Mapping[str, str] | None = None) -> None:
+        """Watch the whole tree; raises WatchLimitError when the kernel runs out of watches.
+        `shared_paths` maps each directory's path to the string another table of the tree
+        holds for it, which the watches then share."""
         if self._inotify.fd >= 0:
             raise RuntimeError("InotifyWatcher.start() called twice")
         self._inotify.open()
         started = time.monotonic()
-        self._watches.watch_tree("", None)
+        self._watches.shared_paths = shared_paths or {}
+        try:
+            self._watches.watch_tree("", None)
+        finally:
+            self._watches.shared_paths = {}
         log.debug(
             "watching %d directories below %s (%.0f ms)",
             self.watch_count,

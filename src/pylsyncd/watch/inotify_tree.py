@@ -47,6 +47,9 @@ class TreeWatches:
         self._table = table
         self._add_watch_call = add_watch
         self._denied_reported = False
+        # path -> the same path as another table of this tree already holds it (the hybrid's
+        # rescans): a directory's path is then one string in memory, not two.
+        self.shared_paths: Mapping[str, str] = {}
 
     def watch_tree(self, top: str, out: list[Event | None] | None) -> set[int]:
         """Watch `top` and every directory below it that is not excluded; returns their wds.
@@ -79,7 +82,7 @@ class TreeWatches:
                         if out is not None:
                             out.append(Event(EventKind.CREATED, child, is_dir))
                         if is_dir:
-                            stack.append(child)
+                            stack.append(self.shared_paths.get(child, child))
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed since its watch was added: its deletion is reported
             except PermissionError:

@@ -62,8 +62,11 @@ class PollWatcher:
         self.safety_period = safety_period
         self._excluded = excludes
         self._clock = clock
-        self.schedule = ScanSchedule(clock, interval, period, hot_for)
-        self._tree = TreeRescan(self.root, excludes, self.schedule, clock, self._hold_for(period))
+        table = DirectoryTable()  # its directories are the schedule's ring: held once
+        self.schedule = ScanSchedule(clock, interval, period, hot_for, table.records)
+        self._tree = TreeRescan(
+            self.root, excludes, self.schedule, clock, self._hold_for(period), table
+        )
         self._closed = threading.Event()
         self._woken = threading.Event()
         self._started = False
@@ -89,6 +92,10 @@ class PollWatcher:
             (time.monotonic() - started) * 1000,
         )
         self._due = self._clock() + self.interval
+
+    def directories(self) -> Iterable[str]:
+        """The directories of the tree as last seen (relative paths, the root "")."""
+        return self._tree.table.records.keys()
 
     def due_in(self) -> float:
         """Seconds until the next tick is due (0 when it is)."""
@@ -169,6 +176,7 @@ class PollWatcher:
         # Replaced, not cleared: a rescan still running in the reader's thread keeps the one it
         # has, and its events are dropped (read() checks `_closed`).
         self._tree.table = DirectoryTable()
+        self.schedule.release()
 
     def _sleep(self, seconds: float) -> bool:
         """Wait `seconds`; True when woken or closed first (a wake is consumed)."""
@@ -180,8 +188,9 @@ class PollWatcher:
         """One whole pass over the tree as a flat snapshot, the root itself the entry ``""``;
         directories that cannot be listed keep their entries as this watcher last saw them.
         Raises OSError when the root cannot be listed."""
-        schedule = ScanSchedule(self._clock, 1, 1, 0)
-        fresh = TreeRescan(self.root, self._excluded, schedule, self._clock, 0)
+        table = DirectoryTable()
+        schedule = ScanSchedule(self._clock, 1, 1, 0, table.records)
+        fresh = TreeRescan(self.root, self._excluded, schedule, self._clock, 0, table)
         fresh.load("")
         snapshot = fresh.table.snapshot()
         known = self._tree.table

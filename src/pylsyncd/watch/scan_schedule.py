@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 Clock = Callable[[], float]
 _MOST_LATE = 2.0  # intervals of lateness a tick's cold slice makes up for
@@ -22,7 +23,17 @@ _MOST_LATE = 2.0  # intervals of lateness a tick's cold slice makes up for
 class ScanSchedule:
     """The hot set and the cold ring of one tree's directories (relative paths)."""
 
-    def __init__(self, clock: Clock, interval: float, period: float, hot_for: float) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        interval: float,
+        period: float,
+        hot_for: float,
+        ring: dict[str, Any] | None = None,
+    ) -> None:
+        """`ring`: the directories, as the keys of a dict their owner keeps (a tree's table of
+        100,000 directories need not be held twice); the owner adds and removes them and tells
+        the schedule (`add`, `remove`). Without one, the schedule keeps its own."""
         if interval <= 0 or period <= 0 or hot_for < 0:
             raise ValueError(f"bad schedule: interval {interval}, period {period}, hot {hot_for}")
         self.clock = clock
@@ -32,7 +43,8 @@ class ScanSchedule:
         self.hot_enabled = True  # off: only the cold pass runs (see PollWatcher.settle)
         # Insertion-ordered dict as the ring: the cursor is an index into a list rebuilt lazily
         # when directories come or go (rare next to ticks).
-        self._ring: dict[str, None] = {}
+        self._owned = ring is None
+        self._ring: dict[str, Any] = {} if ring is None else ring
         self._order: list[str] = []
         self._reordered = False  # the ring changed since `_order` was built
         self._cursor = 0
@@ -46,6 +58,9 @@ class ScanSchedule:
 
     def add(self, directories: Iterable[str]) -> None:
         """Directories that appeared: the cold ring reaches them last, having just seen them."""
+        if not self._owned:
+            self._reordered = True  # already in the owner's dict
+            return
         for directory in directories:
             if directory not in self._ring:
                 self._ring[directory] = None
@@ -54,7 +69,9 @@ class ScanSchedule:
     def remove(self, directories: Iterable[str]) -> None:
         """Directories that vanished (or were excluded): no longer rescanned."""
         for directory in directories:
-            if self._ring.pop(directory, 0) is None:
+            if not self._owned:
+                self._reordered = True  # already gone from the owner's dict
+            elif self._ring.pop(directory, 0) is None:
                 self._reordered = True
             self._hot.pop(directory, None)
 
@@ -103,6 +120,10 @@ class ScanSchedule:
             if directory not in seen:
                 due.append(directory)
         return due
+
+    def release(self) -> None:
+        """Forget every directory (the watcher closed): their memory can go."""
+        self._ring, self._order, self._hot, self._cursor = {}, [], {}, 0
 
     def _ordered(self) -> list[str]:
         if self._reordered:

@@ -25,7 +25,7 @@ from collections.abc import Collection
 
 from pylsyncd.events import Event, EventKind, parent_of, rebase
 from pylsyncd.watch import ExcludePredicate
-from pylsyncd.watch.dir_table import DirectoryTable, as_entry, decode, encode
+from pylsyncd.watch.dir_table import UNLISTED, DirectoryTable, as_entry, decode, encode
 from pylsyncd.watch.directory_listing import DirectoryLister
 from pylsyncd.watch.listing_changes import (
     Changes,
@@ -56,13 +56,15 @@ class TreeRescan:
         schedule: ScanSchedule,
         clock: Clock,
         hold_for: float,
+        table: DirectoryTable | None = None,
     ) -> None:
+        """`table`: the one `schedule` takes its ring from (its records' keys), if it does."""
         self.root = root
         self.excluded = excluded
         self.schedule = schedule
         self.clock = clock
         self.hold_for = hold_for
-        self.table = DirectoryTable()
+        self.table = table if table is not None else DirectoryTable()
         self.held: dict[str, float] = {}  # vanished path -> when it may be reported deleted
         self.soon: set[str] = set()  # directories to rescan at the next tick, once
         self.unlisted: set[str] = set()  # directories whose listing fails (EACCES, EIO)
@@ -85,6 +87,7 @@ class TreeRescan:
                     raise
                 if error.errno not in _VANISHED:
                     self._cannot_list(directory, error)
+                    self.table.records[directory] = UNLISTED  # rescanned all the same
                     found.append(directory)
                 continue
             if not directory:

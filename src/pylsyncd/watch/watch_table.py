@@ -17,12 +17,70 @@ from collections.abc import Callable, Iterable, Mapping
 from pylsyncd.events import is_within, rebase
 
 
+class PathsByWatch:
+    """wd -> path. The kernel numbers one inotify instance's watches 1, 2, 3, ... and reuses
+    none until the numbers wrap, so a list indexed by wd costs 8 bytes a watch where a dict
+    costs about 50 (5 MiB on 100,000 directories). After many directories came and went the
+    list is mostly holes: then a dict serves, for good."""
+
+    def __init__(self) -> None:
+        self._list: list[str | None] = []
+        self._dict: dict[int, str] | None = None
+        self._count = 0
+        self.get: Callable[[int], str | None] = self._from_list
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _from_list(self, wd: int) -> str | None:
+        paths = self._list
+        return paths[wd] if 0 <= wd < len(paths) else None  # an overflow's wd is -1
+
+    def __setitem__(self, wd: int, path: str) -> None:
+        if self._dict is not None:
+            self._count += wd not in self._dict
+            self._dict[wd] = path
+            return
+        paths = self._list
+        if wd >= len(paths):
+            if wd > 4 * self._count + 4096:  # mostly holes: a dict from now on
+                self._to_dict()
+                self[wd] = path
+                return
+            paths.extend([None] * (wd + 1 - len(paths)))
+        self._count += paths[wd] is None
+        paths[wd] = path
+
+    def pop(self, wd: int) -> str | None:
+        if self._dict is not None:
+            path = self._dict.pop(wd, None)
+        else:
+            path = self._from_list(wd)
+            if path is not None:
+                self._list[wd] = None
+        self._count -= path is not None
+        return path
+
+    def wds(self) -> set[int]:
+        if self._dict is not None:
+            return set(self._dict)
+        return {wd for wd, path in enumerate(self._list) if path is not None}
+
+    def clear(self) -> None:
+        self._list, self._dict, self._count, self.get = [], None, 0, self._from_list
+
+    def _to_dict(self) -> None:
+        self._dict = {wd: path for wd, path in enumerate(self._list) if path is not None}
+        self._list = []
+        self.get = self._dict.get
+
+
 class WatchTable:
     """The watched directories by watch descriptor and by path, the excluded directories seen,
     and the directories still waiting for a watch."""
 
     def __init__(self) -> None:
-        self._path_of: dict[int, str] = {}  # wd -> relative path of the watched directory
+        self._path_of = PathsByWatch()  # wd -> relative path of the watched directory
         self._wd_of: dict[str, int] = {}  # relative path -> wd
         # Excluded directories seen so far: a rename can make their new path included.
         self._excluded_dirs: set[str] = set()
@@ -32,9 +90,11 @@ class WatchTable:
         # Watches a listing found under a new name, with their subdirectories: listed again,
         # since what they hold is new at that name (wd -> new path).
         self._carried: dict[int, str] = {}
-        # The directory a watch descriptor watches; None when it is not (or no longer) in the
-        # table. The map's own method: the hot loop asks once per kernel record.
-        self.path_of: Callable[[int], str | None] = self._path_of.get
+
+    def path_of(self, wd: int) -> str | None:
+        """The directory a watch descriptor watches; None when it is not (or no longer) in the
+        table. Asked once per kernel record."""
+        return self._path_of.get(wd)
 
     def __len__(self) -> int:
         """How many directories are watched."""
@@ -50,7 +110,7 @@ class WatchTable:
 
     def wds(self) -> set[int]:
         """Every watch descriptor in the table."""
-        return set(self._path_of)
+        return self._path_of.wds()
 
     def add(self, wd: int, path: str) -> None:
         """The kernel watches the directory at `path` with `wd` (new, or the same wd again)."""
@@ -71,7 +131,7 @@ class WatchTable:
 
     def forget(self, wd: int) -> None:
         """Drop a watch the kernel removed (IN_IGNORED), or that is being removed."""
-        path = self._path_of.pop(wd, None)
+        path = self._path_of.pop(wd)
         if path is not None and self._wd_of.get(path) == wd:
             del self._wd_of[path]  # unless a new directory took the name meanwhile
 
