@@ -71,6 +71,7 @@ class PollWatcher:
         self._woken = threading.Event()
         self._started = False
         self._due = 0.0
+        self._rest = 0.0  # the rest planned after the last tick (0: none past the interval)
         self._laps = 0
         # When the previous and the current lap of the cold pass began (wall clock, ns): every
         # directory was last rescanned after the first, which `snapshot_diff` needs to know.
@@ -113,7 +114,7 @@ class PollWatcher:
         if wait > 0 and self._sleep(wait):
             return []
         started, started_ns, ticked = time.monotonic(), time.time_ns(), self._clock()
-        due = self.schedule.tick()
+        due = self.schedule.tick(self._rest)
         if self.schedule.laps != self._laps:
             self._laps = self.schedule.laps
             self._lap_ns = (self._lap_ns[1], started_ns)
@@ -134,7 +135,8 @@ class PollWatcher:
         # share) is followed by a rest three times as long: rescans never take more than a
         # quarter of the time, and the transfer of what they found gets the rest.
         now = self._clock()
-        self._due = now + max(self.interval, _REST_PER_TICK * (now - ticked))
+        self._rest = _REST_PER_TICK * (now - ticked)
+        self._due = now + max(self.interval, self._rest)
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(
                 "rescan of %d directories below %s: %d events (%.0f ms)",
