@@ -142,6 +142,23 @@ def test_direct_move_missing_in_destination_copies_instead(dirs: tuple[Path, Pat
     assert (dst / "b").read_text() == "content"
 
 
+def test_direct_a_rename_whose_source_came_back_keeps_both(dirs: tuple[Path, Path]) -> None:
+    # A rename reported late (a rescan beside inotify): the old name was written again since,
+    # and its own event went with an earlier batch. Replaying the rename must not lose it.
+    src, dst = dirs
+    (src / "a").write_text("first")
+    transfer = make("direct", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    (src / "a").rename(src / "b")
+    (src / "a").write_text("second")
+    outcome = transfer.apply(batch(moves=(Move("a", "b", False),)))
+    assert outcome.ok and outcome.moved == 1
+    assert (dst / "b").read_text() == "first" and (dst / "a").read_text() == "second"
+    # The same rename once more, late: what it renames here is the new "a" by now.
+    assert transfer.apply(batch(moves=(Move("a", "b", False),))).ok
+    assert (dst / "b").read_text() == "first" and (dst / "a").read_text() == "second"
+
+
 def test_direct_never_writes_through_a_symlinked_directory(
     tmp_path: Path, dirs: tuple[Path, Path]
 ) -> None:

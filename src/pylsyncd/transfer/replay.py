@@ -92,6 +92,12 @@ class Replay(TreeSync):
         self.touched.update((source_parent, target_parent))
         self.outcome.moved += 1
         log.debug("moved %r -> %r", move.source, move.target)
+        if self.source_tree.lstat(move.source) is not None:
+            # The old name exists again in the source: made again since the rename, its event
+            # maybe gone with an earlier batch (rescans beside inotify report a rename late).
+            # Then what was renamed here may be that new entry: both ends as they are now.
+            self.change(Change(move.source, ChangeKind.SYNC_TREE))
+            self.sync(move.target, recursive=True, forced=False)
 
     def change(self, change: Change) -> None:
         """Make the destination path equal to the source path as it is now.
