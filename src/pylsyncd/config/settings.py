@@ -32,9 +32,12 @@ from pylsyncd.config.values import (
     parse_backend,
     parse_delay,
     parse_delete,
-    parse_grace,
     parse_log_level,
+    parse_poll_hot_for,
     parse_poll_interval,
+    parse_poll_period,
+    parse_poll_safety_period,
+    parse_shutdown_grace,
     parse_status_file,
     parse_watch,
 )
@@ -192,7 +195,7 @@ SETTINGS = (
     Setting(
         "shutdown_grace", _DAEMON, "--shutdown-grace",
         "on SIGTERM or SIGINT, how long pending changes may take to apply",
-        kind=seconds(parse_grace), default=10.0,
+        kind=seconds(parse_shutdown_grace), default=10.0,
     ),
     Setting(
         "watch", _PAIR, "--watch",
@@ -211,18 +214,18 @@ SETTINGS = (
         "poll_period", _PAIR, "--poll-period",
         "seconds for one pass of the rescans over every other directory (poll, hybrid), "
         "spread evenly; a change there is seen within this",
-        kind=seconds(parse_poll_interval), default=10.0,
+        kind=seconds(parse_poll_period), default=10.0,
     ),
     Setting(
         "poll_hot_for", _PAIR, "--poll-hot-for",
         "seconds a directory stays in the hot set after the last change found in it",
-        kind=seconds(parse_poll_interval), default=60.0,
+        kind=seconds(parse_poll_hot_for), default=60.0,
     ),
     Setting(
         "poll_safety_period", _PAIR, "--poll-safety-period",
         "seconds for one pass of the rescans over the whole tree once a hybrid learned that the "
         "mount forwards events (inotify reports its changes): a safety net",
-        kind=seconds(parse_poll_interval), default=600.0,
+        kind=seconds(parse_poll_safety_period), default=600.0,
     ),
     Setting(
         "status_file", _DAEMON, "--status-file",
