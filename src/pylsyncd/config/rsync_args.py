@@ -93,12 +93,13 @@ def _words(text: str) -> frozenset[str]:
 
 
 # rsync's long options that take a value (`--name=VALUE` or `--name VALUE`), from
-# `rsync --help` (3.2-3.4) and its hidden aliases; the others below take none.
+# `rsync --help` (3.5.0) and its hidden aliases; the others below take none. A test compares
+# them with the installed rsync's --help.
 _VALUED = _words(
     """info debug stderr backup-dir suffix confine-root chmod checksum-choice cc block-size rsh
     rsync-path max-delete max-size min-size max-alloc partial-dir usermap groupmap chown timeout
     contimeout modify-window temp-dir compare-dest copy-dest link-dest compress-choice zc
-    compress-level zl compress-threads skip-compress filter exclude exclude-from include
+    compress-level zl compress-threads zt skip-compress filter exclude exclude-from include
     include-from files-from copy-as address port sockopts outbuf remote-option out-format
     log-format log-file log-file-format password-file early-input bwlimit stop-after time-limit
     stop-at write-batch only-write-batch read-batch protocol iconv checksum-seed config
@@ -109,7 +110,7 @@ _FLAGS = _words(
     no-i-r relative no-implied-dirs backup update inplace append append-verify dirs old-dirs
     old-d mkpath links copy-links copy-unsafe-links safe-links insecure-links munge-links
     copy-dirlinks keep-dirlinks hard-links perms executability acls xattrs owner group devices
-    copy-devices write-devices specials times atimes open-noatime crtimes omit-dir-times
+    copy-devices write-devices specials drop-D no-D times atimes open-noatime crtimes omit-dir-times
     omit-link-times super fake-super sparse preallocate dry-run whole-file no-whole-file no-W
     one-file-system existing ignore-non-existing ignore-existing remove-source-files
     remove-sent-files del delete delete-before delete-during delete-delay delete-after
@@ -173,7 +174,7 @@ def _check_value(argument: str, name: str, value: str, label: str) -> None:
 def _refused_name(name: str) -> str | None:
     """The refused option `name` names: itself, or the one it abbreviates.
 
-    rsync 3.2-3.4 refuses an abbreviation as an unknown option, but popt, its option parser,
+    rsync 3.5.0 (tried) refuses an abbreviation as an unknown option, but popt, its option parser,
     accepts an unambiguous prefix in some builds: a prefix of a refused name is refused too,
     unless it is itself the full name of another option (--exclude is not --exclude-from).
     """
