@@ -274,7 +274,7 @@ def test_the_option_lists_know_every_option_of_the_installed_rsync() -> None:
         spec = line.strip().split("  ")[0]  # the options, before their description
         for name, equals in re.findall(r"--([\w-]+)(=?)", spec):
             if name != "no-OPTION":
-                known = rsync_options._VALUED if equals else rsync_options._FLAGS
+                known = rsync_options.TAKES_VALUE if equals else rsync_options.TAKES_NONE
                 assert name in known, line
 
 

@@ -95,7 +95,7 @@ def _words(text: str) -> frozenset[str]:
 # rsync's long options that take a value (`--name=VALUE` or `--name VALUE`), from
 # `rsync --help` (3.5.0) and its hidden aliases; the others below take none. A test compares
 # them with the installed rsync's --help.
-_VALUED = _words(
+TAKES_VALUE = _words(
     """info debug stderr backup-dir suffix confine-root chmod checksum-choice cc block-size rsh
     rsync-path max-delete max-size min-size max-alloc partial-dir usermap groupmap chown timeout
     contimeout modify-window temp-dir compare-dest copy-dest link-dest compress-choice zc
@@ -105,7 +105,7 @@ _VALUED = _words(
     stop-at write-batch only-write-batch read-batch protocol iconv checksum-seed config
     dparam"""
 )
-_FLAGS = _words(
+TAKES_NONE = _words(
     """verbose quiet no-motd checksum archive recursive inc-recursive i-r no-inc-recursive
     no-i-r relative no-implied-dirs backup update inplace append append-verify dirs old-dirs
     old-d mkpath links copy-links copy-unsafe-links safe-links insecure-links munge-links
@@ -121,7 +121,7 @@ _FLAGS = _words(
     no-recursive no-r no-dirs no-d no-relative no-R no-from0 no-partial no-inplace
     daemon server sender detach no-detach"""
 )
-_KNOWN = _VALUED | _FLAGS
+KNOWN = TAKES_VALUE | TAKES_NONE
 # Short options that take a value: the rest of the cluster, or the next argument.
 _VALUED_SHORT = frozenset("eBTfM@")
 
@@ -148,8 +148,8 @@ def check_rsync_args(arguments: tuple[str, ...], label: str) -> tuple[str, ...]:
                 _check_value(argument, name, value, label)
             else:
                 waiting = name
-                value_follows = name in _VALUED
-                maybe_value = name not in _KNOWN  # an option new to us: rsync decides
+                value_follows = name in TAKES_VALUE
+                maybe_value = name not in KNOWN  # an option new to us: rsync decides
         else:
             value_follows = _check_short_cluster(argument, label)
     return arguments
@@ -178,7 +178,7 @@ def _refused_name(name: str) -> str | None:
     accepts an unambiguous prefix in some builds: a prefix of a refused name is refused too,
     unless it is itself the full name of another option (--exclude is not --exclude-from).
     """
-    if name in _KNOWN:
+    if name in KNOWN:
         return name if name in REFUSED else None
     if not name:
         return None
