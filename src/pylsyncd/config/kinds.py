@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pylsyncd.config.rsync_args import check_rsync_args
 from pylsyncd.config.toml_values import (
     toml_bool,
     toml_id,
@@ -132,7 +133,7 @@ SWITCH = Kind(
 )
 ARGUMENTS = Kind(
     from_text=parse_rsync_args,
-    from_toml=lambda value, label, _: toml_strings(value, label),
+    from_toml=lambda value, label, _: check_rsync_args(toml_strings(value, label), label),
     metavar="ARGS",
 )
 # Exclude patterns: ':'-separated in the environment, one per flag, a TOML array.

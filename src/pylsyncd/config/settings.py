@@ -32,9 +32,12 @@ from pylsyncd.config.values import (
     parse_backend,
     parse_delay,
     parse_delete,
-    parse_grace,
     parse_log_level,
+    parse_poll_hot_for,
     parse_poll_interval,
+    parse_poll_period,
+    parse_poll_safety_period,
+    parse_shutdown_grace,
     parse_status_file,
     parse_watch,
 )
@@ -153,7 +156,7 @@ SETTINGS = (
     ),
     Setting(
         "delay", _PAIR, "--delay",
-        "how long an event may wait to be batched with others",
+        "how long an event may wait to be batched with others; at most 3600",
         kind=seconds(parse_delay), default=0.02,
     ),
     Setting(
@@ -180,7 +183,9 @@ SETTINGS = (
     ),
     Setting(
         "rsync_args", _PAIR, "--rsync-args",
-        "extra rsync arguments, split like a shell does; write --rsync-args='-z --bwlimit=1M'",
+        "extra rsync arguments, split like a shell does; write --rsync-args='-z --bwlimit=1M'; "
+        "options that would delete the source, skip changes, show half-written files or break "
+        "the batch (--remove-source-files, -n, --inplace, --delete*, --include...) are refused",
         kind=ARGUMENTS, default=(),
     ),
     Setting(
@@ -191,8 +196,8 @@ SETTINGS = (
     ),
     Setting(
         "shutdown_grace", _DAEMON, "--shutdown-grace",
-        "on SIGTERM or SIGINT, how long pending changes may take to apply",
-        kind=seconds(parse_grace), default=10.0,
+        "on SIGTERM or SIGINT, how long pending changes may take to apply; at most 3600",
+        kind=seconds(parse_shutdown_grace), default=10.0,
     ),
     Setting(
         "watch", _PAIR, "--watch",
@@ -204,25 +209,25 @@ SETTINGS = (
     Setting(
         "poll_interval", _PAIR, "--poll-interval",
         "seconds between rescans of the hot set (poll, hybrid): the directories where a "
-        "change was found in the last POLL_HOT_FOR seconds",
+        "change was found in the last POLL_HOT_FOR seconds; at most 60",
         kind=seconds(parse_poll_interval), default=0.2,
     ),
     Setting(
         "poll_period", _PAIR, "--poll-period",
         "seconds for one pass of the rescans over every other directory (poll, hybrid), "
-        "spread evenly; a change there is seen within this",
-        kind=seconds(parse_poll_interval), default=10.0,
+        "spread evenly; a change there is seen within this; at most 86400",
+        kind=seconds(parse_poll_period), default=10.0,
     ),
     Setting(
         "poll_hot_for", _PAIR, "--poll-hot-for",
-        "seconds a directory stays in the hot set after the last change found in it",
-        kind=seconds(parse_poll_interval), default=60.0,
+        "seconds a directory stays in the hot set after the last change found in it; at most 3600",
+        kind=seconds(parse_poll_hot_for), default=60.0,
     ),
     Setting(
         "poll_safety_period", _PAIR, "--poll-safety-period",
         "seconds for one pass of the rescans over the whole tree once a hybrid learned that the "
-        "mount forwards events (inotify reports its changes): a safety net",
-        kind=seconds(parse_poll_interval), default=600.0,
+        "mount forwards events (inotify reports its changes): a safety net; at most 86400",
+        kind=seconds(parse_poll_safety_period), default=600.0,
     ),
     Setting(
         "status_file", _DAEMON, "--status-file",

@@ -8,6 +8,7 @@ import shlex
 import threading
 from collections.abc import Sequence
 
+from pylsyncd.config.rsync_args import check_rsync_args
 from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
 from pylsyncd.errors import ConfigError
 
@@ -32,9 +33,54 @@ def parse_watch(text: str, label: str) -> WatchMode:
     return WatchMode(_choose(text, label, [mode.value for mode in WatchMode]))
 
 
+# Upper bounds: generous for a demanding user, low enough to refuse nonsense (DELAY=1e9 is 31
+# years) and a unit mistake (milliseconds given as seconds) before the daemon waits on it.
+# DELAY: past an hour a change is not "live" any more; a periodic copy is cron's job.
+MAX_DELAY = 3600.0
+# POLL_INTERVAL paces the hot set, the directories where something just changed; past a minute
+# it is no faster than a cold pass, and a longer pace for the whole tree is POLL_PERIOD.
+MAX_POLL_INTERVAL = 60.0
+# POLL_PERIOD: a change in a quiet directory is seen within one pass; past a day it is not
+# watching any more.
+MAX_POLL_PERIOD = 86400.0
+# POLL_HOT_FOR: a directory stays hot (rescanned every POLL_INTERVAL) this long after a change;
+# past an hour nearly every directory of a working tree is hot, which is POLL_PERIOD's job.
+MAX_POLL_HOT_FOR = 3600.0
+# POLL_SAFETY_PERIOD: the net under a mount that forwards events; one pass a day still catches
+# a lost event the same day.
+MAX_POLL_SAFETY_PERIOD = 86400.0
+# SHUTDOWN_GRACE: Docker's and Kubernetes' stop timeouts (10 s, 30 s) must exceed it; past an
+# hour no orchestrator waits, so the changes would be lost to a KILL anyway.
+MAX_SHUTDOWN_GRACE = 3600.0
+
+
 def parse_poll_interval(given: str | float, label: str) -> float:
-    """Seconds between rescans, > 0."""
-    return _parse_seconds(given, label, allow_zero=False, example="1")
+    """Seconds between rescans of the hot set, > 0 and at most MAX_POLL_INTERVAL."""
+    return _parse_seconds(
+        given,
+        label,
+        allow_zero=False,
+        example="0.2",
+        most=MAX_POLL_INTERVAL,
+        longer="for rarer rescans of the whole tree, use POLL_PERIOD",
+    )
+
+
+def parse_poll_period(given: str | float, label: str) -> float:
+    """Seconds for one pass over the cold directories, > 0 and at most MAX_POLL_PERIOD."""
+    return _parse_seconds(given, label, allow_zero=False, example="10", most=MAX_POLL_PERIOD)
+
+
+def parse_poll_hot_for(given: str | float, label: str) -> float:
+    """Seconds a directory stays hot after a change, > 0 and at most MAX_POLL_HOT_FOR."""
+    return _parse_seconds(given, label, allow_zero=False, example="60", most=MAX_POLL_HOT_FOR)
+
+
+def parse_poll_safety_period(given: str | float, label: str) -> float:
+    """Seconds for one safety-net pass over the tree, > 0 and at most MAX_POLL_SAFETY_PERIOD."""
+    return _parse_seconds(
+        given, label, allow_zero=False, example="600", most=MAX_POLL_SAFETY_PERIOD
+    )
 
 
 def parse_backend(text: str, label: str) -> Backend:
@@ -75,37 +121,54 @@ def parse_bool(text: str, label: str) -> bool:
     raise _invalid(label, text, "use true or false (or yes/no, on/off, 1/0)")
 
 
-def _parse_seconds(given: str | float, label: str, *, allow_zero: bool, example: str) -> float:
+def _parse_seconds(
+    given: str | float,
+    label: str,
+    *,
+    allow_zero: bool,
+    example: str,
+    most: float = threading.TIMEOUT_MAX,
+    longer: str = "",
+) -> float:
     try:
         value = float(given)
     except ValueError:
         value = math.nan
     # nan and inf fail these comparisons too; past TIMEOUT_MAX a thread's wait() raises
     # OverflowError instead of waiting.
-    if (value > 0 or (allow_zero and value == 0)) and value <= threading.TIMEOUT_MAX:
+    if (value > 0 or (allow_zero and value == 0)) and value <= most:
         return value
     bound = ">= 0" if allow_zero else "> 0"
-    raise _invalid(label, given, f"give a number of seconds {bound}, e.g. {example}")
+    if most < threading.TIMEOUT_MAX:
+        bound += f" and at most {most:g}"
+    hint = f" ({longer})" if longer and value > most else ""
+    raise _invalid(label, given, f"give a number of seconds {bound}, e.g. {example}{hint}")
 
 
 def parse_delay(given: str | float, label: str) -> float:
-    """A delay in seconds, >= 0."""
-    return _parse_seconds(given, label, allow_zero=True, example="0.02")
+    """A delay in seconds, >= 0 and at most MAX_DELAY."""
+    return _parse_seconds(given, label, allow_zero=True, example="0.02", most=MAX_DELAY)
 
 
 def parse_grace(given: str | float, label: str) -> float:
-    """A shutdown grace in seconds, > 0."""
+    """A length of time in seconds, > 0 (`health --failing-for`)."""
     return _parse_seconds(given, label, allow_zero=False, example="10")
 
 
+def parse_shutdown_grace(given: str | float, label: str) -> float:
+    """A shutdown grace in seconds, > 0 and at most MAX_SHUTDOWN_GRACE."""
+    return _parse_seconds(given, label, allow_zero=False, example="10", most=MAX_SHUTDOWN_GRACE)
+
+
 def parse_rsync_args(text: str, label: str) -> tuple[str, ...]:
-    """Extra rsync arguments, split as a shell would."""
+    """Extra rsync arguments, split as a shell would, none of them refused (see `rsync_args`)."""
     try:
-        return tuple(shlex.split(text))
+        arguments = tuple(shlex.split(text))
     except ValueError as error:
         raise ConfigError(
             f"{label}={text!r} cannot be split into arguments ({error}): quote it as in a shell"
         ) from None
+    return check_rsync_args(arguments, label)
 
 
 def split_entries(text: str, label: str, what: str) -> list[str]:
