@@ -219,8 +219,9 @@ def test_changes_reported_by_inotify_heat_their_directories(
     assert sorted(watcher.schedule.hot()) == ["a2/sub", "a3", "a5"]
 
 
-def test_a_long_tick_is_followed_by_a_rest_three_times_as_long(src: Path, clock: FakeClock) -> None:
+def test_a_long_hot_tick_rests_the_hot_set_three_times_as_long(src: Path, clock: FakeClock) -> None:
     # The exclude predicate runs once per entry listed: here it is where the tick's time goes.
+    # A long period keeps the cold slices empty, so only the hot set can see a1.
     per_entry = [0.0]
 
     def slow_excludes(path: str, is_dir: bool) -> bool:
@@ -228,7 +229,7 @@ def test_a_long_tick_is_followed_by_a_rest_three_times_as_long(src: Path, clock:
         return False
 
     watcher = PollWatcher(
-        str(src), slow_excludes, interval=INTERVAL, period=PERIOD, hot_for=HOT_FOR, clock=clock
+        str(src), slow_excludes, interval=INTERVAL, period=1000, hot_for=100, clock=clock
     )
     watcher.start()
     try:
@@ -237,8 +238,13 @@ def test_a_long_tick_is_followed_by_a_rest_three_times_as_long(src: Path, clock:
         per_entry[0] = 2.0
         clock.now += INTERVAL
         assert Event(C, "a1/new") in watcher.read(0)
-        per_entry[0] = 0.0
-        assert watcher.due_in() >= 3 * 3 * 2.0  # the tick took at least 6 s
+        per_entry[0] = 0.0  # that tick took 6 s: the hot set rests 18 s, the ticks go on
+        (src / "a1" / "later").write_text("x")
+        for _ in range(17):
+            clock.now += INTERVAL
+            assert watcher.due_in() == 0 and Event(C, "a1/later") not in watcher.read(0)
+        clock.now += 2 * INTERVAL
+        assert Event(C, "a1/later") in watcher.read(0)
     finally:
         watcher.close()
 

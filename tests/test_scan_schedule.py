@@ -64,15 +64,14 @@ def test_a_late_tick_takes_at_most_two_slices_so_the_hot_set_keeps_its_pace() ->
     assert len(ticks(schedule, clock, 1)[0]) == 10
 
 
-def test_a_planned_rest_earns_its_slice_so_the_pass_keeps_its_period() -> None:
-    # 100 directories, a pass in 10 s: a tick after a planned rest of 3 s takes 30 of them,
-    # where the same gap as lateness would take two slices, 20.
+def test_a_tick_without_the_hot_set_still_takes_its_cold_slice() -> None:
     schedule, clock = schedule_of(DIRECTORIES)
-    ticks(schedule, clock, 1)
-    clock.now += 3.0
-    assert len(schedule.tick(planned=3.0)) == 30
-    clock.now += 60  # lateness beyond the planned rest is still capped (two of its slices)
-    assert len(schedule.tick(planned=3.0)) == 60
+    schedule.touch(["d50"])
+    clock.now += 1.0
+    resting = schedule.tick(hot=False)
+    assert "d50" not in resting and len(resting) == 10
+    clock.now += 1.0
+    assert schedule.tick()[0] == "d50"
 
 
 def test_a_touched_directory_is_hot_until_hot_for_after_its_last_change() -> None:

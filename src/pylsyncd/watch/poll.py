@@ -36,7 +36,7 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_PERIOD = 10.0
 DEFAULT_HOT_FOR = 60.0
 DEFAULT_SAFETY_PERIOD = 600.0
-_REST_PER_TICK = 3.0  # after a tick, a rest at least this many times as long
+_REST_PER_TICK = 3.0  # after a tick with the hot set, its rest: this many times as long
 
 
 class PollWatcher:
@@ -71,7 +71,7 @@ class PollWatcher:
         self._woken = threading.Event()
         self._started = False
         self._due = 0.0
-        self._rest = 0.0  # the rest planned after the last tick (0: none past the interval)
+        self._hot_rested = 0.0  # when the hot set may be rescanned again (see `read`)
         self._laps = 0
         # When the previous and the current lap of the cold pass began (wall clock, ns): every
         # directory was last rescanned after the first, which `snapshot_diff` needs to know.
@@ -114,12 +114,14 @@ class PollWatcher:
         if wait > 0 and self._sleep(wait):
             return []
         started, started_ns, ticked = time.monotonic(), time.time_ns(), self._clock()
-        due = self.schedule.tick(self._rest)
+        with_hot = ticked >= self._hot_rested
+        due = self.schedule.tick(hot=with_hot)
         if self.schedule.laps != self._laps:
             self._laps = self.schedule.laps
             self._lap_ns = (self._lap_ns[1], started_ns)
         try:
-            events = self._tree.rescan(due, self._lap_ns[0], set(self.schedule.hot()))
+            hot = set(self.schedule.hot()) if with_hot else set()
+            events = self._tree.rescan(due, self._lap_ns[0], hot)
         except OSError as error:
             # The root is gone or unreadable (an unmounted share): report nothing rather than a
             # deletion of everything; the first tick that works reports what changed meanwhile.
@@ -131,12 +133,14 @@ class PollWatcher:
         if self._root_failing:
             log.info("%s can be scanned again", self.root)
             self._root_failing = False
-        # A tick that took long (a hot set grown to thousands of entries by a storm, a slow
-        # share) is followed by a rest three times as long: rescans never take more than a
-        # quarter of the time, and the transfer of what they found gets the rest.
+        # A tick with the hot set that took long (a hot set grown to thousands of entries by a
+        # storm) is followed by ticks without it, for three times as long: the hot set never
+        # takes more than a quarter of the time, and the transfer of what it found gets the
+        # rest. The cold pass keeps its pace: its slices are sized by the period, not by time.
         now = self._clock()
-        self._rest = _REST_PER_TICK * (now - ticked)
-        self._due = now + max(self.interval, self._rest)
+        if with_hot:
+            self._hot_rested = now + _REST_PER_TICK * (now - ticked)
+        self._due = now + self.interval
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(
                 "rescan of %d directories below %s: %d events (%.0f ms)",

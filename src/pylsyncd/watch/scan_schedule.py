@@ -90,14 +90,14 @@ class ScanSchedule:
             del self._hot[directory]
         return list(self._hot) if self.hot_enabled else []
 
-    def tick(self, planned: float = 0.0) -> list[str]:
-        """The directories to rescan now: every hot one, then the next slice of the cold ring
-        (as many as the time since the last tick earns: len / period per second). `planned`:
-        the gap the caller chose after the last tick, when longer than `interval` (a rest)."""
+    def tick(self, hot: bool = True) -> list[str]:
+        """The directories to rescan now: every hot one (unless not `hot`: resting), then the
+        next slice of the cold ring (as many as the time since the last tick earns: len / period
+        per second)."""
         now = self.clock()
         elapsed = self.interval if self._last_tick is None else now - self._last_tick
         self._last_tick = now
-        due = self.hot()
+        due = self.hot() if hot else []
         order = self._ordered()
         if not order:
             return due
@@ -106,10 +106,8 @@ class ScanSchedule:
         else:
             # A late tick (a slow rescan, a busy machine) takes at most two slices: on a mount
             # too slow to go round within `period`, the pass stretches, rather than every tick
-            # growing into a whole pass, and the hot set keeps its pace. A gap planned as a
-            # rest is not lateness: its time earns its slice, or the pass would stretch with
-            # every rest.
-            late = min(max(elapsed, 0.0), _MOST_LATE * max(self.interval, planned))
+            # growing into a whole pass, and the hot set keeps its pace.
+            late = min(max(elapsed, 0.0), _MOST_LATE * self.interval)
             self._owed += len(order) * late / self.period
             count = min(math.floor(self._owed + 1e-9), len(order))  # 9.7 x 10 is 97
             self._owed = min(self._owed - count, 1.0)  # never a debt that turns into a burst
