@@ -133,13 +133,13 @@ class PollWatcher:
         if self._root_failing:
             log.info("%s can be scanned again", self.root)
             self._root_failing = False
-        # A tick with the hot set that took long (a hot set grown to thousands of entries by a
-        # storm) is followed by ticks without it, for three times as long: the hot set never
+        # A hot set whose rescans took long (grown to thousands of entries by a storm) is left
+        # out of the ticks that follow for three times as long: the hot set never
         # takes more than a quarter of the time, and the transfer of what it found gets the
         # rest. The cold pass keeps its pace: its slices are sized by the period, not by time.
         now = self._clock()
         if with_hot:
-            self._hot_rested = now + _REST_PER_TICK * (now - ticked)
+            self._hot_rested = now + _REST_PER_TICK * self._tree.hot_seconds
         self._due = now + self.interval
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(

@@ -72,6 +72,7 @@ class TreeRescan:
         self._listed: dict[str, bytes] = {}  # this tick's listings of the changed directories
         self.lister = DirectoryLister(root, excluded)
         self._hot: Collection[str] = ()  # this tick's hot set
+        self.hot_seconds = 0.0  # how long this tick's rescans of the hot set took
 
     def load(self, top: str) -> list[str]:
         """Record `top` and everything below it as it is now (no events); its directories
@@ -109,6 +110,7 @@ class TreeRescan:
         directories with fresh stats, past the kernel's attribute cache."""
         now = self.clock()
         self._hot = hot
+        self.hot_seconds = 0.0
         for path in [path for path in self.held if parent_of(path) not in self.schedule]:
             del self.held[path]  # its directory went away, or moved: no longer a candidate
         due = [*due, *self.soon, *(parent_of(p) for p, until in self.held.items() if until <= now)]
@@ -157,10 +159,10 @@ class TreeRescan:
             if directory in seen or directory not in self.schedule:
                 continue
             seen.add(directory)
+            hot = directory in self._hot
+            started = self.clock() if hot else 0.0
             try:
-                record, own = self.lister.list(
-                    directory, records.get(directory), fresh=directory in self._hot
-                )
+                record, own = self.lister.list(directory, records.get(directory), fresh=hot)
             except OSError as error:
                 if not directory:
                     raise
@@ -169,6 +171,8 @@ class TreeRescan:
                 else:
                     self._cannot_list(directory, error)
                 continue
+            if hot:
+                self.hot_seconds += self.clock() - started
             if directory in self.unlisted:
                 self.unlisted.discard(directory)
                 log.info("can read again below %s: %s", self.root, directory)
