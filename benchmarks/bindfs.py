@@ -167,7 +167,11 @@ def attribute_cache_seconds(host: str, mount: str, timeout: float = 5.0) -> floa
 
 
 def watch_line(log_path: str) -> str:
-    """What pylsyncd logged it watches with (`poll: fuse`, ...), or "" when it did not say."""
+    """What pylsyncd logged it watches with (`poll: fuse`, ...), and what it concluded about the
+    mount if it did (`...; the mount forwards events`), or "" when it did not say."""
     with open(log_path, errors="replace") as log:
-        found = re.findall(r"watching with (.*)", log.read())
-    return found[0].strip() if found else ""
+        text = log.read()
+    found = re.findall(r"watching with (.*)", text)
+    concluded = re.findall(r": ((?:after all, )?the mount (?:does not )?forwards? events)", text)
+    line = found[0].strip() if found else ""
+    return f"{line}; {concluded[-1]}" if concluded else line
