@@ -245,8 +245,10 @@ def mount_section(results: Results) -> list[str]:
         " on the host side; from the last close() to every file in the destination.",
         "- Forwarding mount: a second daemon on the same mount and the same, complete, replica"
         f" (`--no-init`), {sizes.get('forwarded_edits', 0)} rewrites of one file written"
-        " through the mount (after one uncounted create), then"
-        " the idle window as above.",
+        " through the mount (after one uncounted create), 0.3 s apart as a person's edits are"
+        " (the daemon learns the mount forwards events from three rescans that find only what"
+        " inotify reported), then the idle window as above; also with `POLL_PERIOD=60` on the"
+        " host-side run's replica, for the idle figure beside the targets.",
         "- lsyncd (when among the peers): `default.direct` on the mount, a host-side new file"
         " waited for up to the cap, then one written through the mount as the control.",
         f"- The group took {mount.get('duration_seconds', 0):.0f} s.",
