@@ -257,3 +257,22 @@ def test_the_directories_are_held_once_by_the_table_and_the_schedule(
     assert len(table_keys) == len(watcher.schedule) == len(DIRECTORIES) * 2 + 1
     assert ring_keys == table_keys  # the same strings, one dict
     assert watcher.schedule._ring is watcher._tree.table.records
+
+
+def test_the_safety_net_ticks_once_a_second(src: Path, clock: FakeClock) -> None:
+    watcher = PollWatcher(str(src), interval=0.2, period=PERIOD, hot_for=HOT_FOR, clock=clock)
+    watcher.start()
+    try:
+        clock.now += 0.2
+        watcher.read(0)
+        assert watcher.due_in() == pytest.approx(0.2)
+        watcher.settle(True)  # no hot set: nothing needs the interval's pace
+        clock.now += 0.2
+        watcher.read(0)
+        assert watcher.due_in() == pytest.approx(1.0)
+        watcher.settle(False)
+        clock.now += 1.0
+        watcher.read(0)
+        assert watcher.due_in() == pytest.approx(0.2)
+    finally:
+        watcher.close()

@@ -36,6 +36,7 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_PERIOD = 10.0
 DEFAULT_HOT_FOR = 60.0
 DEFAULT_SAFETY_PERIOD = 600.0
+_SAFETY_TICK = 1.0  # seconds between ticks once only the safety net runs
 _REST_PER_TICK = 3.0  # after a tick with the hot set, its rest: this many times as long
 
 
@@ -140,7 +141,7 @@ class PollWatcher:
         now = self._clock()
         if with_hot:
             self._hot_rested = now + _REST_PER_TICK * self._tree.hot_seconds
-        self._due = now + self.interval
+        self._due = now + self.schedule.interval
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(
                 "rescan of %d directories below %s: %d events (%.0f ms)",
@@ -158,6 +159,9 @@ class PollWatcher:
         period = self.safety_period if forwarded else self.period
         self.schedule.hot_enabled = not forwarded
         self.schedule.period = period
+        # Without a hot set nothing needs the interval's pace: a tick a second carries the
+        # safety net's slices, without five ticks' fixed costs a second.
+        self.schedule.interval = max(self.interval, _SAFETY_TICK) if forwarded else self.interval
         self._tree.hold_for = self._hold_for(period)
 
     def heat(self, events: Iterable[Event]) -> None:
