@@ -450,3 +450,18 @@ class DaemonPool:
         """Kill and reap every daemon still running; no thread or pipe is left open."""
         for daemon in self.daemons:
             daemon.kill()
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m pylsyncd ARGS` in `cwd`, its output captured; `env` added to os.environ."""
+    return subprocess.run(
+        [sys.executable, "-m", "pylsyncd", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )

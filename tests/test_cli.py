@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -12,23 +10,9 @@ from pathlib import Path
 import pytest
 
 import pylsyncd
+from helpers import run_cli
 from pylsyncd import cli
 from pylsyncd.config import ENV_VARS, Backend, Config, DeleteMode
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    # os.environ is already free of the daemon's variables (the clean_env fixture).
-    return subprocess.run(
-        [sys.executable, "-m", "pylsyncd", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -7,15 +7,14 @@ command line, as exit status 2 with one line and nothing on disk.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from pylsyncd.config import Config, ConfigError, load_config
 from pylsyncd.config import rsync_args as rsync_options
 from pylsyncd.config.rsync_args import REFUSED, REFUSED_SHORT
@@ -278,20 +277,6 @@ def test_the_option_lists_know_every_option_of_the_installed_rsync() -> None:
 
 
 # --- through the command line ------------------------------------------------------------------
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pylsyncd", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-        check=False,
-    )
 
 
 CLI_CASES: list[tuple[str, list[str], dict[str, str], str, str]] = [
