@@ -306,7 +306,8 @@ class HybridWatcher:
             return events + self.rescans.read(0)
         reports.record(events)
         self.rescans.heat(events)
-        polled = self.rescans.read(0)
+        pending = self.fast.pending if isinstance(self.fast, InotifyWatcher) else None
+        polled = self.rescans.read(0, pending)
         if not polled:
             return events
         # What inotify queued during the rescan goes with it: its transfer runs after the
