@@ -58,7 +58,7 @@ class FakeRescans:
     def due_in(self) -> float:
         return 0.0 if self.queued else 1.0
 
-    def read(self, timeout: float | None, yield_to: object = None) -> list[Event]:
+    def read(self, timeout: float | None) -> list[Event]:
         return self.queued.pop(0) if self.queued else []
 
     def settle(self, forwarded: bool) -> None:

@@ -276,29 +276,3 @@ def test_the_safety_net_ticks_once_a_second(src: Path, clock: FakeClock) -> None
         assert watcher.due_in() == pytest.approx(0.2)
     finally:
         watcher.close()
-
-
-def test_a_tick_yields_to_waiting_events_and_rescans_the_rest_next(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    root = tmp_path / "many"
-    names = [f"d{n:03}" for n in range(200)]
-    for name in names:
-        (root / name).mkdir(parents=True)
-        (root / name / "f").write_text("x")
-        os.utime(root / name, ns=(SETTLED_NS, SETTLED_NS))  # no listing cascades into it
-    watcher = PollWatcher(str(root), interval=INTERVAL, period=INTERVAL / 2, clock=clock)
-    watcher.start()  # a period below the interval: every tick is a whole pass
-    try:
-        for name in names:
-            (root / name / "f").write_text("rewritten in place")
-        clock.now += INTERVAL
-        asked: list[int] = []
-        first = watcher.read(0, yield_to=lambda: not asked.append(1))  # events wait: yield
-        assert len(asked) == 1 and 0 < len(first) < len(names)  # one piece, then it gave way
-        clock.now += INTERVAL
-        rest = watcher.read(0, yield_to=lambda: False)
-        modified = {e.path for e in first + rest if e.kind is M}
-        assert modified == {f"{name}/f" for name in names}  # the rest came at the next tick
-    finally:
-        watcher.close()

@@ -306,8 +306,7 @@ class HybridWatcher:
             return events + self.rescans.read(0)
         reports.record(events)
         self.rescans.heat(events)
-        pending = self.fast.pending if isinstance(self.fast, InotifyWatcher) else None
-        polled = self.rescans.read(0, pending)
+        polled = self.rescans.read(0)
         if not polled:
             return events
         # What inotify queued during the rescan goes with it: its transfer runs after the

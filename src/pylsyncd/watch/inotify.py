@@ -114,10 +114,6 @@ class InotifyWatcher:
             (time.monotonic() - started) * 1000,
         )
 
-    def pending(self) -> bool:
-        """Whether events wait to be read (a rescan beside it then lets them go first)."""
-        return self._inotify.fd >= 0 and self._inotify.pending()
-
     def read(self, timeout: float | None) -> list[Event]:
         """Events that arrived, waiting up to `timeout` seconds (None: no limit) for the first;
         [] on timeout or when woken."""

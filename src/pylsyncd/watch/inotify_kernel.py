@@ -141,8 +141,6 @@ class InotifyInstance:
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLIN)
         self._poll.register(self._wake_fd, select.POLLIN)
-        self._events_poll = select.poll()  # the events alone: asking consumes no wake
-        self._events_poll.register(self.fd, select.POLLIN)
 
     def ready(self, timeout: float | None) -> bool:
         """Whether inotify events wait to be read; False after `timeout` or a `wake`."""
@@ -151,10 +149,6 @@ class InotifyInstance:
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(self._wake_fd)  # consumed: the next read waits again
         return any(fd == self.fd for fd, _ in ready)
-
-    def pending(self) -> bool:
-        """Whether inotify events wait to be read, now (a `wake` is left for `ready`)."""
-        return bool(self._events_poll.poll(0))
 
     def wake(self) -> None:
         """End a `ready` waiting in another thread now (or the next one, if none waits)."""

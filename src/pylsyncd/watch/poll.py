@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from pylsyncd.events import Event, parent_of
 from pylsyncd.watch import ExcludePredicate
@@ -36,7 +36,6 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_PERIOD = 10.0
 DEFAULT_HOT_FOR = 60.0
 DEFAULT_SAFETY_PERIOD = 600.0
-_PIECE = 64  # directories a tick rescans between two looks at `yield_to` (ms through FUSE)
 _SAFETY_TICK = 1.0  # seconds between ticks once only the safety net runs
 _REST_PER_TICK = 3.0  # after a tick with the hot set, its rest: this many times as long
 
@@ -104,14 +103,9 @@ class PollWatcher:
         """Seconds until the next tick is due (0 when it is)."""
         return max(self._due - self._clock(), 0)
 
-    def read(
-        self, timeout: float | None, yield_to: Callable[[], bool] | None = None
-    ) -> list[Event]:
+    def read(self, timeout: float | None) -> list[Event]:
         """Tick when one is due within `timeout` (None: whenever it is) and return what it
-        found; else wait, []. A `wake` or `close` ends the wait with []. With `yield_to`, the
-        tick goes in pieces and stops after the first piece that `yield_to()` follows with
-        True (inotify's events waiting, in the hybrid): the rest is rescanned at the next
-        tick, so events another watcher has for the same reader never wait a whole tick."""
+        found; else wait, []. A `wake` or `close` ends the wait with []."""
         if not self._started or self._closed.is_set():
             return []
         wait = self._due - self._clock()
@@ -128,7 +122,7 @@ class PollWatcher:
             self._lap_ns = (self._lap_ns[1], started_ns)
         try:
             hot = set(self.schedule.hot()) if with_hot else set()
-            events, hot_seconds = self._rescan(due, hot, yield_to)
+            events = self._tree.rescan(due, self._lap_ns[0], hot)
         except OSError as error:
             # The root is gone or unreadable (an unmounted share): report nothing rather than a
             # deletion of everything; the first tick that works reports what changed meanwhile.
@@ -146,7 +140,7 @@ class PollWatcher:
         # rest. The cold pass keeps its pace: its slices are sized by the period, not by time.
         now = self._clock()
         if with_hot:
-            self._hot_rested = now + _REST_PER_TICK * hot_seconds
+            self._hot_rested = now + _REST_PER_TICK * self._tree.hot_seconds
         self._due = now + self.schedule.interval
         if events or log.isEnabledFor(logging.DEBUG - 1):
             log.debug(
@@ -157,22 +151,6 @@ class PollWatcher:
                 (time.monotonic() - started) * 1000,
             )
         return [] if self._closed.is_set() else events
-
-    def _rescan(
-        self, due: list[str], hot: set[str], yield_to: Callable[[], bool] | None
-    ) -> tuple[list[Event], float]:
-        """The tick's rescans, and how long the hot set's took."""
-        if yield_to is None:
-            return self._tree.rescan(due, self._lap_ns[0], hot), self._tree.hot_seconds
-        events: list[Event] = []
-        hot_seconds = 0.0
-        for start in range(0, len(due), _PIECE):
-            events += self._tree.rescan(due[start : start + _PIECE], self._lap_ns[0], hot)
-            hot_seconds += self._tree.hot_seconds
-            if start + _PIECE < len(due) and yield_to():
-                self._tree.soon.update(due[start + _PIECE :])
-                break
-        return events, hot_seconds
 
     def settle(self, forwarded: bool) -> None:
         """Whether inotify is known to report this tree's changes (`forwarded`): then rescans are
