@@ -159,6 +159,28 @@ def test_direct_a_rename_whose_source_came_back_keeps_both(dirs: tuple[Path, Pat
     assert (dst / "b").read_text() == "first" and (dst / "a").read_text() == "second"
 
 
+def test_direct_a_late_rename_over_what_inotify_brought_is_repaired(
+    dirs: tuple[Path, Path],
+) -> None:
+    # The old name was used again and is gone again by the time a rescan reports the rename:
+    # the destination's entry at the old name is not what the source holds at the new one.
+    src, dst = dirs
+    (src / "a").mkdir()
+    (src / "a" / "f").write_text("one")
+    transfer = make("direct", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    (src / "a").rename(src / "b")
+    (src / "a").mkdir()
+    (src / "a" / "g").write_text("two")
+    os.utime(src / "a", ns=(10**18, 10**18))  # another directory, other times
+    assert transfer.full_sync(delete=True).ok  # what inotify brought: b, and the new a
+    (src / "a" / "g").unlink()
+    (src / "a").rmdir()
+    assert transfer.apply(batch(moves=(Move("a", "b", True),))).ok
+    assert sorted(p.name for p in (dst / "b").iterdir()) == ["f"]
+    assert not (dst / "a").exists()
+
+
 def test_direct_never_writes_through_a_symlinked_directory(
     tmp_path: Path, dirs: tuple[Path, Path]
 ) -> None:

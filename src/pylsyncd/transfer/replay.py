@@ -66,14 +66,20 @@ class Replay(TreeSync):
         target_parent, target_name = split(move.target)
         source_fd = self.tree.open_dir(source_parent)
         target_fd = self.tree.open_dir(target_parent)
-        if (
-            source_fd is None
-            or target_fd is None
-            or self.tree.lstat(source_fd, source_name) is None
-        ):
+        moving = None if source_fd is None else self.tree.lstat(source_fd, source_name)
+        if source_fd is None or target_fd is None or moving is None:
             self.change(Change(move.target, ChangeKind.SYNC_TREE))
             self.change(Change(move.source, ChangeKind.SYNC_TREE))
             return
+        # What the destination holds at the old name should be what the source now holds at
+        # the new one (its type and mtime, which the copies keep). When it is not, the rename
+        # is reported late and the old name was used again since: renamed all the same (the
+        # destination may hold much of it), then checked against the source.
+        arrived = self.source_tree.lstat(move.target)
+        late = arrived is None or (
+            stat.S_IFMT(arrived.st_mode) != stat.S_IFMT(moving.st_mode)
+            or arrived.st_mtime_ns != moving.st_mtime_ns
+        )
         existing = self.tree.lstat(target_fd, target_name)
         if existing is not None and (move.is_dir or stat.S_ISDIR(existing.st_mode)):
             # rename(2) cannot put a file over a directory or a directory over a non-empty one;
@@ -97,6 +103,8 @@ class Replay(TreeSync):
             # maybe gone with an earlier batch (rescans beside inotify report a rename late).
             # Then what was renamed here may be that new entry: both ends as they are now.
             self.change(Change(move.source, ChangeKind.SYNC_TREE))
+            late = True
+        if late:
             self.sync(move.target, recursive=True, forced=False)
 
     def change(self, change: Change) -> None:
