@@ -24,10 +24,10 @@ from array import array
 
 from pylsyncd.watch import ExcludePredicate
 from pylsyncd.watch.dir_table import FIELDS, HEADER, HEADER_LAYOUT, Record
-from pylsyncd.watch.fresh_stat import FreshStat
+from pylsyncd.watch.fresh_stat import FreshStat, Stats, stats_of
 from pylsyncd.watch.snapshot_diff import DIRECTORY_TYPE
 
-Own = tuple[int, int, int, int]  # a directory's own (mode, size, mtime_ns, inode)
+Own = Stats  # a directory's own (mode, size, mtime_ns, inode)
 _TYPE = 0o170000
 _OPEN_ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _OPEN_DIRECTORY = _OPEN_ROOT | os.O_NOFOLLOW  # replaced by a symlink since it was listed: skip it
@@ -70,7 +70,7 @@ class DirectoryLister:
                 return restatted
         fd = os.open(path, _OPEN_DIRECTORY if relative else _OPEN_ROOT)
         try:
-            own = self._fresh.fstat(fd) if fresh else _stats(os.fstat(fd))
+            own = self._fresh.fstat(fd) if fresh else stats_of(os.fstat(fd))
             stats = array("q", [0, own[2], own[3]])
             names: list[str] = []
             prefix = relative + "/" if relative else ""
@@ -121,7 +121,7 @@ class DirectoryLister:
             if fresh:
                 own = self._fresh.lstat(path) if relative else self._fresh.stat(path)
             else:
-                own = _stats(os.stat(path, follow_symlinks=not relative))
+                own = stats_of(os.stat(path, follow_symlinks=not relative))
         if own[2] != mtime or own[3] != inode or own[0] & _TYPE != DIRECTORY_TYPE:
             return None
         end = 8 * (HEADER + FIELDS * count)
@@ -144,7 +144,3 @@ class DirectoryLister:
                     return None
                 raise
         return stats.tobytes() + known[end:], own
-
-
-def _stats(st: os.stat_result) -> Own:
-    return st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino

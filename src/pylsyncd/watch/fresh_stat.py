@@ -84,23 +84,23 @@ class FreshStat:
     def lstat(self, path: str) -> Stats:
         """The entry at `path`, a symlink not followed."""
         found = self._forced(_AT_FDCWD, path, _AT_SYMLINK_NOFOLLOW)
-        return found if found is not None else _stats(os.lstat(path))
+        return found if found is not None else stats_of(os.lstat(path))
 
     def stat(self, path: str) -> Stats:
         """The entry at `path`, a symlink followed (a root that is one)."""
         found = self._forced(_AT_FDCWD, path, 0)
-        return found if found is not None else _stats(os.stat(path))
+        return found if found is not None else stats_of(os.stat(path))
 
     def stat_at(self, directory_fd: int, name: str) -> Stats:
         """The entry `name` in the open directory, a symlink not followed."""
         found = self._forced(directory_fd, name, _AT_SYMLINK_NOFOLLOW)
         if found is not None:
             return found
-        return _stats(os.stat(name, dir_fd=directory_fd, follow_symlinks=False))
+        return stats_of(os.stat(name, dir_fd=directory_fd, follow_symlinks=False))
 
     def fstat(self, fd: int) -> Stats:
         found = self._forced(fd, "", _AT_EMPTY_PATH)
-        return found if found is not None else _stats(os.fstat(fd))
+        return found if found is not None else stats_of(os.fstat(fd))
 
     def _forced(self, fd: int, name: str, flags: int) -> Stats | None:
         """statx with AT_STATX_FORCE_SYNC; None where there is no statx."""
@@ -117,5 +117,6 @@ class FreshStat:
         return found.mode, found.size, found.mtime.sec * 10**9 + found.mtime.nsec, found.ino
 
 
-def _stats(st: os.stat_result) -> Stats:
+def stats_of(st: os.stat_result) -> Stats:
+    """(mode, size, mtime_ns, inode) of a plain stat."""
     return st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino
