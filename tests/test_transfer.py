@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import assert_trees_equal
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Transfer
@@ -179,6 +180,26 @@ def test_direct_a_late_rename_over_what_inotify_brought_is_repaired(
     assert transfer.apply(batch(moves=(Move("a", "b", True),))).ok
     assert sorted(p.name for p in (dst / "b").iterdir()) == ["f"]
     assert not (dst / "a").exists()
+
+
+def test_direct_a_rename_carried_on_by_the_next_one_keeps_its_tree(
+    dirs: tuple[Path, Path],
+) -> None:
+    # `inside/deep` was renamed into `x/in`, then `x/in` to `y`: when the first rename is
+    # replayed, the source no longer has its new name. It is neither late nor gone: the next
+    # rename carries it, and nothing may be deleted or copied on the way.
+    src, dst = dirs
+    (src / "inside" / "deep").mkdir(parents=True)
+    (src / "inside" / "deep" / "f").write_text("carried twice")
+    (src / "x" / "in").mkdir(parents=True)
+    transfer = make("direct", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    (src / "inside" / "deep").rename(src / "x" / "in" / "deep")
+    (src / "x" / "in").rename(src / "y")
+    moves = (Move("inside/deep", "x/in/deep", True), Move("x/in", "y", True))
+    outcome = transfer.apply(batch(moves=moves))
+    assert outcome.ok and (outcome.moved, outcome.copied, outcome.deleted) == (2, 0, 0)
+    assert_trees_equal(src, dst)
 
 
 def test_direct_never_writes_through_a_symlinked_directory(

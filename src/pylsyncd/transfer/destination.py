@@ -7,6 +7,7 @@ the destination is therefore never followed, so nothing is ever written outside 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import shutil
@@ -21,6 +22,7 @@ from pylsyncd.transfer.directories import (
     open_followed_root,
     split,
 )
+from pylsyncd.transfer.source import SourceChangedError
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
 DirStat = Callable[[str], os.stat_result | None]
@@ -73,16 +75,17 @@ class DestinationTree:
         fd = self.open_dir(path)
         if fd is not None:
             return fd
+        source = self._source_dir_stat(path)
+        if source is None:  # the entry being synced was seen in it a moment ago
+            raise SourceChangedError(errno.ENOENT, "its source directory is gone", path)
         parent, name = split(path)
         parent_fd = self.ensure_dir(parent)
         self.remove(parent_fd, name, path)  # a file or symlink in the way
-        source = self._source_dir_stat(path)
         os.mkdir(name, 0o700, dir_fd=parent_fd)
         self.changed_dirs.update((parent, path))
         fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
         self._dirs.add(path, fd)
-        if source is not None:
-            self.set_dir_attributes(fd, source)
+        self.set_dir_attributes(fd, source)
         return fd
 
     def lstat(self, parent_fd: int, name: str) -> os.stat_result | None:

@@ -74,9 +74,12 @@ class Replay(TreeSync):
         # What the destination holds at the old name should be what the source now holds at
         # the new one (its type and mtime, which the copies keep). When it is not, the rename
         # is reported late and the old name was used again since: renamed all the same (the
-        # destination may hold much of it), then checked against the source.
+        # destination may hold much of it), then checked against the source. When the source
+        # no longer has the new name, it was renamed on (a later move carries it, and checks
+        # it) or deleted (its deletion follows): syncing it now would delete a whole tree
+        # that the next move was about to carry to where it now is.
         arrived = self.source_tree.lstat(move.target)
-        late = arrived is None or (
+        late = arrived is not None and (
             stat.S_IFMT(arrived.st_mode) != stat.S_IFMT(moving.st_mode)
             or arrived.st_mtime_ns != moving.st_mtime_ns
         )
@@ -103,7 +106,7 @@ class Replay(TreeSync):
             # maybe gone with an earlier batch (rescans beside inotify report a rename late).
             # Then what was renamed here may be that new entry: both ends as they are now.
             self.change(Change(move.source, ChangeKind.SYNC_TREE))
-            late = True
+            late = arrived is not None
         if late:
             self.sync(move.target, recursive=True, forced=False)
 

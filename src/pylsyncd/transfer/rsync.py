@@ -25,10 +25,12 @@ from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.children import stop_child
 from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
-from pylsyncd.transfer.source import SourceTree
+from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
 log = logging.getLogger(__name__)
 
+# How many times one batch runs rsync while the source keeps changing under it.
+_LOOKS = 3
 # 24: "some files vanished before they could be transferred": a later event covers them.
 _OK_EXIT_CODES = (0, 24)
 _WILDCARDS = re.compile(r"[*?\[]")
@@ -38,6 +40,15 @@ _TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
 _PARTIAL = 23
 # What rsync's sender says about a source entry it may not read: opendir, send_files, link_stat.
 _DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied \(13\)$')
+# What it says about a source entry that went or changed type between two of its steps: a file
+# become a symlink (ELOOP) or a directory (EISDIR), a directory become a file (ENOTDIR), a symlink
+# become something else (EINVAL from readlink). rsync exits 23 for these, not 24 as for a file
+# that only vanished; the change raised its own event, which the next batch serves.
+_RACED = re.compile(
+    r"^(rsync: \[sender\] .*: (No such file or directory \(2\)|Not a directory \(20\)"
+    r"|Is a directory \(21\)|Invalid argument \(22\)|Too many levels of symbolic links \(40\))"
+    r'|(file|directory) has vanished: ".*")$'
+)
 # Lines that only sum up the errors listed before them.
 _SUMMARY = ("rsync error:", "rsync warning:", "IO error encountered -- skipping file deletion")
 # How long rsync has to exit after TERM (and clean up after itself) before it gets KILL.
@@ -183,9 +194,9 @@ class RsyncTransfer:
             for directory in sorted(directories):
                 try:
                     present = {entry.name for entry in source.children(directory)}
-                    if source.open_dir(directory) is None:
-                        continue  # gone from the source: its own change deletes it
                     found = destination.children(directory)
+                except SourceChangedError:
+                    continue  # gone from the source (or not a directory): its own change says
                 # PermissionError: an UnreadableSourceError, or a destination we may not list.
                 except (PermissionError, FileNotFoundError, NotADirectoryError):
                     continue  # unknown contents: remove nothing
@@ -216,7 +227,21 @@ class RsyncTransfer:
             stop_child(process, grace=_TERM_GRACE)
 
     def _run(self, command: list[str], stdin: bytes, progress: Progress | None = None) -> Outcome:
+        """Run rsync; again when the source changed under it (what it skipped then, a deletion
+        held back by its I/O error rule included, is served as the source is now)."""
+        for _ in range(_LOOKS - 1):
+            outcome, raced = self._run_once(command, stdin, progress)
+            if not raced:
+                return outcome
+            log.debug("the source changed under rsync; running it again")
+        return self._run_once(command, stdin, progress)[0]
+
+    def _run_once(
+        self, command: list[str], stdin: bytes, progress: Progress | None
+    ) -> tuple[Outcome, bool]:
+        """The outcome, and whether rsync met source entries that changed under it."""
         log.debug("running %s", command)
+        raced = False
         # Files for stdin and stderr: no pipe can fill up and block rsync while we read stdout.
         with tempfile.TemporaryFile() as rules, tempfile.TemporaryFile() as errors:
             rules.write(stdin)
@@ -237,12 +262,13 @@ class RsyncTransfer:
             if process.returncode not in _OK_EXIT_CODES:
                 errors.seek(0)
                 stderr = errors.read()
-                unreadable = _unreadable_only(stderr) if process.returncode == _PARTIAL else None
-                if unreadable is None:
+                found = _source_only(stderr) if process.returncode == _PARTIAL else None
+                if found is None:
                     outcome.error = f"rsync exited {process.returncode}: " + _first_error(stderr)
                 else:
+                    unreadable, raced = found
                     self._report_unreadable(unreadable)
-        return outcome
+        return outcome, raced
 
     def _report_unreadable(self, paths: list[str]) -> None:
         """Source entries rsync may not read are skipped, not retried: a retry cannot help until
@@ -295,16 +321,21 @@ def _other_names(
     return tuple(Change(path, ChangeKind.SYNC) for path in others)
 
 
-def _unreadable_only(stderr: bytes) -> list[str] | None:
-    """The source paths rsync could not read, when that is all its errors say; else None."""
+def _source_only(stderr: bytes) -> tuple[list[str], bool] | None:
+    """When rsync's errors say only that source entries could not be read or changed under it
+    (neither is a failure): the unreadable paths, and whether any changed. Otherwise None."""
     paths: list[str] = []
+    raced = False
     for line in os.fsdecode(stderr).splitlines():
         denied = _DENIED.match(line)
         if denied is not None:
             paths.append(denied.group("path"))
+        elif _RACED.match(line):
+            log.debug("the source changed under rsync: %s", line)
+            raced = True
         elif line.strip() and not line.startswith(_SUMMARY):
             return None
-    return paths or None
+    return (paths, raced) if paths or raced else None  # 23 with no reason given: a failure
 
 
 def _first_error(stderr: bytes) -> str:

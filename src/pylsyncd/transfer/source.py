@@ -33,6 +33,27 @@ class SourceEntry(NamedTuple):
     is_file: bool  # a regular file when listed
 
 
+class SourceChangedError(OSError):
+    """The entry is gone, or is no longer what the step before found (a symlink that went between
+    lstat and readlink, a file that became a directory before it was opened).
+
+    Not a failure: a source tree lives while it is read, and every such change raises its own
+    event. The transfer looks again and syncs the entry as it is now.
+    """
+
+
+# What a step on an entry an earlier step saw raises when it is gone or changed type: gone
+# (ENOENT, ENOTDIR for a parent), now a symlink (ELOOP from O_NOFOLLOW), no longer a symlink
+# (EINVAL from readlink).
+_CHANGED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL)
+
+
+def _changed(error: OSError, path: str) -> OSError:
+    if error.errno in _CHANGED:
+        return SourceChangedError(error.errno, error.strerror, path)
+    return _denied(error, path)
+
+
 class UnreadableSourceError(PermissionError):
     """The daemon may not read this source entry: it is skipped and reported, not retried.
 
@@ -84,28 +105,37 @@ class SourceTree:
             raise _denied(error, path) from None
 
     def open_file(self, path: str) -> int:
-        """A read-only descriptor of the file at `path`; FileNotFoundError when it is gone."""
-        parent, name = split(path)
-        parent_fd = self.open_dir(parent)
-        if parent_fd is None:
-            raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
+        """A read-only descriptor of the regular file at `path`, with its fstat.
+
+        SourceChangedError when it is gone or no longer a regular file.
+        """
+        parent_fd = self._parent_of(path)
         try:
-            return os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+            return os.open(split(path)[1], _FILE_FLAGS, dir_fd=parent_fd)
         except OSError as error:
-            raise _denied(error, path) from None
+            raise _changed(error, path) from None
 
     def readlink(self, path: str) -> str:
-        parent, name = split(path)
-        parent_fd = self.open_dir(parent)
+        """The target of the symlink at `path`; SourceChangedError when it is gone or no longer
+        a symlink."""
+        parent_fd = self._parent_of(path)
+        try:
+            return os.readlink(split(path)[1], dir_fd=parent_fd)
+        except OSError as error:
+            raise _changed(error, path) from None
+
+    def _parent_of(self, path: str) -> int:
+        parent_fd = self.open_dir(split(path)[0])
         if parent_fd is None:
-            raise FileNotFoundError(errno.ENOENT, "source directory is gone", path)
-        return os.readlink(name, dir_fd=parent_fd)
+            raise SourceChangedError(errno.ENOENT, "its directory is gone", path)
+        return parent_fd
 
     def children(self, path: str) -> list[SourceEntry]:
-        """The entries of the directory at `path`; none when it is not a directory (any more)."""
+        """The entries of the directory at `path`; SourceChangedError when it is not a
+        directory (any more)."""
         fd = self.open_dir(path)
         if fd is None:
-            return []
+            raise SourceChangedError(errno.ENOENT, "no longer a directory", path)
         with os.scandir(fd) as entries:
             return [
                 SourceEntry(

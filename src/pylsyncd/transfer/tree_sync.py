@@ -16,14 +16,17 @@ from collections.abc import Callable
 
 from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.transfer import Ownership, Progress
-from pylsyncd.transfer.directories import GONE, split
+from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.run import Run, TransferState
-from pylsyncd.transfer.source import UnreadableSourceError
+from pylsyncd.transfer.source import SourceChangedError, UnreadableSourceError
 
 log = logging.getLogger(__name__)
 
 # Temporary files a killed daemon may have left behind; removed whenever their directory is synced.
 _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
+# How many times one sync looks at an entry that keeps changing under it before leaving it to
+# its next event: each look that finds it changed was raced by a write with an event of its own.
+_LOOKS = 3
 
 
 class TreeSync(Run):
@@ -42,6 +45,24 @@ class TreeSync(Run):
         self.sync(change.path, recursive=True, forced=False)
 
     def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
+        """Make the destination's `path` (and below it, when `recursive`) what the source holds.
+
+        An entry that goes or changes type between two of these steps is looked at again and
+        synced as it is then: that is the source's normal life, never a failure (its change
+        raised an event of its own, which this sync may already have served).
+        """
+        for _ in range(_LOOKS):
+            try:
+                self._sync_as_found(path, recursive=recursive, forced=forced)
+                return
+            except SourceChangedError as error:
+                log.debug("%r changed while synced (%s); looking again", path, error.strerror)
+            # What it became is new to the destination: a directory now is synced with its
+            # entries (unchanged ones are still skipped), whatever this sync was asked for.
+            recursive = True
+        log.debug("%r keeps changing; left to its next event", path)
+
+    def _sync_as_found(self, path: str, *, recursive: bool, forced: bool) -> None:
         source = self.source_tree.lstat(path)
         if source is None:
             self._delete(path)
@@ -64,8 +85,6 @@ class TreeSync(Run):
         elif stat.S_ISREG(mode):
             if forced or not _same_file(existing, source, self.tree.ownership):
                 copied = self._copy_file(path, parent_fd, name)
-                if copied is None:
-                    return
                 self._count_copy(path, copied)
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
@@ -73,7 +92,7 @@ class TreeSync(Run):
                     changed = existing is not None or recursive
                     self._sync_other_names(path, source, changed=changed)
         elif stat.S_ISLNK(mode):
-            target = self.source_tree.readlink(path)
+            target = self._read_link(path, source)
             if forced or not _same_link(parent_fd, name, existing, source, target):
                 self.tree.write_symlink(parent_fd, name, target, source)
                 self.outcome.links += 1
@@ -82,6 +101,16 @@ class TreeSync(Run):
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
         self.touched.add(parent)
+
+    def _read_link(self, path: str, source: os.stat_result) -> str:
+        """The target of the symlink `source` describes; SourceChangedError when another entry
+        stands at `path` by the time it is read (its target would be copied with the old
+        link's times)."""
+        target = self.source_tree.readlink(path)
+        now = self.source_tree.lstat(path)
+        if now is None or (now.st_ino, now.st_mtime_ns) != (source.st_ino, source.st_mtime_ns):
+            raise SourceChangedError(errno.ENOENT, "replaced while read", path)
+        return target
 
     def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
         """A hard-linked file changed through `path`: its other names raised no event."""
@@ -97,18 +126,13 @@ class TreeSync(Run):
         self.outcome.bytes += copied
         log.debug("copied %r (%d bytes)", path, copied)
 
-    def _copy_file(self, path: str, parent_fd: int, name: str) -> int | None:
-        """Bytes copied, or None when the source changed under us (its next event follows)."""
-        try:
-            src_fd = self.source_tree.open_file(path)
-        except OSError as error:
-            if error.errno not in (*GONE, errno.ELOOP):  # ELOOP: it became a symlink
-                raise
-            return None
+    def _copy_file(self, path: str, parent_fd: int, name: str) -> int:
+        """Bytes copied; SourceChangedError when the file went or became something else."""
+        src_fd = self.source_tree.open_file(path)
         try:
             source = os.fstat(src_fd)
-            if not stat.S_ISREG(source.st_mode):
-                return None  # it became something else since lstat; that change has an event
+            if not stat.S_ISREG(source.st_mode):  # a directory or a FIFO since it was listed
+                raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
             return self.tree.write_file(parent_fd, name, src_fd, source)
         finally:
             os.close(src_fd)
@@ -133,7 +157,7 @@ class TreeSync(Run):
         rescan (polling) raises no event of its own, but its directory's mtime changed.
         """
         try:
-            children = self.source_tree.children(path)
+            children = self.source_tree.children(path)  # SourceChangedError: `sync` looks again
         except UnreadableSourceError as error:
             self.skip_unreadable(error)
             return  # what the source has there is unknown: remove nothing
@@ -175,10 +199,8 @@ class TreeSync(Run):
         destination's listing for an lstat there. Anything unexpected takes the general path."""
         try:
             copied = self._copy_file(path, parent_fd, name)
-        except OSError:
-            copied = None  # unreadable, or a failure: `sync` tells which, and reports it once
-        if copied is None:  # or gone, or no longer a regular file since the listing
-            self._sync_child(path)
+        except OSError:  # gone or changed since the listing, unreadable, or a failure:
+            self._sync_child(path)  # `sync` tells which, and reports it once
             return
         self._count_copy(path, copied)
         self.touched.add(parent)
