@@ -148,7 +148,7 @@ class FakeTransfer:
         self.calls: list[Applied | FullSync] = []
         self.failing = False
 
-    def apply(self, batch: Batch) -> Outcome:
+    def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         with self._condition:
             ok = not self.failing
             self.calls.append(Applied(batch, ok))

@@ -317,3 +317,41 @@ def test_refusal_is_exit_2_one_line_nothing_touched(
         ["src", *(["pylsyncd.toml"] if toml else [])]
     )
     assert [path.name for path in source.iterdir()] == ["kept"]
+
+
+# --- sizes -------------------------------------------------------------------------------------
+
+SIZES = {
+    "16M": 16 * 2**20,
+    "16MiB": 16 * 2**20,
+    "16mb": 16 * 10**6,
+    "1536K": 1536 * 1024,
+    "1G": 2**30,
+    "0": 0,
+    " 4096 ": 4096,
+}
+
+
+@pytest.mark.parametrize(("text", "size"), SIZES.items())
+def test_in_place_size_reads_units_as_rsync_does(
+    pair: dict[str, str], text: str, size: int
+) -> None:
+    assert load_config({}, {**pair, "IN_PLACE_SIZE": text}).pairs[0].in_place_size == size
+
+
+@pytest.mark.parametrize("text", ["16Q", "-1", "1.5M", "2E", "M", "4096 bytes", "2000000T"])
+def test_in_place_size_refuses_what_is_not_a_size(pair: dict[str, str], text: str) -> None:
+    message = env_error({**pair, "IN_PLACE_SIZE": text})
+    assert message.startswith(f"IN_PLACE_SIZE={text!r} is not valid: give a size"), message
+
+
+def test_in_place_size_refused_on_the_command_line_exits_2_with_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    result = run_cli(
+        str(tmp_path / "src"), str(tmp_path / "dst"), "--in-place-size", "lots", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--in-place-size='lots'" in result.stderr
+    assert not (tmp_path / "dst").exists()

@@ -18,6 +18,7 @@ from pylsyncd.config.toml_values import (
     toml_bool,
     toml_id,
     toml_seconds,
+    toml_size,
     toml_strings,
     toml_text,
 )
@@ -27,6 +28,7 @@ from pylsyncd.config.values import (
     parse_excludes,
     parse_id,
     parse_rsync_args,
+    parse_size,
     read_exclude_file,
 )
 
@@ -57,6 +59,8 @@ class Kind:
     form: FlagForm = FlagForm.VALUE
     # A REPEATED flag's values, all at once: (values, label) -> value.
     from_flags: Callable[[tuple[str, ...], str], Any] | None = None
+    # How a value is written, when not as `written` does: a size as 16M.
+    write: Callable[[Any], str] | None = None
 
 
 def written(value: object) -> str:
@@ -151,3 +155,19 @@ NUMERIC_ID = Kind(
     from_toml=lambda value, label, _: toml_id(value, label),
     metavar="ID",
 )
+# A size in bytes: 16M, 64KiB, 1048576; TOML takes an integer or such a string.
+SIZE = Kind(
+    from_text=parse_size,
+    from_toml=lambda value, label, _: toml_size(value, label),
+    metavar="BYTES",
+    write=lambda size: written_size(int(size)),
+)
+
+
+def written_size(size: int) -> str:
+    """A size as it may be given: 16M for 16 MiB, 1536K, 1000 (bytes)."""
+    for unit in "TGMK":
+        scale = 1024 ** ("KMGT".index(unit) + 1)
+        if size and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)

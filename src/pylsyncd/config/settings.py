@@ -18,6 +18,7 @@ from pylsyncd.config.kinds import (
     NUMERIC_ID,
     PATTERN_FILE,
     PATTERNS,
+    SIZE,
     SWITCH,
     FlagForm,
     Kind,
@@ -99,12 +100,17 @@ class Setting:
     @property
     def default_text(self) -> str:
         """The default as --help and README write it."""
-        return written(self.default)
+        return self._written(self.default)
 
     def shown(self, value: object) -> str:
         """A value as `pylsyncd check` prints it."""
         unit = "" if self.kind is None or value is None else self.kind.unit
-        return f"{written(value)} {unit}" if unit else written(value)
+        return f"{self._written(value)} {unit}" if unit else self._written(value)
+
+    def _written(self, value: object) -> str:
+        if value is not None and self.kind is not None and self.kind.write is not None:
+            return self.kind.write(value)
+        return written(value)
 
     def from_text(self, text: str, label: str) -> Any:
         """The value given as text by an environment variable or a flag, parsed and checked."""
@@ -187,6 +193,13 @@ SETTINGS = (
         "options that would delete the source, skip changes, show half-written files or break "
         "the batch (--remove-source-files, -n, --inplace, --delete*, --include...) are refused",
         kind=ARGUMENTS, default=(),
+    ),
+    Setting(
+        "in_place_size", _PAIR, "--in-place-size",
+        "files at least this big (16M, 1G) that the destination already holds are updated in "
+        "place by the blocks that changed, like rsync --inplace, where its filesystem cannot "
+        "clone; smaller ones are rewritten whole and appear only complete",
+        kind=SIZE, default=16 * 1024 * 1024,
     ),
     Setting(
         "allow_empty_source", _PAIR, "--allow-empty-source",
@@ -277,6 +290,7 @@ class PairConfig:
     delete: DeleteMode = _DEFAULT["delete"]
     init: bool = _DEFAULT["init"]
     rsync_args: tuple[str, ...] = _DEFAULT["rsync_args"]
+    in_place_size: int = _DEFAULT["in_place_size"]
     allow_empty_source: bool = _DEFAULT["allow_empty_source"]
     watch: WatchMode = _DEFAULT["watch"]
     poll_interval: float = _DEFAULT["poll_interval"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pylsyncd.config.values import parse_id
+from pylsyncd.config.values import parse_id, parse_size
 from pylsyncd.errors import ConfigError
 
 
@@ -39,6 +39,13 @@ def toml_id(value: object, label: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise wrong_type(label, value, "a numeric id such as 1000")
     return parse_id(value, label)
+
+
+def toml_size(value: object, label: str) -> int:
+    """A size in bytes, given as an integer or a string such as "16M"."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise wrong_type(label, value, 'a size such as 16777216 or "16M"')
+    return parse_size(value, label)
 
 
 def toml_bool(value: object, label: str) -> bool:

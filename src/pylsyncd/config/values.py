@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import threading
 from collections.abc import Sequence
@@ -104,6 +105,29 @@ def parse_id(given: str | int, label: str) -> int:
     if not text.isdigit() or int(text) > _MAX_ID:
         raise _invalid(label, given, "give a numeric id such as 1000 (`id -u` on the host)")
     return int(text)
+
+
+_SIZE = re.compile(r"(?P<number>\d+)\s*(?:(?P<unit>[kmgt])(?P<binary>i?)b?)?", re.IGNORECASE)
+_SIZE_UNITS = {"k": 1, "m": 2, "g": 3, "t": 4}
+# A size past an exabyte is a mistake, not a file.
+_MAX_SIZE = 2**60
+
+
+def parse_size(given: str | int, label: str) -> int:
+    """A size in bytes: a whole number, optionally with K, M, G or T (powers of 1024, also
+    written KiB...; KB, MB... are powers of 1000, as rsync reads them)."""
+    text = str(given).strip()
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise _invalid(label, given, "give a size in bytes such as 16M, 64KiB or 1048576")
+    size = int(match.group("number"))
+    unit = match.group("unit")
+    if unit is not None:
+        decimal = not match.group("binary") and text[-1:].lower() == "b"
+        size *= (1000 if decimal else 1024) ** _SIZE_UNITS[unit.lower()]
+    if size > _MAX_SIZE:
+        raise _invalid(label, given, "give a size of at most 1E (2**60 bytes)")
+    return size
 
 
 def parse_status_file(text: str, label: str) -> str:

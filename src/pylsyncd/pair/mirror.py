@@ -119,7 +119,7 @@ class Pair:
             if self._source.paused:
                 log.error("%s: stopping with the source gone: nothing pending applied", self.name)
                 return
-            if self._apply_next():
+            if self._apply_next(final=True):
                 continue
             if time.monotonic() + self._retry.backoff > deadline:
                 log.error("%s: stopping with %d changes not applied", self.name, len(self.pending))
@@ -169,11 +169,14 @@ class Pair:
             return True
         return self._source.watching_again
 
-    def _apply_next(self) -> bool:
-        """Apply everything pending as one batch; on failure requeue it. True on success."""
+    def _apply_next(self, *, final: bool = False) -> bool:
+        """Apply everything pending as one batch; on failure requeue it. True on success.
+
+        `final`: the flush at stop; what a transfer would hold back is applied now.
+        """
         if self._held_back():
             return False  # everything stays pending, untaken
-        gathered = self.pending.take()
+        gathered = self.pending.take(everything=final)
         batch = gathered.batch
         if not batch:
             return True
@@ -190,7 +193,9 @@ class Pair:
                 return False
             return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
-        outcome = self._guarded(lambda: self.transfer.apply(batch))
+        outcome = self._guarded(lambda: self.transfer.apply(batch, final=final))
+        if outcome.deferred:
+            self.pending.defer(outcome.deferred, outcome.deferred_until)
         elapsed_ms = (time.monotonic() - started) * 1000
         self._progress.batch_done(outcome, elapsed_ms)
         log.info(

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from pylsyncd.coalesce import Batch, coalesce, merge
+from pylsyncd.coalesce import Batch, Change, coalesce, merge
 from pylsyncd.events import Event
 
 
@@ -30,6 +30,8 @@ class PendingEvents:
         self._events: list[Event] = []
         self._carried = Batch()  # a failed batch, to be retried with the next one
         self._since: float | None = None  # when the oldest waiting change arrived
+        # Changes a transfer held back (`Outcome.deferred`): path -> (change, when it is due).
+        self._deferred: dict[str, tuple[Change, float]] = {}
 
     def add(self, events: list[Event]) -> None:
         """Queue events the watcher reported."""
@@ -46,6 +48,13 @@ class PendingEvents:
             if self._since is None:
                 self._since = time.monotonic()
 
+    def defer(self, held: Batch, until: float) -> None:
+        """Keep changes a transfer held back, to be taken again from `until` (monotonic)."""
+        with self._condition:
+            for change in held.changes:
+                self._deferred[change.path] = (change, until)
+            self._condition.notify()  # a wait recomputes its deadline
+
     def wake(self) -> None:
         """End a `wait` now (after `stopping` is set)."""
         with self._condition:
@@ -53,26 +62,38 @@ class PendingEvents:
 
     def __len__(self) -> int:
         with self._condition:
-            return len(self._events) + len(self._carried.changes)
+            return len(self._events) + len(self._carried.changes) + len(self._deferred)
 
     def wait(self, delay: float, stopping: threading.Event) -> bool:
         """Wait until the oldest change has waited `delay` seconds; False if stopping first."""
         with self._condition:
             while not stopping.is_set():
-                if self._since is None:
+                due = [self._since + delay] if self._since is not None else []
+                due += [until for _, until in self._deferred.values()]
+                if not due:
                     self._condition.wait()  # `add` or `wake` notifies: no idle wake-ups
                     continue
-                remaining = self._since + delay - time.monotonic()
+                remaining = min(due) - time.monotonic()
                 if remaining <= 0:
                     return True
                 self._condition.wait(remaining)
             return False
 
-    def take(self) -> Gathered:
-        """The batch of everything waiting, and how many events it came from."""
+    def take(self, *, everything: bool = False) -> Gathered:
+        """The batch of everything waiting (held-back changes once due, or `everything`), and
+        how many events it came from."""
         with self._condition:
             events, self._events = self._events, []
             carried, self._carried = self._carried, Batch()
             self._since = None
-        batch = coalesce(events)
-        return Gathered(merge(carried, batch) if carried else batch, len(events))
+            batch = coalesce(events)
+            batch = merge(carried, batch) if carried else batch
+            now = time.monotonic()
+            due = [c for c, until in self._deferred.values() if everything or until <= now]
+            # Merging drops renames, which would become copies: a batch with renames goes
+            # alone, and the held-back changes with the next one.
+            if due and (everything or not batch.moves):
+                for change in due:
+                    del self._deferred[change.path]
+                batch = merge(batch, Batch((), tuple(due)))
+        return Gathered(batch, len(events))

@@ -82,6 +82,7 @@ def describe(outcome: Outcome) -> str:
         (outcome.deleted, "deleted"),
         (outcome.moved, "moved"),
         (len(outcome.failed.changes), "failed"),
+        (len(outcome.deferred.changes), "held back"),
     ):
         if count:
             parts.append(f"{count} {noun}")

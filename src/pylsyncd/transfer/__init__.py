@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pylsyncd.coalesce import Batch
+from pylsyncd.coalesce import Batch, Change
 
 # Called during a full sync with the number of source entries handled so far.
 Progress = Callable[[int], None]
@@ -18,13 +18,23 @@ class Outcome:
     """What applying a batch (or a full sync) did, for the log and the retry logic."""
 
     copied: int = 0  # regular files written
-    bytes: int = 0  # bytes of those files
+    bytes: int = 0  # bytes written into those files (only what changed, for a big file)
     dirs: int = 0  # directories created or updated
     links: int = 0  # symlinks created
     deleted: int = 0  # entries removed (a directory tree counts once)
     moved: int = 0  # renames replayed
     failed: Batch = field(default_factory=Batch)  # what must be retried
     error: str | None = None  # the first failure, for the log
+    # Changes held back, not failed: a hot file's copy not paid back yet, an appended file's
+    # whole comparison (see `hot_files`). Applied again from `deferred_until` (monotonic).
+    deferred: Batch = field(default_factory=Batch)
+    deferred_until: float = 0.0
+
+    def defer(self, change: Change, until: float) -> None:
+        """Hold `change` back until `until`; the earliest such time is the one kept."""
+        first = not self.deferred.changes
+        self.deferred = Batch((), (*self.deferred.changes, change))
+        self.deferred_until = until if first else min(self.deferred_until, until)
 
     @property
     def ok(self) -> bool:
@@ -62,8 +72,11 @@ class Ownership:
 class Transfer(Protocol):
     """Makes destination paths equal to the source paths as they are now."""
 
-    def apply(self, batch: Batch) -> Outcome:
-        """Apply moves, then changes; failures end up in `Outcome.failed`, never raised."""
+    def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
+        """Apply moves, then changes; failures end up in `Outcome.failed`, never raised.
+
+        `final`: the last batch before the daemon exits; nothing is deferred.
+        """
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         """Compare the whole tree (size and mtime) and copy what differs; delete extras if asked."""

@@ -22,5 +22,10 @@ def make_transfer(config: PairConfig, excludes: ExcludeRules, ownership: Ownersh
             ownership=ownership,
         )
     return DirectTransfer(
-        config.source, config.destination, excludes, delete=delete, ownership=ownership
+        config.source,
+        config.destination,
+        excludes,
+        delete=delete,
+        ownership=ownership,
+        in_place_size=config.in_place_size,
     )

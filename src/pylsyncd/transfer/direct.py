@@ -30,9 +30,14 @@ class DirectTransfer:
         *,
         delete: bool,
         ownership: Ownership | None = None,
+        in_place_size: int = 16 * 1024 * 1024,
     ):
         self.state = TransferState(
-            source, destination, excludes, ownership or Ownership.for_daemon(None, None)
+            source,
+            destination,
+            excludes,
+            ownership or Ownership.for_daemon(None, None),
+            in_place_size=in_place_size,
         )
         self.delete = delete  # deletions while running (DELETE=true or running)
         self._full_sync: FullSync | None = None  # the one in progress, for `cancel`
@@ -45,11 +50,11 @@ class DirectTransfer:
             # The helper now, from this thread: the pair's thread may be the one that is stuck.
             full_sync.stop_helper()
 
-    def apply(self, batch: Batch) -> Outcome:
+    def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         if not self.delete and batch.moves:
             batch = batch.without_moves()  # a rename would remove the old name
         expire_vanished(self.state)
-        run = Replay(self.state, delete=self.delete)
+        run = Replay(self.state, delete=self.delete, may_defer=not final)
         try:
             run.replay(batch)
         finally:

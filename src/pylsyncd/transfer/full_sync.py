@@ -127,6 +127,7 @@ class FullSync(TreeSync):
             state.ownership.preserve,
             sorted(state.reported_unreadable),
             logging.getLogger("pylsyncd").getEffectiveLevel(),
+            state.in_place_size,
         )
         try:
             return Helper(settings)

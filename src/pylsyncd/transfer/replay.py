@@ -13,7 +13,6 @@ import time
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.events import is_within, rebase
-from pylsyncd.transfer import Progress
 from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.run import TransferState
 from pylsyncd.transfer.tree_sync import TreeSync
@@ -38,9 +37,13 @@ def expire_vanished(state: TransferState) -> None:
 class Replay(TreeSync):
     """One batch replayed: its moves, then its changes, then the other names of hard links."""
 
-    def __init__(self, state: TransferState, *, delete: bool, progress: Progress | None = None):
-        super().__init__(state, delete=delete, progress=progress)
+    def __init__(self, state: TransferState, *, delete: bool, may_defer: bool = True):
+        super().__init__(state, delete=delete)
         self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
+        self.trust_appends = True  # live changes: a grown file is most likely appended to
+        # False for the last batch before the daemon exits: nothing waits for later.
+        self.may_defer = may_defer
+        self._compare_now: list[str] = []  # appended files to compare before this run ends
 
     def replay(self, batch: Batch) -> None:
         """Apply the batch; each failure is kept in the outcome for the retry."""
@@ -50,9 +53,18 @@ class Replay(TreeSync):
         for path in self.moved_vanished:
             self.trim_descriptors("")
             self.attempt(self.change, Change(path, ChangeKind.SYNC_TREE))
+        self.state.hot_files.expire()
         for change in batch.changes:
+            held_until = self._held_until(change)
+            if held_until is not None:
+                self.outcome.defer(change, held_until)
+                continue
             self.trim_descriptors("")
             self.attempt(self.change, change)
+        while self._compare_now:
+            path = self._compare_now.pop()
+            self.trust_appends = False
+            self.attempt(self.change, Change(path, ChangeKind.SYNC))
         # Names of hard-linked files met in this batch and not known yet, found in one walk.
         while found := self.state.hard_links.search():
             for path, forced in found:
@@ -92,6 +104,8 @@ class Replay(TreeSync):
         self.tree.forget(move.source)
         self.tree.forget(move.target)
         self.state.hard_links.moved(move.source, move.target)
+        for path, due in self.state.hot_files.moved(move.source, move.target):
+            self.compare_later(path, due)
         # What an earlier batch found gone below the old name was renamed with it, the events
         # for it named the old path: the destination's copy may lack it, or be stale.
         for path in [path for path in self.state.vanished if is_within(path, move.source)]:
@@ -109,6 +123,19 @@ class Replay(TreeSync):
             late = arrived is not None
         if late:
             self.sync(move.target, recursive=True, forced=False)
+
+    def _held_until(self, change: Change) -> float | None:
+        """When a hot file's change may be applied, if not now (its last copy is not paid
+        back yet; see `hot_files`)."""
+        if not self.may_defer or change.kind is not ChangeKind.SYNC:
+            return None
+        return self.state.hot_files.wait_until(change.path)
+
+    def compare_later(self, path: str, due: float) -> None:
+        if self.may_defer:
+            self.outcome.defer(Change(path, ChangeKind.SYNC), due)
+        else:
+            self._compare_now.append(path)
 
     def change(self, change: Change) -> None:
         """Make the destination path equal to the source path as it is now.

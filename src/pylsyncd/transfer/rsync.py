@@ -139,7 +139,7 @@ class RsyncTransfer:
         # `--` ends options: a source or destination starting with `-` is still a path.
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
-    def apply(self, batch: Batch) -> Outcome:
+    def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         for move in batch.moves:
             self.hard_links.moved(move.source, move.target)
         batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs

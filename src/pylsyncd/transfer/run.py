@@ -21,6 +21,7 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import DestinationTree
 from pylsyncd.transfer.hardlinks import HardLinks
+from pylsyncd.transfer.hot_files import HotFiles
 from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class TransferState:
     # read): path -> (batch number, monotonic time). See `Replay.move`.
     vanished: dict[str, tuple[int, float]] = field(default_factory=dict)
     batch_number: int = 0
+    in_place_size: int = 16 * 1024 * 1024  # IN_PLACE_SIZE
     hard_links: HardLinks = field(init=False)
+    hot_files: HotFiles = field(default_factory=HotFiles)
 
     def __post_init__(self) -> None:
         self.hard_links = HardLinks(self.source, self.excludes)
@@ -58,7 +61,9 @@ class Run:
         self.entries = 0
         self.outcome = Outcome()
         self.source_tree = SourceTree(state.source)
-        self.tree = DestinationTree(state.destination, self._source_dir_stat, state.ownership)
+        self.tree = DestinationTree(
+            state.destination, self._source_dir_stat, state.ownership, state.in_place_size
+        )
         # Directories whose mtime must be copied, at the end (`finish`) unless a tree sync was
         # done with them before (`set_times_now`).
         self.touched: set[str] = set()

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Callable
 
 from pylsyncd.coalesce import Change, ChangeKind
@@ -38,6 +39,10 @@ class TreeSync(Run):
         # While set, directories met in a listing are handed to it instead of synced
         # (`FullSync.sync_top`).
         self.defer: Callable[[str], None] | None = None
+        # Whether a grown file may be updated by its new tail alone, compared whole later
+        # (`compare_later`): for live changes, not for a comparison of the whole tree, which
+        # may find a destination from long ago.
+        self.trust_appends = False
 
     def sync_tree(self, change: Change) -> None:
         """A subtree of a full sync: compared (size and mtime), not copied regardless."""
@@ -84,7 +89,7 @@ class TreeSync(Run):
             self._sync_dir(path, source, recursive)
         elif stat.S_ISREG(mode):
             if forced or not _same_file(existing, source, self.tree.ownership):
-                copied = self._copy_file(path, parent_fd, name)
+                copied = self._copy_file(path, parent_fd, name, existing)
                 self._count_copy(path, copied)
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
@@ -126,16 +131,30 @@ class TreeSync(Run):
         self.outcome.bytes += copied
         log.debug("copied %r (%d bytes)", path, copied)
 
-    def _copy_file(self, path: str, parent_fd: int, name: str) -> int:
-        """Bytes copied; SourceChangedError when the file went or became something else."""
+    def _copy_file(
+        self, path: str, parent_fd: int, name: str, existing: os.stat_result | None = None
+    ) -> int:
+        """Bytes written; SourceChangedError when the file went or became something else."""
         src_fd = self.source_tree.open_file(path)
         try:
             source = os.fstat(src_fd)
             if not stat.S_ISREG(source.st_mode):  # a directory or a FIFO since it was listed
                 raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
-            return self.tree.write_file(parent_fd, name, src_fd, source)
+            started = time.thread_time()
+            write = self.tree.write_file(
+                parent_fd, name, src_fd, source, existing, trust_append=self.trust_appends
+            )
+            cost = time.thread_time() - started
         finally:
             os.close(src_fd)
+        due = self.state.hot_files.copied(path, cost, compared=write.compared)
+        if due is not None:
+            self.compare_later(path, due)
+        return write.written
+
+    def compare_later(self, path: str, due: float) -> None:
+        """A file updated by its tail alone is to be compared whole at `due` (see `Replay`)."""
+        raise AssertionError(f"{path!r}: a tree sync that trusts no append compares it all")
 
     def _sync_dir(self, path: str, source: os.stat_result, recursive: bool) -> None:
         fd = self.tree.open_dir(path)

@@ -54,6 +54,7 @@ def serve() -> None:
         settings.destination,
         ExcludeRules(settings.excludes),
         Ownership(settings.uid, settings.gid, settings.preserve),
+        in_place_size=settings.in_place_size,
     )
     state.reported_unreadable.update(settings.reported_unreadable)
 

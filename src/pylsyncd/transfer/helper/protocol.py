@@ -20,6 +20,7 @@ class Settings:
     preserve: bool
     reported_unreadable: list[str]
     log_level: int
+    in_place_size: int
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""Files that cost to copy and keep changing: when each may be copied again, and compared.
+
+A log appended every 10 ms, or a database rewritten in place, raises events faster than its
+copies are worth making. Each copy that cost CPU time is paid back before the next: a file whose
+copy took `cost` seconds of the transfer thread's CPU is copied again no sooner than
+`cost * (1 / HOT_FILE_SHARE - 1)` seconds after, so one file never takes more than that share of
+a core. Its changes meanwhile wait in the pair's queue, merged, and go in one copy.
+
+A file updated by its new tail alone (an append whose old end was checked, not every byte) is
+compared whole once it has been quiet for `VERIFY_AFTER` seconds: a change made in its middle
+while it grew is caught then, at the cost of one comparison per quiet spell, not one per append.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pylsyncd.events import is_within, rebase
+
+# The share of one core that copying one file may take, over its copies.
+HOT_FILE_SHARE = 0.5
+# Copies cheaper than this are not tracked: their pay-back time would be below the pair's own
+# DELAY, and a tree of small files needs no entry per file.
+_TRACKED_COST = 0.002
+# Seconds an appended file stays unchanged before it is compared whole.
+VERIFY_AFTER = 1.0
+
+
+class HotFiles:
+    """Per path: when its next copy may run, and when its next whole comparison is due."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ready_at: dict[str, float] = {}  # path -> when it may be copied again
+        self._compare_at: dict[str, float] = {}  # path -> when it is compared whole
+
+    def wait_until(self, path: str) -> float | None:
+        """When a copy of `path` may run, if not now."""
+        ready = self._ready_at.get(path)
+        if ready is None:
+            return None
+        if ready <= self._clock():
+            del self._ready_at[path]
+            return None
+        return ready
+
+    def copied(self, path: str, cpu_seconds: float, *, compared: bool) -> float | None:
+        """Record a copy of `path` and what it cost; returns when to compare it whole, when
+        only its tail was written."""
+        now = self._clock()
+        if cpu_seconds >= _TRACKED_COST:
+            self._ready_at[path] = now + cpu_seconds * (1 / HOT_FILE_SHARE - 1)
+        if compared:
+            self._compare_at.pop(path, None)
+            return None
+        due = self._compare_at[path] = now + VERIFY_AFTER
+        return due
+
+    def comparison_due(self, path: str) -> float | None:
+        """When `path`, last written by its tail only, is to be compared whole."""
+        return self._compare_at.get(path)
+
+    def moved(self, source: str, target: str) -> list[tuple[str, float]]:
+        """A rename was replayed: what was known at or below `source` is now `target`'s.
+
+        Returns the renamed paths still to be compared whole, with when: the change that was
+        to compare them names the old path.
+        """
+        to_compare: list[tuple[str, float]] = []
+        for table in (self._ready_at, self._compare_at):
+            for path in [path for path in table if is_within(path, source)]:
+                moved = rebase(path, source, target)
+                table[moved] = table.pop(path)
+                if table is self._compare_at:
+                    to_compare.append((moved, table[moved]))
+        return to_compare
+
+    def expire(self) -> None:
+        """Forget what is past: entries whose time has come and gone an hour ago."""
+        horizon = self._clock() - 3600
+        for table in (self._ready_at, self._compare_at):
+            for path in [path for path, at in table.items() if at < horizon]:
+                del table[path]

@@ -1,0 +1,261 @@
+"""Big files cost what changed: appends write their tail, rewrites the pages that differ.
+
+The direct backend against real files: on the test's own filesystem (ext4 or tmpfs, which cannot
+clone), files at least IN_PLACE_SIZE are patched in place and smaller ones rewritten whole; on
+an XFS image mounted for the test, every file is patched in a clone renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_trees_equal
+from pylsyncd.coalesce import Batch, Change, ChangeKind
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.pending import PendingEvents
+from pylsyncd.transfer import Outcome
+from pylsyncd.transfer.direct import DirectTransfer
+from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, HotFiles
+
+MIB = 1 << 20
+PAGE = 4096
+SIZE = 4 * MIB  # above the 1 MiB where comparing starts to pay, small enough to be quick
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def mirror(src: Path, dst: Path, clock: Clock, *, in_place_size: int = MIB) -> DirectTransfer:
+    transfer = DirectTransfer(
+        str(src), str(dst), ExcludeRules(()), delete=True, in_place_size=in_place_size
+    )
+    transfer.state.hot_files = HotFiles(clock)
+    assert transfer.full_sync(delete=True).ok
+    clock.now += 10  # the copies of the full sync are paid back
+    return transfer
+
+
+def sync(transfer: DirectTransfer, *paths: str, final: bool = False) -> Outcome:
+    outcome = transfer.apply(
+        Batch((), tuple(Change(path, ChangeKind.SYNC) for path in paths)), final=final
+    )
+    assert outcome.ok, outcome.error
+    return outcome
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return src, dst
+
+
+def big_file(path: Path, size: int = SIZE, seed: int = 0) -> bytes:
+    data = random.Random(seed).randbytes(size)
+    path.write_bytes(data)
+    return data
+
+
+def test_an_append_writes_only_the_new_tail_in_place(dirs: tuple[Path, Path], clock: Clock) -> None:
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = mirror(src, dst, clock)
+    inode = os.stat(dst / "log").st_ino
+    written = 0
+    for line in range(20):
+        with open(src / "log", "ab") as log:
+            log.write(f"line {line}\n".encode() * 100)
+        clock.now += 10  # past any pay-back time: this test is about bytes
+        written += sync(transfer, "log").bytes
+    appended = os.stat(src / "log").st_size - SIZE
+    assert written == appended
+    assert os.stat(dst / "log").st_ino == inode  # patched where it is, not rewritten
+    assert_trees_equal(src, dst)
+
+
+def test_an_in_place_rewrite_writes_only_the_pages_that_differ(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    src, dst = dirs
+    big_file(src / "db")
+    transfer = mirror(src, dst, clock)
+    changed = 0
+    with open(src / "db", "r+b") as db:
+        for offset in random.Random(1).sample(range(0, SIZE, PAGE), 40):
+            db.seek(offset)
+            db.write(os.urandom(PAGE))
+            changed += PAGE
+    outcome = sync(transfer, "db")
+    assert 0 < outcome.bytes <= changed  # page-aligned writes: exactly what changed, at most
+    assert_trees_equal(src, dst)
+
+
+def test_a_file_rewritten_longer_is_not_taken_for_an_append(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """New content, longer than the old: its first bytes differ, so it is compared whole."""
+    src, dst = dirs
+    big_file(src / "f", seed=1)
+    transfer = mirror(src, dst, clock)
+    big_file(src / "f", SIZE + MIB, seed=2)
+    outcome = sync(transfer, "f")
+    assert not outcome.deferred  # every byte was compared: nothing left to check later
+    assert_trees_equal(src, dst)
+
+
+def test_a_change_inside_a_growing_file_is_caught_once_it_is_quiet(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """A write in the middle and an append at once look like an append (first and last old
+    bytes unchanged): the tail is written now, and the whole file compared VERIFY_AFTER later."""
+    src, dst = dirs
+    big_file(src / "f")
+    transfer = mirror(src, dst, clock)
+    with open(src / "f", "r+b") as f:
+        f.seek(SIZE // 2)
+        f.write(b"changed in the middle")
+        f.seek(0, os.SEEK_END)
+        f.write(b"and appended")
+    outcome = sync(transfer, "f")
+    assert outcome.bytes == len(b"and appended")
+    assert outcome.deferred.changes == (Change("f", ChangeKind.SYNC),)
+    assert outcome.deferred_until == clock.now + VERIFY_AFTER
+    assert (dst / "f").read_bytes() != (src / "f").read_bytes()  # not yet
+    clock.now = outcome.deferred_until
+    later = sync(transfer, *(change.path for change in outcome.deferred.changes))
+    assert later.bytes == PAGE and not later.deferred  # the one page that differs
+    assert_trees_equal(src, dst)
+
+
+def test_the_final_batch_compares_an_appended_file_at_once(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    src, dst = dirs
+    big_file(src / "f")
+    transfer = mirror(src, dst, clock)
+    with open(src / "f", "r+b") as f:
+        f.seek(SIZE // 2)
+        f.write(b"changed in the middle")
+        f.seek(0, os.SEEK_END)
+        f.write(b"and appended")
+    outcome = sync(transfer, "f", final=True)
+    assert not outcome.deferred
+    assert_trees_equal(src, dst)
+
+
+def test_a_file_below_the_in_place_size_is_rewritten_whole_through_a_rename(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """Below IN_PLACE_SIZE a reader of the destination never sees a half-written file."""
+    src, dst = dirs
+    big_file(src / "f")
+    transfer = mirror(src, dst, clock, in_place_size=2 * SIZE)
+    inode = os.stat(dst / "f").st_ino
+    with open(src / "f", "ab") as f:
+        f.write(b"more")
+    outcome = sync(transfer, "f")
+    assert outcome.bytes == SIZE + 4
+    assert os.stat(dst / "f").st_ino != inode
+    assert_trees_equal(src, dst)
+
+
+def test_a_hot_file_waits_until_its_last_copy_is_paid_back(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    src, dst = dirs
+    big_file(src / "f")
+    transfer = mirror(src, dst, clock)
+    transfer.state.hot_files.copied("f", 0.2, compared=True)  # as if its last copy cost 0.2 s
+    (src / "f").write_bytes(b"rewritten")
+    outcome = sync(transfer, "f")
+    assert outcome.deferred.changes == (Change("f", ChangeKind.SYNC),)
+    assert outcome.deferred_until == pytest.approx(clock.now + 0.2 * (1 / HOT_FILE_SHARE - 1))
+    assert outcome.copied == 0
+    clock.now = outcome.deferred_until
+    assert sync(transfer, "f").copied == 1
+    assert_trees_equal(src, dst)
+
+
+def test_hot_files_pay_back_only_copies_that_cost(clock: Clock) -> None:
+    hot = HotFiles(clock)
+    hot.copied("cheap", 0.0001, compared=True)
+    assert hot.wait_until("cheap") is None
+    hot.copied("dear", 0.1, compared=True)
+    assert hot.wait_until("dear") == clock.now + 0.1 * (1 / HOT_FILE_SHARE - 1)
+    clock.now += 1
+    assert hot.wait_until("dear") is None
+
+
+def test_a_rename_carries_a_pending_comparison_to_the_new_name(clock: Clock) -> None:
+    hot = HotFiles(clock)
+    due = hot.copied("logs/app.log", 0.0, compared=False)
+    assert due == clock.now + VERIFY_AFTER
+    assert hot.moved("logs", "old-logs") == [("old-logs/app.log", due)]
+    assert hot.comparison_due("old-logs/app.log") == due
+    assert hot.comparison_due("logs/app.log") is None
+
+
+def test_held_back_changes_are_taken_when_due_and_never_merged_into_renames() -> None:
+    pending = PendingEvents()
+    held = Batch((), (Change("f", ChangeKind.SYNC),))
+    pending.defer(held, until=0.0)  # due at once
+    assert len(pending) == 1
+    assert pending.take().batch.changes == held.changes
+    pending.defer(held, until=float("inf"))
+    assert pending.take().batch.changes == ()  # not due: it stays
+    assert pending.take(everything=True).batch.changes == held.changes
+
+
+# -- a filesystem that clones ------------------------------------------------------------------
+
+
+@pytest.fixture
+def xfs(tmp_path: Path) -> Iterator[Path]:
+    """An XFS filesystem in a file, loop-mounted: FICLONE works there."""
+    image, mount = tmp_path / "xfs.img", tmp_path / "xfs"
+    mount.mkdir()
+    with open(image, "wb") as file:
+        file.truncate(320 * MIB)  # XFS's smallest is 300 MiB
+    subprocess.run(["mkfs.xfs", "-q", "-f", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_on_a_filesystem_that_clones_a_big_file_is_patched_in_a_clone_renamed_into_place(
+    xfs: Path, clock: Clock
+) -> None:
+    src, dst = xfs / "src", xfs / "dst"
+    src.mkdir()
+    dst.mkdir()
+    big_file(src / "db")
+    transfer = mirror(src, dst, clock, in_place_size=1 << 40)  # never in place: cloned
+    inode = os.stat(dst / "db").st_ino
+    with open(src / "db", "r+b") as db:
+        db.seek(5 * PAGE)
+        db.write(os.urandom(PAGE))
+    outcome = sync(transfer, "db")
+    assert outcome.bytes == PAGE
+    assert os.stat(dst / "db").st_ino != inode  # a new file, renamed over: never half-written
+    assert_trees_equal(src, dst)
