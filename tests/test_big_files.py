@@ -22,6 +22,7 @@ from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.transfer import Outcome
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, HotFiles
+from pylsyncd.transfer.rsync import RsyncTransfer
 
 MIB = 1 << 20
 PAGE = 4096
@@ -258,4 +259,45 @@ def test_on_a_filesystem_that_clones_a_big_file_is_patched_in_a_clone_renamed_in
     outcome = sync(transfer, "db")
     assert outcome.bytes == PAGE
     assert os.stat(dst / "db").st_ino != inode  # a new file, renamed over: never half-written
+    assert_trees_equal(src, dst)
+
+
+# -- the rsync backend -------------------------------------------------------------------------
+
+
+def written_by_children() -> int:
+    """Bytes written by this process's reaped children (rsync), from /proc/self/io: a reaped
+    child's counts are added to its parent's."""
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["wchar"])
+
+
+def test_rsync_updates_a_big_file_in_place_by_its_delta(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True, in_place_size=MIB)
+    assert transfer.full_sync(delete=True).ok
+    inode = os.stat(dst / "log").st_ino
+    with open(src / "log", "ab") as log:
+        log.write(b"x" * PAGE)
+    before = written_by_children()
+    assert transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),))).ok
+    # Whole, it would be at least twice the file: through rsync's pipe, then to disk.
+    assert written_by_children() - before < SIZE // 4
+    assert os.stat(dst / "log").st_ino == inode
+    assert_trees_equal(src, dst)
+
+
+def test_rsync_rewrites_a_small_file_whole(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    big_file(src / "f")
+    transfer = RsyncTransfer(
+        str(src), str(dst), ExcludeRules(()), delete=True, in_place_size=2 * SIZE
+    )
+    assert transfer.full_sync(delete=True).ok
+    inode = os.stat(dst / "f").st_ino
+    with open(src / "f", "ab") as f:
+        f.write(b"x")
+    assert transfer.apply(Batch((), (Change("f", ChangeKind.SYNC),))).ok
+    assert os.stat(dst / "f").st_ino != inode  # a temporary file renamed over: never half-written
     assert_trees_equal(src, dst)

@@ -198,7 +198,8 @@ SETTINGS = (
         "in_place_size", _PAIR, "--in-place-size",
         "files at least this big (16M, 1G) that the destination already holds are updated in "
         "place by the blocks that changed, like rsync --inplace, where its filesystem cannot "
-        "clone; smaller ones are rewritten whole and appear only complete",
+        "clone (and always with the rsync backend); smaller ones are rewritten whole and "
+        "appear only complete",
         kind=SIZE, default=16 * 1024 * 1024,
     ),
     Setting(

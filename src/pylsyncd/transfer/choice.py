@@ -20,6 +20,7 @@ def make_transfer(config: PairConfig, excludes: ExcludeRules, ownership: Ownersh
             delete=delete,
             extra_args=config.rsync_args,
             ownership=ownership,
+            in_place_size=config.in_place_size,
         )
     return DirectTransfer(
         config.source,

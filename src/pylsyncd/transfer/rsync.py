@@ -25,6 +25,7 @@ from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.children import stop_child
 from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
+from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
 from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class RsyncTransfer:
         extra_args: Sequence[str] = (),
         ownership: Ownership | None = None,
         rsync: str = "rsync",
+        in_place_size: int = 16 * 1024 * 1024,
     ):
         self.source = source
         self.destination = destination
@@ -120,6 +122,7 @@ class RsyncTransfer:
         # Source entries rsync may not read, reported once each, not at every event.
         self.reported_unreadable: set[str] = set()
         self.hard_links = HardLinks(source, excludes)
+        self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         # rsync compares whole seconds unless told otherwise: a change within the same second
@@ -148,19 +151,13 @@ class RsyncTransfer:
         extras = self._extras(batch)
         other_names = _other_names(batch, self.source, self.destination, self.hard_links)
         batch = Batch((), batch.changes + extras + other_names)
-        rules = include_rules(batch, self._source_is_dir)
-        command = self._command(
-            # An event means the file changed, even when size and mtime say otherwise (a
-            # same-size rewrite within one timestamp tick): skip rsync's quick check.
-            "--ignore-times",
-            "--from0",
-            "--include-from=-",
-            "--exclude=*",
-            delete=self.delete,
-        )
-        log.debug("include rules: %r", rules)
-        stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
-        outcome = self._run(command + self._paths(), stdin)
+        rest, big = split_big_files(batch, self.source, self.destination, self.in_place_size)
+        outcome = self._run_batch(rest) if rest.changes else Outcome()
+        if big.changes and outcome.ok:
+            in_place = self._run_batch(big, *IN_PLACE_OPTIONS)
+            outcome.copied += in_place.copied
+            outcome.bytes += in_place.bytes
+            outcome.error = in_place.error
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
         if outcome.ok:
             self._unsettled_dirs.clear()
@@ -168,6 +165,23 @@ class RsyncTransfer:
             outcome.failed = batch
             self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
         return outcome
+
+    def _run_batch(self, batch: Batch, *options: str) -> Outcome:
+        """One rsync over exactly the batch's paths."""
+        rules = include_rules(batch, self._source_is_dir)
+        command = self._command(
+            # An event means the file changed, even when size and mtime say otherwise (a
+            # same-size rewrite within one timestamp tick): skip rsync's quick check.
+            "--ignore-times",
+            *options,
+            "--from0",
+            "--include-from=-",
+            "--exclude=*",
+            delete=self.delete,
+        )
+        log.debug("include rules: %r", rules)
+        stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
+        return self._run(command + self._paths(), stdin)
 
     def _extras(self, batch: Batch) -> tuple[Change, ...]:
         """Deletions of what the destination has and the source lacks, in the directories that
