@@ -18,6 +18,7 @@ from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.source import SourceEntry, SourceTree
 
 SYNC, TREE, DELETE = ChangeKind.SYNC, ChangeKind.SYNC_TREE, ChangeKind.DELETE
+OLD_NS = 1_500_000_000_123_456_789  # a fixed time far from now, with nanoseconds
 
 
 def make(backend: str, src: Path, dst: Path, *excludes: str, delete: bool = True) -> Transfer:
@@ -199,6 +200,26 @@ def test_direct_a_rename_carried_on_by_the_next_one_keeps_its_tree(
     moves = (Move("inside/deep", "x/in/deep", True), Move("x/in", "y", True))
     outcome = transfer.apply(batch(moves=moves))
     assert outcome.ok and (outcome.moved, outcome.copied, outcome.deleted) == (2, 0, 0)
+    assert_trees_equal(src, dst)
+
+
+def test_direct_a_directory_a_rename_left_then_renamed_itself_gets_its_times(
+    dirs: tuple[Path, Path],
+) -> None:
+    # One batch: `top/mid/leaf/inner` renamed out, then `top` renamed. Taking `inner` out of
+    # the destination's `leaf` changed its mtime; by the end of the batch `leaf` is at
+    # `moved/mid/leaf`, and that is where its times must be copied.
+    src, dst = dirs
+    (src / "top" / "mid" / "leaf" / "inner").mkdir(parents=True)
+    (src / "other").mkdir()
+    transfer = make("direct", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    (src / "top" / "mid" / "leaf" / "inner").rename(src / "other" / "inner")
+    (src / "top").rename(src / "moved")
+    os.utime(src / "moved" / "mid" / "leaf", ns=(OLD_NS, OLD_NS))
+    moves = (Move("top/mid/leaf/inner", "other/inner", True), Move("top", "moved", True))
+    outcome = transfer.apply(batch(moves=moves))
+    assert outcome.ok and outcome.moved == 2
     assert_trees_equal(src, dst)
 
 

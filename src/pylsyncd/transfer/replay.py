@@ -112,6 +112,13 @@ class Replay(TreeSync):
             moved = rebase(path, move.source, move.target)
             self.state.vanished[moved] = self.state.vanished.pop(path)
             self.moved_vanished.append(moved)
+        # Directories this batch wrote in earlier (a rename out of them) now have new names:
+        # their times are copied there at the end, not looked up under names that are gone.
+        # Only a directory's rename can carry them (a lockfile's rename need not look).
+        for dirs in (self.touched, self.tree.changed_dirs) if move.is_dir else ():
+            for path in [path for path in dirs if is_within(path, move.source)]:
+                dirs.discard(path)
+                dirs.add(rebase(path, move.source, move.target))
         self.touched.update((source_parent, target_parent))
         self.outcome.moved += 1
         log.debug("moved %r -> %r", move.source, move.target)
