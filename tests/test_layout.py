@@ -111,7 +111,7 @@ def test_the_helper_process_loads_its_entry_once_and_no_client_code(tmp_path: Pa
     src.mkdir()
     dst.mkdir()
     (src / "file").write_text("synced by the helper")
-    settings = Settings(str(src), str(dst), [], True, None, None, False, [], 30)
+    settings = Settings(str(src), str(dst), [], True, None, None, False, [], 30, 16 << 20)
     # The settings, one subtree (the root), then the end of stdin: the helper reports and exits.
     stdin = json.dumps(asdict(settings)) + "\n" + json.dumps("") + "\n"
     env = {**clean_environment(), "PYTHONPATH": str(PACKAGE.parent)}

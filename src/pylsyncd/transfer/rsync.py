@@ -26,6 +26,7 @@ from pylsyncd.transfer.children import stop_child
 from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
+from pylsyncd.transfer.rsync_errors import judge, report_unreadable
 from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
 log = logging.getLogger(__name__)
@@ -37,21 +38,6 @@ _OK_EXIT_CODES = (0, 24)
 _WILDCARDS = re.compile(r"[*?\[]")
 _ESCAPED = re.compile(r"([*?\[\\])")
 _TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
-# rsync's exit status when some files could not be transferred (see its stderr for which).
-_PARTIAL = 23
-# What rsync's sender says about a source entry it may not read: opendir, send_files, link_stat.
-_DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied \(13\)$')
-# What it says about a source entry that went or changed type between two of its steps: a file
-# become a symlink (ELOOP) or a directory (EISDIR), a directory become a file (ENOTDIR), a symlink
-# become something else (EINVAL from readlink). rsync exits 23 for these, not 24 as for a file
-# that only vanished; the change raised its own event, which the next batch serves.
-_RACED = re.compile(
-    r"^(rsync: \[sender\] .*: (No such file or directory \(2\)|Not a directory \(20\)"
-    r"|Is a directory \(21\)|Invalid argument \(22\)|Too many levels of symbolic links \(40\))"
-    r'|(file|directory) has vanished: ".*")$'
-)
-# Lines that only sum up the errors listed before them.
-_SUMMARY = ("rsync error:", "rsync warning:", "IO error encountered -- skipping file deletion")
 # How long rsync has to exit after TERM (and clean up after itself) before it gets KILL.
 _TERM_GRACE = 2.0
 _STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
@@ -275,28 +261,11 @@ class RsyncTransfer:
                     _read_line(line, outcome, progress)
             if process.returncode not in _OK_EXIT_CODES:
                 errors.seek(0)
-                stderr = errors.read()
-                found = _source_only(stderr) if process.returncode == _PARTIAL else None
-                if found is None:
-                    outcome.error = f"rsync exited {process.returncode}: " + _first_error(stderr)
-                else:
-                    unreadable, raced = found
-                    self._report_unreadable(unreadable)
+                verdict = judge(process.returncode, errors.read())
+                outcome.error = verdict.error
+                report_unreadable(verdict.unreadable, self.reported_unreadable)
+                raced = verdict.raced
         return outcome, raced
-
-    def _report_unreadable(self, paths: list[str]) -> None:
-        """Source entries rsync may not read are skipped, not retried: a retry cannot help until
-        a chmod, which raises its own event, and it would hold back every other change."""
-        for path in paths:
-            if path in self.reported_unreadable:
-                log.debug("still cannot read %s", path)
-                continue
-            self.reported_unreadable.add(path)
-            log.warning(
-                "cannot read %s: permission denied; skipped (the destination keeps what it has "
-                "there), everything else goes on",
-                path,
-            )
 
 
 def _other_names(
@@ -333,30 +302,6 @@ def _other_names(
         source.close()
         destination.close()
     return tuple(Change(path, ChangeKind.SYNC) for path in others)
-
-
-def _source_only(stderr: bytes) -> tuple[list[str], bool] | None:
-    """When rsync's errors say only that source entries could not be read or changed under it
-    (neither is a failure): the unreadable paths, and whether any changed. Otherwise None."""
-    paths: list[str] = []
-    raced = False
-    for line in os.fsdecode(stderr).splitlines():
-        denied = _DENIED.match(line)
-        if denied is not None:
-            paths.append(denied.group("path"))
-        elif _RACED.match(line):
-            log.debug("the source changed under rsync: %s", line)
-            raced = True
-        elif line.strip() and not line.startswith(_SUMMARY):
-            return None
-    return (paths, raced) if paths or raced else None  # 23 with no reason given: a failure
-
-
-def _first_error(stderr: bytes) -> str:
-    """The line that says what went wrong, not rsync's closing summary of it."""
-    lines = os.fsdecode(stderr).strip().splitlines() or [""]
-    specific = [line for line in lines if not line.startswith(("rsync error:", "rsync warning:"))]
-    return (specific or lines)[0]
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

@@ -20,6 +20,7 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.destination import DestinationTree
+from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.hot_files import HotFiles
 from pylsyncd.transfer.source import SourceTree, UnreadableSourceError
@@ -147,6 +148,25 @@ class Run:
             log.debug("cannot set times of %r now: %s", path, error)
             return  # `finish` tries again
         self.touched.discard(path)
+
+    def _delete(self, path: str) -> None:
+        if not self.delete or path == "":
+            return
+        parent, name = split(path)
+        self.touched.add(parent)  # a create and delete between batches still changed its mtime
+        parent_fd = self.tree.open_dir(parent)
+        if parent_fd is not None:
+            self._remove(parent_fd, name, path)
+
+    def _remove(self, parent_fd: int, name: str, path: str) -> None:
+        keep = self._excluded if self.state.excludes else None
+        if self.tree.remove(parent_fd, name, path, keep):
+            self.outcome.deleted += 1
+            self.touched.add(split(path)[0])
+            log.debug("deleted %r", path)
+
+    def _excluded(self, path: str, is_dir: bool) -> bool:
+        return bool(self.state.excludes) and self.state.excludes.excludes(path, is_dir)
 
     def _source_dir_stat(self, path: str) -> os.stat_result | None:
         try:

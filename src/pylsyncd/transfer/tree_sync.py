@@ -19,7 +19,7 @@ from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.transfer import Ownership, Progress
 from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.run import Run, TransferState
-from pylsyncd.transfer.source import SourceChangedError, UnreadableSourceError
+from pylsyncd.transfer.source import SourceChangedError, SourceTree, UnreadableSourceError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class TreeSync(Run):
                     changed = existing is not None or recursive
                     self._sync_other_names(path, source, changed=changed)
         elif stat.S_ISLNK(mode):
-            target = self._read_link(path, source)
+            target = _read_link(self.source_tree, path, source)
             if forced or not _same_link(parent_fd, name, existing, source, target):
                 self.tree.write_symlink(parent_fd, name, target, source)
                 self.outcome.links += 1
@@ -106,16 +106,6 @@ class TreeSync(Run):
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
         self.touched.add(parent)
-
-    def _read_link(self, path: str, source: os.stat_result) -> str:
-        """The target of the symlink `source` describes; SourceChangedError when another entry
-        stands at `path` by the time it is read (its target would be copied with the old
-        link's times)."""
-        target = self.source_tree.readlink(path)
-        now = self.source_tree.lstat(path)
-        if now is None or (now.st_ino, now.st_mtime_ns) != (source.st_ino, source.st_mtime_ns):
-            raise SourceChangedError(errno.ENOENT, "replaced while read", path)
-        return target
 
     def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
         """A hard-linked file changed through `path`: its other names raised no event."""
@@ -235,25 +225,6 @@ class TreeSync(Run):
         except OSError as error:
             self.fail(Change(child, ChangeKind.SYNC_TREE), error)
 
-    def _delete(self, path: str) -> None:
-        if not self.delete or path == "":
-            return
-        parent, name = split(path)
-        self.touched.add(parent)  # a create and delete between batches still changed its mtime
-        parent_fd = self.tree.open_dir(parent)
-        if parent_fd is not None:
-            self._remove(parent_fd, name, path)
-
-    def _remove(self, parent_fd: int, name: str, path: str) -> None:
-        keep = self._excluded if self.state.excludes else None
-        if self.tree.remove(parent_fd, name, path, keep):
-            self.outcome.deleted += 1
-            self.touched.add(split(path)[0])
-            log.debug("deleted %r", path)
-
-    def _excluded(self, path: str, is_dir: bool) -> bool:
-        return bool(self.state.excludes) and self.state.excludes.excludes(path, is_dir)
-
 
 def _same_file(
     existing: os.stat_result | None, source: os.stat_result, ownership: Ownership
@@ -282,3 +253,14 @@ def _same_link(
         and existing.st_mtime_ns == source.st_mtime_ns
         and os.readlink(name, dir_fd=parent_fd) == target
     )
+
+
+def _read_link(source_tree: SourceTree, path: str, source: os.stat_result) -> str:
+    """The target of the symlink `source` describes; SourceChangedError when another entry
+    stands at `path` by the time it is read (its target would be copied with the old
+    link's times)."""
+    target = source_tree.readlink(path)
+    now = source_tree.lstat(path)
+    if now is None or (now.st_ino, now.st_mtime_ns) != (source.st_ino, source.st_mtime_ns):
+        raise SourceChangedError(errno.ENOENT, "replaced while read", path)
+    return target

@@ -1,0 +1,205 @@
+"""A regular file's content and attributes into the destination, under one name of it.
+
+A file the destination holds is updated by what changed (`file_content`): in a clone of it
+renamed into place where the filesystem can clone (FICLONE), in place when it is at least
+`in_place_size` bytes; anything else is copied whole to a temporary file renamed into place.
+Every call takes the directory's descriptor and one name (see `destination`).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import os
+import stat
+from typing import NamedTuple
+
+from pylsyncd.transfer import Ownership
+from pylsyncd.transfer.file_content import copy_range
+from pylsyncd.transfer.file_content import update as update_content
+
+# Temporary names: a random part per process and a counter, not random bytes per file (a
+# getrandom call each). O_EXCL turns the unlikely clash with a crashed daemon's leftover into a
+# failure that is retried under the next number. os.urandom, not `secrets`: importing that loads
+# hashlib and OpenSSL's libcrypto, about 4 MiB of resident memory for the daemon's whole life.
+_TEMP_PREFIX = os.urandom(3).hex()
+_temp_numbers = itertools.count()
+
+
+# FICLONE from linux/fs.h: the destination's file shares the other's blocks until written.
+_FICLONE = 0x40049409
+# What FICLONE answers where the filesystem cannot clone (ext4, tmpfs: EOPNOTSUPP; another
+# filesystem: EXDEV; some FUSE and network ones: ENOTTY, EINVAL).
+_NO_CLONE = (errno.EOPNOTSUPP, errno.EXDEV, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
+# Devices whose filesystem was found unable to clone: not asked again for the process's life.
+_CANNOT_CLONE: set[int] = set()
+# Below this size, finding what changed in a file costs more than writing it whole.
+_DELTA_MIN = 1 << 20
+
+
+class FileWrite(NamedTuple):
+    """What writing one file did."""
+
+    written: int  # bytes written into the destination
+    # False when only an append's new tail was written after a check of the old end: the rest
+    # of the file is compared once it stops changing (`Replay`).
+    compared: bool
+
+
+def _worth_comparing(existing: os.stat_result | None, source: os.stat_result) -> bool:
+    """Whether the destination's file is worth updating by what changed instead of copying
+    the source whole: a regular file of this daemon's (one link: patching it must not change
+    another name), and both big enough."""
+    return (
+        existing is not None
+        and stat.S_ISREG(existing.st_mode)
+        and existing.st_nlink == 1
+        and min(existing.st_size, source.st_size) >= _DELTA_MIN
+    )
+
+
+def temp_name() -> str:
+    # Fixed length (NAME_MAX is 255) and a prefix that says whose it is if a crash leaves one.
+    return f".pylsyncd.{_TEMP_PREFIX}{next(_temp_numbers) & 0xFFFFFF:06x}.tmp"
+
+
+def open_temp(parent_fd: int, access: int = os.O_WRONLY) -> tuple[str, int]:
+    """A new temporary file in the directory `parent_fd`: its name and a descriptor."""
+    tmp = temp_name()
+    flags = access | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return tmp, os.open(tmp, flags, 0o600, dir_fd=parent_fd)
+
+
+def rename_into_place(parent_fd: int, tmp: str, name: str) -> None:
+    """Rename the temporary file `tmp` over `name`; it is removed if that fails."""
+    try:
+        os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=parent_fd)
+        raise
+
+
+class FileWriter:
+    """Writes files below one destination, owned as `ownership` says."""
+
+    def __init__(self, ownership: Ownership, in_place_size: int) -> None:
+        self.ownership = ownership
+        self.in_place_size = in_place_size  # files at least this big are patched in place
+
+    def write(
+        self,
+        parent_fd: int,
+        name: str,
+        src_fd: int,
+        source: os.stat_result,
+        existing: os.stat_result | None,
+        *,
+        trust_append: bool,
+    ) -> FileWrite:
+        """Bring `name` to the content and attributes of an open regular file (`source`: its
+        fstat; `existing`: what the destination holds there, if known).
+
+        A file the destination holds is updated by what changed: in a clone of it renamed into
+        place where the filesystem can clone (FICLONE), in place when it is at least
+        `in_place_size` bytes; anything else is copied whole to a temporary file renamed into
+        place. Except in place, no reader ever sees a half-written file, and a symlink at
+        `name` is replaced, never written through. `trust_append`: a grown file may be updated
+        by its tail alone (see `file_content.update`).
+        """
+        if _worth_comparing(existing, source):
+            assert existing is not None
+            if existing.st_dev not in _CANNOT_CLONE:
+                cloned = self._write_through_clone(
+                    parent_fd, name, src_fd, source, existing, trust_append
+                )
+                if cloned is not None:
+                    return cloned
+            if source.st_size >= self.in_place_size:
+                patched = self._write_in_place(
+                    parent_fd, name, src_fd, source, existing, trust_append
+                )
+                if patched is not None:
+                    return patched
+        return self._write_whole(parent_fd, name, src_fd, source)
+
+    def _write_whole(
+        self, parent_fd: int, name: str, src_fd: int, source: os.stat_result
+    ) -> FileWrite:
+        tmp, tmp_fd = open_temp(parent_fd)
+        try:
+            written = copy_range(src_fd, tmp_fd, 0, source.st_size)
+            self._set_file_attributes(tmp_fd, source)
+        except BaseException:
+            os.close(tmp_fd)
+            os.unlink(tmp, dir_fd=parent_fd)
+            raise
+        os.close(tmp_fd)
+        rename_into_place(parent_fd, tmp, name)
+        return FileWrite(written, compared=True)
+
+    def _write_through_clone(
+        self,
+        parent_fd: int,
+        name: str,
+        src_fd: int,
+        source: os.stat_result,
+        existing: os.stat_result,
+        trust_append: bool,
+    ) -> FileWrite | None:
+        """Clone the destination's file, patch the clone, rename it into place; None when this
+        filesystem cannot clone (remembered) or the file changed under us."""
+        tmp, tmp_fd = open_temp(parent_fd, os.O_RDWR)
+        try:
+            old_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            try:
+                fcntl.ioctl(tmp_fd, _FICLONE, old_fd)
+            finally:
+                os.close(old_fd)
+            update = FileWrite(
+                *update_content(src_fd, tmp_fd, existing.st_size, source.st_size, trust_append)
+            )
+            self._set_file_attributes(tmp_fd, source)
+        except BaseException as error:
+            os.close(tmp_fd)
+            os.unlink(tmp, dir_fd=parent_fd)
+            if isinstance(error, OSError) and error.errno in _NO_CLONE:
+                _CANNOT_CLONE.add(existing.st_dev)
+                return None
+            raise
+        os.close(tmp_fd)
+        rename_into_place(parent_fd, tmp, name)
+        return update
+
+    def _write_in_place(
+        self,
+        parent_fd: int,
+        name: str,
+        src_fd: int,
+        source: os.stat_result,
+        existing: os.stat_result,
+        trust_append: bool,
+    ) -> FileWrite | None:
+        """Patch the destination's file where it is, as `rsync --inplace` does; None when it
+        cannot be opened for writing (read-only to this user): then it is copied whole."""
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        except PermissionError:
+            return None
+        try:
+            if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (existing.st_ino, existing.st_dev):
+                return None  # another file stands there since it was looked at
+            update = FileWrite(
+                *update_content(src_fd, fd, existing.st_size, source.st_size, trust_append)
+            )
+            self._set_file_attributes(fd, source)
+        finally:
+            os.close(fd)
+        return update
+
+    def _set_file_attributes(self, fd: int, source: os.stat_result) -> None:
+        os.fchmod(fd, stat.S_IMODE(source.st_mode))
+        owner = self.ownership.of(source)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
