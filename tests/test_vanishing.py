@@ -253,7 +253,7 @@ def test_rsync_entries_changing_type_under_it_are_no_failure(
         (src / name).write_text("x" * 4096)
     transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True)
     assert transfer.full_sync(delete=True).ok
-    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.rsync")
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer")
     stop = threading.Event()
 
     def churn() -> None:
