@@ -31,6 +31,11 @@ FRESH_LINK_SECONDS = 1.0
 LOG_LEVEL = os.environ.get("CHURN_LOG_LEVEL", "info")  # debug: every file the daemon touched
 
 
+# Big files: past the 1 MiB from which a destination's copy is patched, not rewritten.
+BIG = 1 << 20
+PAGE = 4096
+
+
 def seeds() -> list[int]:
     spec = os.environ.get("CHURN_SEEDS", "1-10")
     chosen: list[int] = []
@@ -91,7 +96,7 @@ class Churn:
             self.write, self.write, self.same_size_rewrite, self.append, self.delete,
             self.mkdir, self.rmtree, self.rename, self.rename, self.chmod, self.touch_old,
             self.symlink, self.swap_kind, self.move_out, self.move_in, self.hard_link,
-            self.hard_link, self.deep_tree,
+            self.hard_link, self.deep_tree, self.big_edit,
         ]  # fmt: skip
         if self.polled:
             # A rescan cannot see a rewrite that keeps size, mtime and inode: only events can.
@@ -128,6 +133,28 @@ class Churn:
         with path.open("ab") as appended:
             appended.write(b"more")
         return f"append {path}"
+
+    def big_edit(self, files: list[Path], dirs: list[Path]) -> str:
+        """A file past IN_PLACE_SIZE (the daemon runs with 1M): made, or appended to, a page
+        rewritten inside it, both at once (what looks like an append and is not), or cut."""
+        big = [f for f in files if f.is_file() and not f.is_symlink() and f.stat().st_size > BIG]
+        if not big or self.random.random() < 0.2:
+            path = self.new_name(dirs)
+            path.write_bytes(self.random.randbytes(BIG + self.random.randrange(1, PAGE)))
+            return f"big file {path}"
+        path = self.random.choice(big)
+        size = path.stat().st_size
+        how = self.random.choice(["append", "page", "page and append", "truncate"])
+        with path.open("r+b") as edited:
+            if how.startswith("page"):
+                edited.seek(self.random.randrange(size - PAGE))
+                edited.write(self.random.randbytes(PAGE))
+            if how.endswith("append"):
+                edited.seek(0, os.SEEK_END)
+                edited.write(self.random.randbytes(self.random.choice([1, 100, PAGE])))
+            if how == "truncate":
+                edited.truncate(size - self.random.randrange(1, PAGE))
+        return f"big {how} {path}"
 
     def delete(self, files: list[Path], dirs: list[Path]) -> str:
         if not files:
@@ -260,7 +287,7 @@ def test_random_churn_converges(
     churn = Churn(src, outside, seed, polled=watch == "poll")
     for _ in range(20):  # something to sync at start, too
         churn.step()
-    watching = ("--watch", watch, "--poll-interval", "0.05")
+    watching = ("--watch", watch, "--poll-interval", "0.05", "--in-place-size", "1M")
     daemon = daemons.start(daemon_args(src, dst, backend, *watching, log_level=LOG_LEVEL))
     daemon.wait_ready()
     if SECONDS:
