@@ -21,7 +21,7 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.transfer import Outcome
 from pylsyncd.transfer.direct import DirectTransfer
-from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, HotFiles
+from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, VERIFY_WITHIN, HotFiles
 from pylsyncd.transfer.rsync import RsyncTransfer
 
 MIB = 1 << 20
@@ -145,6 +145,27 @@ def test_a_change_inside_a_growing_file_is_caught_once_it_is_quiet(
     later = sync(transfer, *(change.path for change in outcome.deferred.changes))
     assert later.bytes == PAGE and not later.deferred  # the one page that differs
     assert_trees_equal(src, dst)
+
+
+def test_a_file_that_never_stops_growing_is_compared_all_the_same(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """Appended every 0.5 s, it is never quiet for VERIFY_AFTER; within VERIFY_WITHIN of its
+    first tail-only update it is compared whole anyway, and the change in its middle arrives."""
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = mirror(src, dst, clock)
+    with open(src / "log", "r+b") as log:
+        log.seek(SIZE // 2)
+        log.write(b"changed in the middle")
+    started = clock.now
+    while (dst / "log").read_bytes() != (src / "log").read_bytes():
+        assert clock.now <= started + VERIFY_WITHIN + 1, "never compared whole"
+        with open(src / "log", "ab") as log:
+            log.write(b"one more line\n")
+        sync(transfer, "log")  # each append's event; the held-back comparison names it too
+        clock.now += 0.5
+    assert clock.now >= started + VERIFY_WITHIN  # by the rule, not by luck
 
 
 def test_the_final_batch_compares_an_appended_file_at_once(

@@ -130,9 +130,10 @@ class TreeSync(Run):
             source = os.fstat(src_fd)
             if not stat.S_ISREG(source.st_mode):  # a directory or a FIFO since it was listed
                 raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
+            trust_append = self.trust_appends and not self.state.hot_files.must_compare(path)
             started = time.thread_time()
             write = self.tree.write_file(
-                parent_fd, name, src_fd, source, existing, trust_append=self.trust_appends
+                parent_fd, name, src_fd, source, existing, trust_append=trust_append
             )
             cost = time.thread_time() - started
         finally:
