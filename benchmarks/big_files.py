@@ -161,6 +161,7 @@ class TreeCopy:
     daemon_copy_cpu_seconds: float
     after_copy_seconds: float | None  # from the copy's end to the destination complete
     daemon_cpu_seconds: float
+    differing_directories: int  # at the end of the wait, directories not as in the source
     complete: bool
 
 
@@ -398,7 +399,7 @@ EDITORS: dict[str, Callable[[str, bytes], None]] = {
     "sed -i": save_sed,
 }
 # A level word where each daemon's log puts it: pylsyncd `date time LEVEL`, lsyncd `time Level:`.
-_PROBLEM = re.compile(rb"^(?:\S+ ){1,2}(?:ERROR|WARNING|CRITICAL|Error:|Warn:)", re.MULTILINE)
+_PROBLEM = re.compile(rb"^(?:\S+ ){1,2}(?:ERROR|WARNING|CRITICAL|Error:|Warn:).*", re.MULTILINE)
 _LOST_SAVES = 3  # an editor whose saves stop arriving is not waited for 100 times
 
 
@@ -411,6 +412,7 @@ class SaveRun:
     p50_ms: float | None
     max_ms: float | None
     log_problems: int  # ERROR and WARNING lines in the daemon's log during the saves
+    first_problem: str | None  # the first of them, to say what it was
     complete: bool
 
 
@@ -418,10 +420,10 @@ def _log_size(daemon: Daemon) -> int:
     return os.stat(daemon.log_path).st_size
 
 
-def _problems_since(daemon: Daemon, offset: int) -> int:
+def _problems_since(daemon: Daemon, offset: int) -> list[str]:
     with open(daemon.log_path, "rb") as log:
         log.seek(offset)
-        return len(_PROBLEM.findall(log.read()))
+        return [line.decode(errors="replace") for line in _PROBLEM.findall(log.read())]
 
 
 def saves_of(editor: str, daemon: Daemon, source: str, replica: str, sizes: FilesSizes) -> SaveRun:
@@ -448,12 +450,14 @@ def saves_of(editor: str, daemon: Daemon, source: str, replica: str, sizes: File
         time.sleep(0.01)
     complete = trees.wait_until(lambda: trees.same_tree(source, replica), sizes.cap, 0.01)
     latencies.sort()
+    problems = _problems_since(daemon, log_offset)
     return SaveRun(
         saves=sizes.saves,
         arrived=len(latencies),
         p50_ms=statistics.median(latencies) * 1e3 if latencies else None,
         max_ms=latencies[-1] * 1e3 if latencies else None,
-        log_problems=_problems_since(daemon, log_offset),
+        log_problems=len(problems),
+        first_problem=problems[0] if problems else None,
         complete=complete is not None,
     )
 
@@ -489,18 +493,32 @@ class TreeListing:
     def entries(self) -> int:
         return sum(len(names) for names in self.directories.values())
 
-    def progress(self, replica: str) -> Callable[[], bool]:
-        """A check that is true once `replica` holds everything listed."""
-        pending = dict(self.directories)
+    def progress(self, replica: str) -> TreeProgress:
+        """A check of `replica` against this listing."""
+        return TreeProgress(replica, dict(self.directories))
 
-        def complete() -> bool:
-            for directory, names in list(pending.items()):
-                if _listing_of(os.path.join(replica, directory)) != names:
-                    return False
-                del pending[directory]
-            return True
 
-        return complete
+class TreeProgress:
+    """Directories of a replica not yet found holding what the listing expects."""
+
+    def __init__(self, replica: str, pending: dict[str, dict[str, tuple[str, int]]]) -> None:
+        self.replica = replica
+        self.pending = pending
+
+    def complete(self) -> bool:
+        for directory, names in list(self.pending.items()):
+            if _listing_of(os.path.join(self.replica, directory)) != names:
+                return False
+            del self.pending[directory]
+        return True
+
+    def differing(self) -> int:
+        """How many directories still differ (each one listed again)."""
+        self.complete()
+        return sum(
+            _listing_of(os.path.join(self.replica, directory)) != names
+            for directory, names in self.pending.items()
+        )
 
 
 def _listing_of(path: str) -> dict[str, tuple[str, int]] | None:
@@ -536,8 +554,9 @@ def measure_tree_copy(
         seconds, cpu = _timed_cp(origin, f"{mirror.source}/tree")
         copied = time.perf_counter()
         done = listing.progress(f"{mirror.replica}/tree")
-        complete_at = trees.wait_until(done, sizes.tree_cap, 0.001)
+        complete_at = trees.wait_until(done.complete, sizes.tree_cap, 0.001)
         _, cpu_after = mirror.counters()
+        differing = done.differing()
     complete = complete_at is not None and trees.same_tree(mirror.source, mirror.replica)
     subprocess.run(["rm", "-rf", root], check=True)
     return TreeCopy(
@@ -549,6 +568,7 @@ def measure_tree_copy(
         daemon_copy_cpu_seconds=cpu,
         after_copy_seconds=None if complete_at is None else max(0.0, complete_at - copied),
         daemon_cpu_seconds=cpu_after - cpu_before,
+        differing_directories=differing,
         complete=complete,
     )
 

@@ -38,8 +38,10 @@ class Row:
 
     workload: str
     target: str
-    floor: Callable[[dict[str, Any]], str]
     cell: Callable[[dict[str, Any]], Cell]
+    floor: Callable[[dict[str, Any]], float] | None = None  # measured in each daemon's run
+    floor_text: Callable[[float], str] = str
+    floor_label: str = "{}"  # where the figure (or the range of them) goes
 
 
 def mib_text(size: float) -> str:
@@ -65,26 +67,23 @@ def _written(entry: dict[str, Any], floor_key: str) -> Cell:
 
 
 def _append_rows(cap: str) -> list[Row]:
-    def floor(entry: dict[str, Any]) -> str:
-        return f"{mib_text(entry['appends']['appended_bytes'])} appended"
-
     return [
         Row(
             "appends: bytes written, until equal",
             "<= 2x appended + 1 MiB",
-            floor,
             lambda e: _written(e["appends"], "appended_bytes"),
+            lambda e: e["appends"]["appended_bytes"],
+            mib_text,
+            "{} appended",
         ),
         Row(
             "appends: lag after the last append",
             "<= 50 ms",
-            lambda e: "-",
             lambda e: _lag(e["appends"]["lag_seconds"], 0.05, cap),
         ),
         Row(
             "appends: daemon CPU",
             "<= 0.3 s",
-            lambda e: "-",
             lambda e: Cell(
                 f"{e['appends']['cpu_seconds']:.2f} s", e["appends"]["cpu_seconds"] <= 0.3
             ),
@@ -97,13 +96,14 @@ def _rewrite_rows(cap: str) -> list[Row]:
         Row(
             "in-place rewrites: bytes written",
             "<= 2x changed + 1 MiB",
-            lambda e: f"{mib_text(e['rewrites']['changed_bytes'])} changed",
             lambda e: _written(e["rewrites"], "changed_bytes"),
+            lambda e: e["rewrites"]["changed_bytes"],
+            mib_text,
+            "{} changed",
         ),
         Row(
             "in-place rewrites: lag after the last",
             "<= 0.5 s",
-            lambda e: "-",
             lambda e: _lag(e["rewrites"]["lag_seconds"], 0.5, cap),
         ),
     ]
@@ -122,6 +122,12 @@ def _big_write_cell(entry: dict[str, Any]) -> Cell:
     return Cell(text, ratio <= 1.2)
 
 
+def _quoted(line: str, width: int = 90) -> str:
+    """A log line fit for a table cell: no pipe, no backtick, cut at `width`."""
+    line = line.replace("|", "/").replace("`", "'").strip()
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
 def _save_cell(editor: str) -> Callable[[dict[str, Any]], Cell]:
     def cell(entry: dict[str, Any]) -> Cell:
         run = entry["saves"][editor]
@@ -131,17 +137,21 @@ def _save_cell(editor: str) -> Callable[[dict[str, Any]], Cell]:
             return Cell(f"none arrived; {problems} log lines", False)
         text = f"worst {run['max_ms']:.1f} ms, p50 {run['p50_ms']:.2f} ms"
         text += f"; {problems} ERROR/WARNING lines" + (f"; {lost} lost" if lost else "")
+        if run.get("first_problem"):
+            text += f" (first: `{_quoted(run['first_problem'])}`)"
         ok = run["max_ms"] <= 5 and problems == 0 and lost == 0 and run["complete"]
         return Cell(text if run["complete"] else f"{text}; not equal after", ok)
 
     return cell
 
 
-def _tree_rows() -> list[Row]:
+def _tree_rows(path: str) -> list[Row]:
     def complete(entry: dict[str, Any]) -> Cell:
         tree = entry["real_tree"]
         if tree["after_copy_seconds"] is None:
-            return Cell("not complete within the cap", False)
+            differing = tree.get("differing_directories")
+            text = "not complete within the cap"
+            return Cell(text if differing is None else f"{text} ({differing:,} dirs differ)", False)
         seconds = tree["after_copy_seconds"]
         return Cell(seconds_text(seconds), seconds <= 0.5 and tree["complete"])
 
@@ -158,28 +168,27 @@ def _tree_rows() -> list[Row]:
         return Cell(text, ratio <= 1.2)
 
     return [
+        Row(f"`cp -a {path}` in: complete after the copy ends", "<= 0.5 s", complete),
         Row(
-            "real tree: complete after the copy ends",
-            "<= 0.5 s",
-            lambda e: "-",
-            complete,
-        ),
-        Row(
-            "real tree: daemon CPU",
+            "the same: daemon CPU",
             "<= the copy's CPU",
-            lambda e: f"cp -a: {e['real_tree']['daemon_copy_cpu_seconds']:.2f} s",
             cpu,
+            lambda e: e["real_tree"]["daemon_copy_cpu_seconds"],
+            lambda cpu: f"{cpu:.2f} s",
+            "cp -a's CPU {}",
         ),
         Row(
-            "real tree: the copy slowed",
+            "the same: the copy slowed",
             "<= 20 %",
-            lambda e: f"cp -a alone: {seconds_text(e['real_tree']['copy_seconds'])}",
             slowed,
+            lambda e: e["real_tree"]["copy_seconds"],
+            seconds_text,
+            "cp -a alone {}",
         ),
     ]
 
 
-def _dirs_rows(cp_seconds: float) -> list[Row]:
+def _dirs_rows(cp_seconds: float, dirs: int) -> list[Row]:
     def ready(entry: dict[str, Any]) -> Cell:
         seconds = entry["dirs"]["ready_seconds"]
         if seconds is None:
@@ -193,12 +202,14 @@ def _dirs_rows(cp_seconds: float) -> list[Row]:
 
     return [
         Row(
-            "many directories: start -> ready",
+            f"{dirs:,} directories: start -> ready",
             "<= 1.0x cp -a",
-            lambda e: f"cp -a: {seconds_text(cp_seconds)}",
             ready,
+            lambda e: cp_seconds,
+            seconds_text,
+            "cp -a {}",
         ),
-        Row("many directories: RSS when ready", "<= 30 MiB", lambda e: "-", rss),
+        Row(f"{dirs:,} directories: RSS when ready", "<= 30 MiB", rss),
     ]
 
 
@@ -212,16 +223,19 @@ def files_rows(results: Results) -> list[Row]:
         Row(
             f"one {mib_text(sizes.get('write_bytes', 0))} file written: arrival from its start",
             "<= 1.2x cp",
-            lambda e: f"cp: {seconds_text(e['big_write_cp_seconds'])}",
             _big_write_cell,
+            lambda e: e["big_write_cp_seconds"],
+            seconds_text,
+            "cp {}",
         )
     )
     rows += [
-        Row(f"{editor} saves: worst", "<= 5 ms, no log line", lambda e: "-", _save_cell(editor))
+        Row(f"{editor} saves: worst", "<= 5 ms, no log line", _save_cell(editor))
         for editor in EDITORS
     ]
-    rows += _tree_rows()
-    rows += _dirs_rows(files.get("cp", {}).get("dirs", {}).get("seconds", 0.0))
+    rows += _tree_rows(files.get("real_tree", {}).get("path", "-"))
+    cp_seconds = files.get("cp", {}).get("dirs", {}).get("seconds", 0.0)
+    rows += _dirs_rows(cp_seconds, sizes.get("dirs", 0))
     return rows
 
 
@@ -246,6 +260,21 @@ def _safe(read: Callable[[dict[str, Any]], Any], entry: dict[str, Any] | None) -
         return None
 
 
+def _floor_text(row: Row, entries: list[dict[str, Any]]) -> str:
+    """The floor beside a row: one figure, or the range of those measured in each run."""
+    if row.floor is None:
+        return "-"
+    floors = [
+        floor for floor in (_safe(row.floor, entry) for entry in entries) if floor is not None
+    ]
+    if not floors:
+        return "-"
+    low, high = row.floor_text(min(floors)), row.floor_text(max(floors))
+    if low == high:
+        return row.floor_label.format(low)
+    return row.floor_label.format(f"{low} to {high}") + " (each run's)"
+
+
 def files_table(results: Results) -> list[str]:
     """Rows of targets; a column per daemon, the floor beside, met/missed for pylsyncd's two."""
     files = results.get("files") or {}
@@ -256,9 +285,7 @@ def files_table(results: Results) -> list[str]:
     table = []
     for row in files_rows(results):
         cells = {peer: _safe(row.cell, files[peer]) for peer in peers}
-        floors = [_safe(row.floor, files[peer]) for peer in peers]
-        floor = next((f for f in floors if f not in (None, "-")), "-")
-        line = [row.workload, row.target, floor]
+        line = [row.workload, row.target, _floor_text(row, [files[peer] for peer in peers])]
         line += ["-" if cells[p] is None else cells[p].text for p in peers]
         line += [_met(None if cells[p] is None else cells[p].met) for p in ours]
         table.append(line)
@@ -298,8 +325,8 @@ def files_section(results: Results) -> list[str]:
         f"- One file: {mib_text(sizes['write_bytes'])} written in 1 MiB writes into the live"
         " source; from the first write to the destination equal. `cp` of the same file to the"
         " same filesystem, outside the source, right after: the median of 3 runs.",
-        f"- Editor saves: {sizes['saves']} saves of a 1 KiB file per editor, each its own file,"
-        " 10 ms apart, timed from the save's last system call to the destination holding the"
+        f"- Editor saves: {sizes['saves']} saves of an 820-byte source file per editor (one file"
+        " each), 10 ms apart, timed from the save's last system call to the destination holding the"
         " new content (a busy read loop); ERROR and WARNING lines of the daemon's log written"
         " meanwhile are counted. vim: probe file `4913` created and removed, the file renamed"
         " to `file~`, a new file written and fsynced, `file~` removed. VS Code: truncate and"
