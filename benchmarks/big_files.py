@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks import procfs, trees
@@ -177,11 +177,13 @@ class ManyDirectories:
 
 @dataclass
 class FilesResults:
+    """One daemon's figures of the group, but the directories' (measured for all at the end)."""
+
     appends: Appends
     rewrites: Rewrites
     big_write: BigWrite
-    saves: dict[str, SaveRun] = field(default_factory=dict)
-    real_tree: TreeCopy | None = None
+    saves: dict[str, SaveRun]
+    real_tree: TreeCopy
 
 
 class Mirror:
@@ -196,7 +198,11 @@ class Mirror:
 
     def __enter__(self) -> Mirror:
         self.daemon.start()
-        self.daemon.wait_ready(_READY_TIMEOUT)
+        try:
+            self.daemon.wait_ready(_READY_TIMEOUT)
+        except BaseException:
+            self.daemon.stop()
+            raise
         return self
 
     def __exit__(self, *exception: object) -> None:
