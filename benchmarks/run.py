@@ -4,6 +4,7 @@
 ./dev bench --size quick         # smaller, for iterating; writes /tmp/pylsyncd-bench-results
 ./dev bench --peers pylsyncd-direct,lsyncd-direct --workloads live
 ./dev bench --workloads mount    # host mounts without inotify, through bindfs (several minutes)
+./dev bench --workloads files    # big files, editor saves, a real tree, 100,000 directories
 .venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
 """
 
@@ -24,6 +25,7 @@ from dataclasses import asdict
 from typing import Any
 
 from benchmarks import chart, procfs, report
+from benchmarks.big_files import run_files
 from benchmarks.daemons import PEERS, Peer
 from benchmarks.host_mount import LSYNCD, PYLSYNCD, MountBench
 from benchmarks.initial_sync import measure_initial_sync, progress
@@ -32,7 +34,7 @@ from benchmarks.workloads import LiveRun, measure_idle
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TMPFS = "/tmp/pylsyncd-bench"
-WORKLOADS = ("live", "initial", "idle", "mount")
+WORKLOADS = ("live", "initial", "idle", "mount", "files")
 
 
 @contextlib.contextmanager
@@ -92,6 +94,7 @@ def run(
         "initial_sync": {},
         "idle": {},
         "mount": {},
+        "files": {},
     }
     began = time.perf_counter()
     if "live" in workloads:
@@ -116,6 +119,8 @@ def run(
         progress("host mount workloads (bindfs) ...")
         bench = MountBench(f"{root}/mount", sizes.mount, mount_options)
         results["mount"] = bench.run(PYLSYNCD in peers, LSYNCD in peers)
+    if "files" in workloads:
+        results["files"] = run_files(peers, f"{root}/files", sizes.files)
     results["duration_seconds"] = time.perf_counter() - began
     results["machine"]["load_after"] = procfs.load_average()
     return results

@@ -34,6 +34,24 @@ class MountSizes:
 
 
 @dataclass(frozen=True)
+class FilesSizes:
+    """The "files" group: big files, editor saves, a real tree copied in, many directories."""
+
+    append_file_bytes: int  # the file appended to, mirrored before the window
+    append_seconds: float  # how long 4 KiB appends go on, one every `append_every`
+    append_every: float
+    rewrite_file_bytes: int  # the file rewritten in place
+    rewrites: int  # 4 KiB rewrites at random offsets, `rewrite_every` apart
+    rewrite_every: float
+    write_bytes: int  # one file written in 1 MiB writes, beside cp of it
+    saves: int  # per editor
+    real_tree: str  # a system directory present on a plain Debian, copied in with cp -a
+    dirs: int  # directories of one file each, for start -> ready and RSS
+    cap: float  # a wait for the destination longer than this is reported as not equal
+    tree_cap: float  # the same for the real tree and the 100,000 directories
+
+
+@dataclass(frozen=True)
 class Sizes:
     """Workload sizes, and how long to wait for a daemon before reporting ">= cap"."""
 
@@ -50,6 +68,7 @@ class Sizes:
     idle_window: float
     cap: float
     mount: MountSizes
+    files: FilesSizes
 
     @property
     def storm_files(self) -> int:
@@ -58,6 +77,7 @@ class Sizes:
 
 # Short rescans for the smoke run, so that a tiny tree's changes arrive at once on any daemon.
 _SMOKE_POLLING = (("--poll-interval", "0.05"), ("--poll-period", "0.5"), ("--poll-hot-for", "5"))
+_MIB = 1024 * 1024
 
 SIZES = {
     sizes.name: sizes
@@ -68,17 +88,31 @@ SIZES = {
             "full",
             *(200, 200, 50, 1024, 50_000, 100, 4096, 3, 10_000, 10.0, 60.0),
             MountSizes(50_000, 100_000, 60.0, 15.0, 3, 5, 5, 100, 100, 2, 60.0, 10.0),
+            # /usr/share: tens of thousands of files of every size, thousands of symlinks.
+            FilesSizes(
+                *(64 * _MIB, 5.0, 0.01, 256 * _MIB, 40, 0.05, 256 * _MIB, 100),
+                *("/usr/share", 100_000, 10.0, 60.0),
+            ),
         ),
         Sizes(
             "quick",
             *(50, 40, 50, 1024, 5_000, 100, 4096, 1, 1_000, 2.0, 20.0),
             MountSizes(5_000, 10_000, 5.0, 5.0, 2, 3, 5, 20, 50, 2, 20.0, 3.0),
+            # /usr/share/zoneinfo (tzdata, priority required): 1,300 entries, a third symlinks.
+            FilesSizes(
+                *(16 * _MIB, 1.0, 0.01, 16 * _MIB, 10, 0.05, 64 * _MIB, 20),
+                *("/usr/share/zoneinfo", 10_000, 5.0, 30.0),
+            ),
         ),
         # The test suite's smoke run: every code path, no meaningful figure.
         Sizes(
             "tiny",
             *(5, 4, 5, 1024, 20, 5, 4096, 1, 10, 0.2, 10.0),
             MountSizes(20, 40, 0.2, 0.3, 1, 2, 2, 2, 5, 1, 10.0, 0.5, _SMOKE_POLLING),
+            FilesSizes(
+                *(_MIB, 0.1, 0.01, 2 * _MIB, 3, 0.02, 2 * _MIB, 3),
+                *("/usr/share/zoneinfo/America", 50, 3.0, 10.0),
+            ),
         ),
     )
 }

@@ -21,9 +21,13 @@ EXPECTED_KEYS = {
     "initial_sync",
     "idle",
     "mount",
+    "files",
     "duration_seconds",
 }
 MOUNT_TARGETS = 8  # rows of the host-mount section, each with its target and met/missed
+FILES_TARGETS = 16  # rows of the files section, each with met/missed per pylsyncd backend
+FILES_WORKLOADS = {"appends", "rewrites", "big_write", "saves", "real_tree", "dirs"}
+EDITORS = {"vim", "VS Code", "JetBrains", "emacs", "sed -i"}
 
 
 def run_harness(tmp_path: Path, peers: str, workloads: str = "live,initial,idle") -> dict[str, Any]:
@@ -112,3 +116,35 @@ def test_harness_measures_a_host_mount(tmp_path: Path) -> None:
     assert f"`POLL_PERIOD={tree['slow_period_seconds']:g}`" in section
     # No mount is left behind.
     assert not (tmp_path / "pylsyncd-bench" / "mount").exists()
+
+
+def test_harness_measures_the_files_group(tmp_path: Path) -> None:
+    ours = ["pylsyncd-direct", "pylsyncd-rsync"]
+    peers = ours + (["lsyncd-direct", "lsyncd-rsync"] if shutil.which("lsyncd") else [])
+    results = run_harness(tmp_path, ",".join(peers), "files")
+    files, sizes = results["files"], results["sizes"]["files"]
+    assert set(files) == {*peers, "cp", "real_tree", "duration_seconds"}
+    assert files["real_tree"]["entries"] > 0 and files["cp"]["dirs"]["seconds"] > 0
+    for peer in peers:
+        entry = files[peer]
+        assert set(entry) >= FILES_WORKLOADS
+        appends, rewrites = entry["appends"], entry["rewrites"]
+        assert appends["appended_bytes"] == 4096 * appends["appends"] > 0
+        assert rewrites["rewrites"] == sizes["rewrites"] and rewrites["changed_bytes"] > 0
+        assert entry["big_write"]["file_bytes"] == sizes["write_bytes"]
+        assert len(entry["big_write"]["cp_runs"]) == 3
+        assert set(entry["saves"]) == EDITORS
+        assert entry["real_tree"]["entries"] == files["real_tree"]["entries"]
+        assert entry["dirs"]["directories"] == sizes["dirs"] and entry["dirs"]["rss_mb"] > 0
+        if peer in ours:
+            # pylsyncd mirrors every one of them; lsyncd's rsync skips same-size rewrites.
+            for workload in ("appends", "rewrites", "big_write", "real_tree", "dirs"):
+                assert entry[workload]["complete"], f"{peer} {workload}: replica incomplete"
+            for editor, run in entry["saves"].items():
+                assert run["complete"] and run["arrived"] == run["saves"], f"{peer} {editor}"
+                assert run["log_problems"] == 0, f"{peer} {editor}: ERROR/WARNING logged"
+    page = (tmp_path / "out" / "benchmarks.md").read_text()
+    section = page.split("## Big files, editor saves, a real tree, many directories")[1]
+    section = section.split("\n## ")[0]
+    marks = section.count(" | met") + section.count(" | **missed**")
+    assert marks == FILES_TARGETS * len(ours)
