@@ -53,7 +53,9 @@ def test_auto_rescans_a_mount_without_inotify_and_host_side_writes_arrive(
     # rescans, and the first host-side change tells it the mount does not forward events.
     host, mount = host_mount
     dst, status_file = tmp_path / "dst", tmp_path / "status.json"
-    args = ["--poll-interval", "0.05", "--status-file", str(status_file)]
+    # The root is cold at first: its host-side change is found within POLL_PERIOD, well inside
+    # the mirror wait's 10 s (at the default 10 s it would race the deadline).
+    args = ["--poll-interval", "0.05", "--poll-period", "2", "--status-file", str(status_file)]
     daemon = daemons.start(daemon_args(mount, dst, backend, *args))
     daemon.wait_ready()
     daemon.wait_for_log(r"watching with inotify\+poll: fuse")  # bindfs on fuse3 shows as "fuse"
