@@ -395,3 +395,30 @@ def test_direct_initial_sync_copes_with_files_that_change_type_after_the_listing
     assert os.readlink(dst / "link") == "plain"
     assert (dst / "dir" / "inner").read_text() == "inside"
     assert (dst / "plain").read_text() == "plain, as listed"
+
+
+def test_rsync_a_batch_past_its_include_list_bound_goes_in_two_runs(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MOST_RULES (here 5), listed syncs still copy regardless of size and mtime, and the
+    rest (a deletion, a new tree, a path gone since) arrives through wider tree syncs."""
+    src, dst = dirs
+    monkeypatch.setattr("pylsyncd.transfer.rsync.MOST_RULES", 5)
+    for index in range(8):
+        (src / "d").mkdir(exist_ok=True)
+        (src / "d" / f"f{index}").write_text("old!")
+    (src / "old").mkdir()
+    (src / "old" / "x").write_text("to delete")
+    transfer = make("rsync", src, dst)
+    assert transfer.full_sync(delete=True).ok
+    stamp = os.stat(src / "d" / "f0").st_mtime_ns
+    (src / "d" / "f0").write_text("new!")  # same size, same mtime: only the event tells
+    os.utime(src / "d" / "f0", ns=(stamp, stamp))
+    (src / "old" / "x").unlink()
+    (src / "new" / "deep").mkdir(parents=True)
+    (src / "new" / "deep" / "y").write_text("new tree")
+    changes = [(f"d/f{index}", SYNC) for index in range(8)]
+    changes += [("old/x", DELETE), ("new", TREE), ("gone", SYNC)]
+    assert transfer.apply(batch(*changes)).ok
+    assert (dst / "d" / "f0").read_text() == "new!"
+    assert_trees_equal(src, dst)

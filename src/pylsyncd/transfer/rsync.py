@@ -27,6 +27,7 @@ from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
+from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
 from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,10 @@ class RsyncTransfer:
         return outcome
 
     def _run_batch(self, batch: Batch, *options: str) -> Outcome:
-        """One rsync over exactly the batch's paths."""
+        """rsync over exactly the batch's paths: one run, or two for a big batch."""
         rules = include_rules(batch, self._source_is_dir)
+        if len(rules) > MOST_RULES:
+            return self._run_many(split_many(batch, self.source, MOST_RULES), *options)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
             # same-size rewrite within one timestamp tick): skip rsync's quick check.
@@ -168,6 +171,27 @@ class RsyncTransfer:
         log.debug("include rules: %r", rules)
         stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
         return self._run(command + self._paths(), stdin)
+
+    def _run_many(self, many: ManyChanges, *options: str) -> Outcome:
+        """A big batch (see `rsync_many`): its listed paths, then the trees around the rest."""
+        outcome = Outcome()
+        if many.listed:
+            command = self._command(
+                "--ignore-times", *options, "--from0", "--files-from=-", delete=False
+            )
+            stdin = b"".join(os.fsencode(path) + b"\0" for path in many.listed)
+            outcome = self._run(command + self._paths(), stdin)
+        if many.trees.changes and outcome.ok:
+            rules = include_rules(many.trees, self._source_is_dir)
+            command = self._command(
+                *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
+            )
+            stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
+            trees = self._run(command + self._paths(), stdin)
+            outcome.copied += trees.copied
+            outcome.bytes += trees.bytes
+            outcome.error = trees.error
+        return outcome
 
     def _extras(self, batch: Batch) -> tuple[Change, ...]:
         """Deletions of what the destination has and the source lacks, in the directories that
