@@ -135,7 +135,11 @@ class RsyncTransfer:
         batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
         if not batch.changes:
             return Outcome()
-        extras = self._extras(batch)
+        extras = (
+            _extras(batch, self.source, self.destination, self.excludes, self._unsettled_dirs)
+            if self.delete
+            else ()
+        )
         other_names = _other_names(batch, self.source, self.destination, self.hard_links)
         batch = Batch((), batch.changes + extras + other_names)
         rest, big = split_big_files(batch, self.source, self.destination, self.in_place_size)
@@ -193,56 +197,13 @@ class RsyncTransfer:
             outcome.error = trees.error
         return outcome
 
-    def _extras(self, batch: Batch) -> tuple[Change, ...]:
-        """Deletions of what the destination has and the source lacks, in the directories that
-        the batch syncs on their own and in those of a failed run.
-
-        rsync deletes only what a rule includes, and a directory synced on its own includes none
-        of its entries. The direct backend removes extras on every directory sync; this is the
-        same for rsync: an entry that a transfer reading the source late copied, and that was
-        then renamed or deleted, raises no event under the name the destination has.
-        """
-        if not self.delete:
-            return ()
-        directories = self._unsettled_dirs | {
-            change.path
-            for change in batch.changes
-            if change.kind is ChangeKind.SYNC and self._source_is_dir(change.path)
-        }
-        if not directories:
-            return ()
-        # Both sides listed one component at a time, never through a symlink.
-        source, destination = SourceTree(self.source), DestinationView(self.destination)
-        extras: list[Change] = []
-        try:
-            for directory in sorted(directories):
-                try:
-                    present = {entry.name for entry in source.children(directory)}
-                    found = destination.children(directory)
-                except SourceChangedError:
-                    continue  # gone from the source (or not a directory): its own change says
-                # PermissionError: an UnreadableSourceError, or a destination we may not list.
-                except (PermissionError, FileNotFoundError, NotADirectoryError):
-                    continue  # unknown contents: remove nothing
-                for name, is_dir in found.items():
-                    path = f"{directory}/{name}" if directory else name
-                    if name not in present and not self.excludes.excludes(path, is_dir):
-                        extras.append(Change(path, ChangeKind.DELETE))
-        finally:
-            source.close()
-            destination.close()
-        return tuple(extras)
-
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
         options = ("--info=progress2", "--no-inc-recursive") if progress is not None else ()
         return self._run(self._command(*options, delete=delete) + self._paths(), b"", progress)
 
     def _source_is_dir(self, path: str) -> bool:
-        try:
-            return stat.S_ISDIR(os.lstat(os.path.join(self.source, path)).st_mode)
-        except OSError:
-            return False
+        return _is_dir(self.source, path)
 
     def cancel(self) -> None:
         """Stop a running rsync (TERM, then KILL, reaped): used when the shutdown grace runs out."""
@@ -290,6 +251,58 @@ class RsyncTransfer:
                 report_unreadable(verdict.unreadable, self.reported_unreadable)
                 raced = verdict.raced
         return outcome, raced
+
+
+def _extras(
+    batch: Batch,
+    source_root: str,
+    destination_root: str,
+    excludes: ExcludeRules,
+    unsettled: set[str],
+) -> tuple[Change, ...]:
+    """Deletions of what the destination has and the source lacks, in the directories that
+    the batch syncs on their own and in those of a failed run (`unsettled`), with deletions on.
+
+    rsync deletes only what a rule includes, and a directory synced on its own includes none
+    of its entries. The direct backend removes extras on every directory sync; this is the
+    same for rsync: an entry that a transfer reading the source late copied, and that was
+    then renamed or deleted, raises no event under the name the destination has.
+    """
+    directories = unsettled | {
+        change.path
+        for change in batch.changes
+        if change.kind is ChangeKind.SYNC and _is_dir(source_root, change.path)
+    }
+    if not directories:
+        return ()
+    # Both sides listed one component at a time, never through a symlink.
+    source, destination = SourceTree(source_root), DestinationView(destination_root)
+    extras: list[Change] = []
+    try:
+        for directory in sorted(directories):
+            try:
+                present = {entry.name for entry in source.children(directory)}
+                found = destination.children(directory)
+            except SourceChangedError:
+                continue  # gone from the source (or not a directory): its own change says
+            # PermissionError: an UnreadableSourceError, or a destination we may not list.
+            except (PermissionError, FileNotFoundError, NotADirectoryError):
+                continue  # unknown contents: remove nothing
+            for name, is_dir in found.items():
+                path = f"{directory}/{name}" if directory else name
+                if name not in present and not excludes.excludes(path, is_dir):
+                    extras.append(Change(path, ChangeKind.DELETE))
+    finally:
+        source.close()
+        destination.close()
+    return tuple(extras)
+
+
+def _is_dir(root: str, path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(root, path)).st_mode)
+    except OSError:
+        return False
 
 
 def _other_names(
