@@ -168,6 +168,29 @@ def test_a_file_that_never_stops_growing_is_compared_all_the_same(
     assert clock.now >= started + VERIFY_WITHIN  # by the rule, not by luck
 
 
+def test_a_second_event_of_one_write_compares_nothing_until_the_comparison_is_due(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """An append's close event after its modify event finds the source as it was written from:
+    nothing is read or written. The whole comparison held back still comes, and it is what
+    would catch a change stat cannot show (here: the destination's copy spoilt behind its back)."""
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = mirror(src, dst, clock)
+    with open(src / "log", "ab") as log:
+        log.write(b"appended")
+    assert sync(transfer, "log").bytes == len(b"appended")
+    with open(dst / "log", "r+b") as spoilt:
+        spoilt.seek(SIZE // 2)
+        spoilt.write(b"X")
+    again = sync(transfer, "log")
+    assert again.bytes == 0
+    assert again.deferred.changes == (Change("log", ChangeKind.SYNC),)
+    clock.now = again.deferred_until
+    assert sync(transfer, "log").bytes == PAGE  # compared whole: the spoilt page repaired
+    assert_trees_equal(src, dst)
+
+
 def test_the_final_batch_compares_an_appended_file_at_once(
     dirs: tuple[Path, Path], clock: Clock
 ) -> None:

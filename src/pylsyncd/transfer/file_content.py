@@ -20,9 +20,11 @@ _CHUNK = 1 << 20
 # filesystems write anyway, so a 4 KiB change costs a 4 KiB write.
 _PAGE = 4096
 # An append is checked against the destination before only the tail is written: its first
-# bytes and those just before its old end must still be the source's (a file rewritten since,
-# even to a longer one, differs there and is compared as a whole).
-_PREFIX_CHECK = 64 * 1024
+# page and the one just before its old end must still be the source's (a file rewritten since,
+# even to a longer one, differs there and is compared as a whole; what else changed is caught
+# by the whole comparison held back for it, see `hot_files`). A page: at 100 appends a second,
+# reading more would cost more than the rest of each batch.
+_PREFIX_CHECK = 4096
 # copy_file_range refuses these where the kernel or the filesystems cannot do it; sendfile can.
 _NO_COPY_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 

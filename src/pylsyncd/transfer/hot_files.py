@@ -13,8 +13,10 @@ while it grew is caught then, at the cost of one comparison per quiet spell, not
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pylsyncd.events import is_within, rebase
 
@@ -23,6 +25,9 @@ HOT_FILE_SHARE = 0.5
 # Copies cheaper than this are not tracked: their pay-back time would be below the pair's own
 # DELAY, and a tree of small files needs no entry per file.
 _TRACKED_COST = 0.002
+# Files at least this big are remembered as written (`unchanged_since_written`): the size from
+# which the destination's copy is compared, not rewritten.
+TRACKED_SIZE = 1 << 20
 # Seconds an appended file stays unchanged before it is compared whole.
 VERIFY_AFTER = 1.0
 # And at the latest, seconds after its first tail-only update, even while it keeps growing: a
@@ -39,6 +44,9 @@ class HotFiles:
         self._compare_at: dict[str, float] = {}  # path -> when it is compared whole
         # path -> when it was first updated by its tail alone since its last whole comparison
         self._unverified_since: dict[str, float] = {}
+        # path -> the source's (inode, size, mtime, ctime) when a big file was last written:
+        # a later event that finds the very same has nothing new to bring.
+        self._written_from: dict[str, tuple[int, int, int, int]] = {}
 
     def wait_until(self, path: str) -> float | None:
         """When a copy of `path` may run, if not now."""
@@ -50,10 +58,21 @@ class HotFiles:
             return None
         return ready
 
-    def copied(self, path: str, cpu_seconds: float, *, compared: bool) -> float | None:
-        """Record a copy of `path` and what it cost; returns when to compare it whole, when
-        only its tail was written."""
+    def copied(
+        self,
+        path: str,
+        cpu_seconds: float,
+        *,
+        compared: bool,
+        source: os.stat_result | None = None,
+    ) -> float | None:
+        """Record a copy of `path` (from the source's fstat `source`) and what it cost; returns
+        when to compare it whole, when only its tail was written."""
         now = self._clock()
+        if source is not None and source.st_size >= TRACKED_SIZE:
+            self._written_from[path] = _identity(source)
+        else:
+            self._written_from.pop(path, None)
         if cpu_seconds >= _TRACKED_COST:
             self._ready_at[path] = now + cpu_seconds * (1 / HOT_FILE_SHARE - 1)
         if compared:
@@ -63,6 +82,14 @@ class HotFiles:
         since = self._unverified_since.setdefault(path, now)
         due = self._compare_at[path] = min(now + VERIFY_AFTER, since + VERIFY_WITHIN)
         return due
+
+    def unchanged_since_written(self, path: str, source: os.stat_result) -> bool:
+        """Whether the source's file at `path` is exactly as when it was last written from, and
+        no whole comparison of it is due (that one is never skipped)."""
+        due = self._compare_at.get(path)
+        if due is not None and due <= self._clock():
+            return False
+        return self._written_from.get(path) == _identity(source)
 
     def must_compare(self, path: str) -> bool:
         """Whether `path` has grown by tail-only updates for VERIFY_WITHIN: no more of those
@@ -81,7 +108,13 @@ class HotFiles:
         to compare them names the old path.
         """
         to_compare: list[tuple[str, float]] = []
-        for table in (self._ready_at, self._compare_at, self._unverified_since):
+        tables: list[dict[str, Any]] = [
+            self._ready_at,
+            self._compare_at,
+            self._unverified_since,
+            self._written_from,
+        ]
+        for table in tables:
             for path in [path for path in table if is_within(path, source)]:
                 moved = rebase(path, source, target)
                 table[moved] = table.pop(path)
@@ -95,3 +128,8 @@ class HotFiles:
         for table in (self._ready_at, self._compare_at, self._unverified_since):
             for path in [path for path, at in table.items() if at < horizon]:
                 del table[path]
+
+
+def _identity(source: os.stat_result) -> tuple[int, int, int, int]:
+    # ctime too: no write leaves it as it was, though the writer may set the mtime back.
+    return (source.st_ino, source.st_size, source.st_mtime_ns, source.st_ctime_ns)

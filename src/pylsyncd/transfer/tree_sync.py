@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.transfer import Ownership, Progress
 from pylsyncd.transfer.directories import split
+from pylsyncd.transfer.file_writer import FileWrite
 from pylsyncd.transfer.run import Run, TransferState
 from pylsyncd.transfer.source import SourceChangedError, SourceTree, UnreadableSourceError
 
@@ -130,18 +131,31 @@ class TreeSync(Run):
             source = os.fstat(src_fd)
             if not stat.S_ISREG(source.st_mode):  # a directory or a FIFO since it was listed
                 raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
-            trust_append = self.trust_appends and not self.state.hot_files.must_compare(path)
-            started = time.thread_time()
-            write = self.tree.write_file(
-                parent_fd, name, src_fd, source, existing, trust_append=trust_append
-            )
-            cost = time.thread_time() - started
+            hot = self.state.hot_files
+            trust_append = self.trust_appends and not hot.must_compare(path)
+            if (
+                trust_append
+                and hot.unchanged_since_written(path, source)
+                and _same_file(existing, source, self.tree.ownership)
+            ):
+                # A second event of one write (its close after its modify): comparing a big
+                # file again would cost a read of both copies for nothing. Only a same-size
+                # rewrite within one timestamp tick could hide here: the whole comparison
+                # held back for it (`compare_later`) comes all the same.
+                written = FileWrite(0, compared=False)
+                cost = 0.0
+            else:
+                started = time.thread_time()
+                written = self.tree.write_file(
+                    parent_fd, name, src_fd, source, existing, trust_append=trust_append
+                )
+                cost = time.thread_time() - started
         finally:
             os.close(src_fd)
-        due = self.state.hot_files.copied(path, cost, compared=write.compared)
+        due = hot.copied(path, cost, compared=written.compared, source=source)
         if due is not None:
             self.compare_later(path, due)
-        return write.written
+        return written.written
 
     def compare_later(self, path: str, due: float) -> None:
         """A file updated by its tail alone is to be compared whole at `due` (see `Replay`)."""
