@@ -9,49 +9,31 @@ its children made), read from /proc/PID/io: a reaped child's counters are in its
 
 from __future__ import annotations
 
-import functools
-import getpass
 import os
 import random
-import re
-import resource
 import shutil
-import socket
 import statistics
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks import procfs, trees
-from benchmarks.bindfs import make_leaf_tree
-from benchmarks.daemons import Daemon, Peer
+from benchmarks import trees
+from benchmarks.daemons import Peer
+from benchmarks.editor_saves import EDITORS, SaveRun, saves_of
+from benchmarks.file_mirror import Mirror, written_bytes
 from benchmarks.initial_sync import progress
 from benchmarks.sizes import FilesSizes
+from benchmarks.tree_copy import (
+    TreeCopy,
+    TreeListing,
+    measure_many_directories,
+    measure_tree_copy,
+)
 
 _READY_TIMEOUT = 900.0
 _MIB = 1024 * 1024
 _BLOCK = 4096  # one append, one rewritten page
-
-
-def written_bytes(pid: int) -> int:
-    """`wchar` of a process (children it reaped included) and of its descendants running now."""
-    total = 0
-    for process in (pid, *procfs.descendants_of(pid)):
-        try:
-            with open(f"/proc/{process}/io") as io:
-                total += next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
-        except OSError:
-            continue  # exited between the listing and the read: its parent has its counters
-    return total
-
-
-def children_cpu_seconds() -> float:
-    """CPU seconds of the children this process has reaped (cp -a)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def write_file(path: str, size: int, seed: int) -> None:
@@ -150,32 +132,6 @@ class BigWrite:
 
 
 @dataclass
-class TreeCopy:
-    """`cp -a` of a real tree into the source: alone, then with the daemon mirroring it."""
-
-    path: str
-    entries: int
-    copy_seconds: float  # no daemon
-    copy_cpu_seconds: float
-    daemon_copy_seconds: float  # the same copy, the daemon running
-    daemon_copy_cpu_seconds: float
-    after_copy_seconds: float | None  # from the copy's end to the destination complete
-    daemon_cpu_seconds: float
-    differing_directories: int  # at the end of the wait, directories not as in the source
-    complete: bool
-
-
-@dataclass
-class ManyDirectories:
-    """Start -> ready on a tree of directories of one file each, and RSS when ready."""
-
-    directories: int
-    ready_seconds: float | None
-    rss_mb: float
-    complete: bool
-
-
-@dataclass
 class FilesResults:
     """One daemon's figures of the group, but the directories' (measured for all at the end)."""
 
@@ -184,36 +140,6 @@ class FilesResults:
     big_write: BigWrite
     saves: dict[str, SaveRun]
     real_tree: TreeCopy
-
-
-class Mirror:
-    """`root/src` mirrored into `root/dst` by one daemon, started on what the source holds."""
-
-    def __init__(self, peer: Peer, root: str) -> None:
-        self.root = root
-        self.source, self.replica = f"{root}/src", f"{root}/dst"
-        os.makedirs(self.source)
-        os.makedirs(self.replica)
-        self.daemon = Daemon(peer, self.source, self.replica, root)
-
-    def __enter__(self) -> Mirror:
-        self.daemon.start()
-        try:
-            self.daemon.wait_ready(_READY_TIMEOUT)
-        except BaseException:
-            self.daemon.stop()
-            raise
-        return self
-
-    def __exit__(self, *exception: object) -> None:
-        self.daemon.stop()
-
-    def counters(self) -> tuple[int, float]:
-        """Bytes written and CPU seconds so far, the daemon's children included."""
-        return written_bytes(self.daemon.pid), self.daemon.cpu_seconds()
-
-    def remove(self) -> None:
-        subprocess.run(["rm", "-rf", self.root], check=True)
 
 
 def _mirrored(peer: Peer, root: str, size: int, cap: float) -> tuple[Mirror, str, str]:
@@ -339,135 +265,6 @@ def measure_big_write(peer: Peer, root: str, sizes: FilesSizes) -> BigWrite:
     return result
 
 
-def _create(path: str, data: bytes, flags: int = os.O_CREAT | os.O_EXCL) -> None:
-    descriptor = os.open(path, os.O_WRONLY | flags, 0o644)
-    try:
-        os.write(descriptor, data)
-    finally:
-        os.close(descriptor)
-
-
-def save_vim(path: str, data: bytes) -> None:
-    """vim's defaults (writebackup, backupcopy=auto): it checks it may create a file in the
-    directory (4913, created and removed), renames the file to its backup `file~`, writes a new
-    file, fsyncs it, and removes the backup once the write succeeded."""
-    probe = os.path.join(os.path.dirname(path), "4913")
-    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-    os.unlink(probe)
-    os.rename(path, f"{path}~")
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    os.write(descriptor, data)
-    os.fsync(descriptor)
-    os.close(descriptor)
-    os.unlink(f"{path}~")
-
-
-def save_vscode(path: str, data: bytes) -> None:
-    """VS Code (files.saveAtomic off, its default): truncate the file and write it in place."""
-    _create(path, data, os.O_TRUNC)
-
-
-def save_jetbrains(path: str, data: bytes) -> None:
-    """JetBrains "safe write": write `file___jb_tmp___`, rename the file to `file___jb_old___`,
-    the temporary file to the file, and remove the old one."""
-    _create(f"{path}___jb_tmp___", data)
-    os.rename(path, f"{path}___jb_old___")
-    os.rename(f"{path}___jb_tmp___", path)
-    os.unlink(f"{path}___jb_old___")
-
-
-def save_emacs(path: str, data: bytes) -> None:
-    """Emacs with its lock: a dangling symlink `.#file` -> `user@host.pid:boot-time`, the file
-    renamed to its backup `file~` (kept), a new file written, then the lock removed."""
-    directory, name = os.path.split(path)
-    lock = os.path.join(directory, f".#{name}")
-    booted = int(time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
-    os.symlink(f"{getpass.getuser()}@{socket.gethostname()}.{os.getpid()}:{booted}", lock)
-    os.rename(path, f"{path}~")
-    _create(path, data)
-    os.unlink(lock)
-
-
-def save_sed(path: str, data: bytes) -> None:
-    """`sed -i`: a temporary `sedXXXXXX` in the same directory, its mode set, renamed over."""
-    descriptor, temporary = tempfile.mkstemp(prefix="sed", dir=os.path.dirname(path))
-    os.write(descriptor, data)
-    os.fchmod(descriptor, 0o644)
-    os.close(descriptor)
-    os.rename(temporary, path)
-
-
-EDITORS: dict[str, Callable[[str, bytes], None]] = {
-    "vim": save_vim,
-    "VS Code": save_vscode,
-    "JetBrains": save_jetbrains,
-    "emacs": save_emacs,
-    "sed -i": save_sed,
-}
-# A level word where each daemon's log puts it: pylsyncd `date time LEVEL`, lsyncd `time Level:`.
-_PROBLEM = re.compile(rb"^(?:\S+ ){1,2}(?:ERROR|WARNING|CRITICAL|Error:|Warn:).*", re.MULTILINE)
-_LOST_SAVES = 3  # an editor whose saves stop arriving is not waited for 100 times
-
-
-@dataclass
-class SaveRun:
-    """From the end of each save (its last system call) to the destination holding the content."""
-
-    saves: int
-    arrived: int
-    p50_ms: float | None
-    max_ms: float | None
-    log_problems: int  # ERROR and WARNING lines in the daemon's log during the saves
-    first_problem: str | None  # the first of them, to say what it was
-    complete: bool
-
-
-def _log_size(daemon: Daemon) -> int:
-    return os.stat(daemon.log_path).st_size
-
-
-def _problems_since(daemon: Daemon, offset: int) -> list[str]:
-    with open(daemon.log_path, "rb") as log:
-        log.seek(offset)
-        return [line.decode(errors="replace") for line in _PROBLEM.findall(log.read())]
-
-
-def saves_of(editor: str, daemon: Daemon, source: str, replica: str, sizes: FilesSizes) -> SaveRun:
-    """`saves` saves of one small file in one editor's pattern, 10 ms apart."""
-    name = editor.replace(" ", "").replace("-", "") + ".py"
-    path, copy = f"{source}/{name}", f"{replica}/{name}"
-    body = b"def main() -> None:\n    print('hello')\n" * 20
-    _create(path, body)
-    trees.wait_until(lambda: trees.holds(copy, body), sizes.cap, 0.0005)
-    log_offset = _log_size(daemon)
-    latencies: list[float] = []
-    lost = 0
-    for number in range(sizes.saves):
-        if lost >= _LOST_SAVES:
-            break
-        data = body + f"# save {number}\n{'x' * (number % 2)}".encode()
-        EDITORS[editor](path, data)
-        saved = time.perf_counter()
-        arrived = trees.wait_until(functools.partial(trees.holds, copy, data), sizes.cap / 5, 0)
-        if arrived is None:
-            lost += 1
-        else:
-            latencies.append(max(0.0, arrived - saved))
-        time.sleep(0.01)
-    complete = trees.wait_until(lambda: trees.same_tree(source, replica), sizes.cap, 0.01)
-    latencies.sort()
-    problems = _problems_since(daemon, log_offset)
-    return SaveRun(
-        saves=sizes.saves,
-        arrived=len(latencies),
-        p50_ms=statistics.median(latencies) * 1e3 if latencies else None,
-        max_ms=latencies[-1] * 1e3 if latencies else None,
-        log_problems=len(problems),
-        first_problem=problems[0] if problems else None,
-        complete=complete is not None,
-    )
-
-
 def measure_saves(peer: Peer, root: str, sizes: FilesSizes) -> dict[str, SaveRun]:
     """Every editor's save pattern, `saves` times each, on its own file."""
     with Mirror(peer, root) as mirror:
@@ -477,133 +274,6 @@ def measure_saves(peer: Peer, root: str, sizes: FilesSizes) -> dict[str, SaveRun
         }
     mirror.remove()
     return runs
-
-
-class TreeListing:
-    """What a replica of a tree must hold, checked cheaply again and again: a directory found
-    complete (names, types, sizes, symlinks by their length) is not listed again."""
-
-    def __init__(self, root: str) -> None:
-        self.directories: dict[str, dict[str, tuple[str, int]]] = {}
-        for directory, subdirectories, files in os.walk(root):
-            names = {name: ("dir", 0) for name in subdirectories}
-            for name in [*files, *subdirectories]:
-                stat = os.lstat(os.path.join(directory, name))
-                if os.path.islink(os.path.join(directory, name)):
-                    names[name] = ("link", stat.st_size)
-                elif name in files:
-                    names[name] = ("file", stat.st_size)
-            self.directories[os.path.relpath(directory, root)] = names
-
-    @property
-    def entries(self) -> int:
-        return sum(len(names) for names in self.directories.values())
-
-    def progress(self, replica: str) -> TreeProgress:
-        """A check of `replica` against this listing."""
-        return TreeProgress(replica, dict(self.directories))
-
-
-class TreeProgress:
-    """Directories of a replica not yet found holding what the listing expects."""
-
-    def __init__(self, replica: str, pending: dict[str, dict[str, tuple[str, int]]]) -> None:
-        self.replica = replica
-        self.pending = pending
-
-    def complete(self) -> bool:
-        for directory, names in list(self.pending.items()):
-            if _listing_of(os.path.join(self.replica, directory)) != names:
-                return False
-            del self.pending[directory]
-        return True
-
-    def differing(self) -> int:
-        """How many directories still differ (each one listed again)."""
-        self.complete()
-        return sum(
-            _listing_of(os.path.join(self.replica, directory)) != names
-            for directory, names in self.pending.items()
-        )
-
-
-def _listing_of(path: str) -> dict[str, tuple[str, int]] | None:
-    try:
-        found = {}
-        for entry in os.scandir(path):
-            stat = entry.stat(follow_symlinks=False)
-            kind = "link" if entry.is_symlink() else "dir" if entry.is_dir() else "file"
-            found[entry.name] = (kind, 0 if kind == "dir" else stat.st_size)
-        return found
-    except OSError:
-        return None
-
-
-def _timed_cp(source: str, destination: str) -> tuple[float, float]:
-    """Seconds and CPU seconds of one `cp -a`."""
-    cpu_before = children_cpu_seconds()
-    started = time.perf_counter()
-    subprocess.run(["cp", "-a", source, destination], check=True)
-    return time.perf_counter() - started, children_cpu_seconds() - cpu_before
-
-
-def measure_tree_copy(
-    peer: Peer, root: str, origin: str, listing: TreeListing, sizes: FilesSizes
-) -> TreeCopy:
-    """`cp -a` of `origin` (the real tree, copied into the workspace once) without, then with,
-    the daemon; the daemon's CPU from just before the copy to the destination complete."""
-    os.makedirs(root)
-    alone_seconds, alone_cpu = _timed_cp(origin, f"{root}/alone")
-    subprocess.run(["rm", "-rf", f"{root}/alone"], check=True)
-    with Mirror(peer, f"{root}/mirror") as mirror:
-        _, cpu_before = mirror.counters()
-        seconds, cpu = _timed_cp(origin, f"{mirror.source}/tree")
-        copied = time.perf_counter()
-        done = listing.progress(f"{mirror.replica}/tree")
-        complete_at = trees.wait_until(done.complete, sizes.tree_cap, 0.001)
-        _, cpu_after = mirror.counters()
-        differing = done.differing()
-    complete = complete_at is not None and trees.same_tree(mirror.source, mirror.replica)
-    subprocess.run(["rm", "-rf", root], check=True)
-    return TreeCopy(
-        path=sizes.real_tree,
-        entries=listing.entries,
-        copy_seconds=alone_seconds,
-        copy_cpu_seconds=alone_cpu,
-        daemon_copy_seconds=seconds,
-        daemon_copy_cpu_seconds=cpu,
-        after_copy_seconds=None if complete_at is None else max(0.0, complete_at - copied),
-        daemon_cpu_seconds=cpu_after - cpu_before,
-        differing_directories=differing,
-        complete=complete,
-    )
-
-
-def measure_many_directories(
-    peers: list[Peer], root: str, sizes: FilesSizes
-) -> tuple[dict[str, float], dict[str, ManyDirectories]]:
-    """The tree built once; `cp -a` of it, then every daemon from spawn to ready on it."""
-    source = f"{root}/src"
-    make_leaf_tree(source, sizes.dirs)
-    os.makedirs(f"{root}/cp")
-    seconds, cpu = _timed_cp(f"{source}/.", f"{root}/cp")
-    subprocess.run(["rm", "-rf", f"{root}/cp"], check=True)
-    results = {}
-    for peer in peers:
-        replica = f"{root}/dst"
-        os.makedirs(replica)
-        with Daemon(peer, source, replica, root) as daemon:
-            try:
-                ready: float | None = daemon.wait_ready(sizes.tree_cap)
-            except RuntimeError:
-                ready = None  # not ready within the cap
-            rss = daemon.resident_bytes()
-        complete = ready is not None and trees.same_tree(source, replica)
-        results[peer.key] = ManyDirectories(sizes.dirs, ready, rss / _MIB, complete)
-        progress(f"  {peer.key}: {sizes.dirs:,} directories, {asdict(results[peer.key])}")
-        subprocess.run(["rm", "-rf", replica], check=True)
-    subprocess.run(["rm", "-rf", root], check=True)
-    return {"seconds": seconds, "cpu_seconds": cpu}, results
 
 
 def run_files(peers: list[Peer], root: str, sizes: FilesSizes) -> dict[str, Any]:

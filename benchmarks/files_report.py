@@ -300,6 +300,14 @@ def files_section(results: Results) -> list[str]:
         return [*lines, "Not run (`--workloads files`).", ""]
     sizes = results["sizes"]["files"]
     tree = files.get("real_tree", {})
+    run = results.get("files_run")  # the group run on its own, merged into a full run's JSON
+    if run is not None:
+        before, after = run["machine"]["load_before"][0], run["machine"]["load_after"][0]
+        lines += [
+            f"A run of this group alone, {run['started']} (`./dev bench --workloads files`),"
+            f" load average {before:.1f} before and {after:.1f} after.",
+            "",
+        ]
     lines += files_table(results)
     lines += [
         "- Bytes written: the daemon's `wchar` from `/proc/PID/io`, the bytes passed to"
