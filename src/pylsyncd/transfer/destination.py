@@ -21,7 +21,7 @@ from pylsyncd.transfer.directories import (
     open_followed_root,
     split,
 )
-from pylsyncd.transfer.file_writer import FileWrite, FileWriter, rename_into_place, temp_name
+from pylsyncd.transfer.file_writer import FileWriter, rename_into_place, temp_name
 from pylsyncd.transfer.source import SourceChangedError
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
@@ -135,22 +135,6 @@ class DestinationTree:
         fd = self.open_dir(path)
         if fd is not None:
             os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
-
-    def write_file(
-        self,
-        parent_fd: int,
-        name: str,
-        src_fd: int,
-        source: os.stat_result,
-        existing: os.stat_result | None,
-        *,
-        trust_append: bool,
-    ) -> FileWrite:
-        """Bring `name` to the content and attributes of an open regular file (see
-        `FileWriter.write`)."""
-        return self.files.write(
-            parent_fd, name, src_fd, source, existing, trust_append=trust_append
-        )
 
     def write_symlink(self, parent_fd: int, name: str, target: str, source: os.stat_result) -> None:
         tmp = temp_name()

@@ -38,6 +38,17 @@ _CANNOT_CLONE: set[int] = set()
 _DELTA_MIN = 1 << 20
 
 
+class _Change(NamedTuple):
+    """A file the destination holds, to update from the source's open file."""
+
+    parent_fd: int  # the destination's directory
+    name: str
+    src_fd: int
+    source: os.stat_result  # the source's fstat
+    existing: os.stat_result  # the destination's lstat
+    trust_append: bool
+
+
 class FileWrite(NamedTuple):
     """What writing one file did."""
 
@@ -109,16 +120,13 @@ class FileWriter:
         """
         if _worth_comparing(existing, source):
             assert existing is not None
+            change = _Change(parent_fd, name, src_fd, source, existing, trust_append)
             if existing.st_dev not in _CANNOT_CLONE:
-                cloned = self._write_through_clone(
-                    parent_fd, name, src_fd, source, existing, trust_append
-                )
+                cloned = self._write_through_clone(change)
                 if cloned is not None:
                     return cloned
             if source.st_size >= self.in_place_size:
-                patched = self._write_in_place(
-                    parent_fd, name, src_fd, source, existing, trust_append
-                )
+                patched = self._write_in_place(change)
                 if patched is not None:
                     return patched
         return self._write_whole(parent_fd, name, src_fd, source)
@@ -138,64 +146,52 @@ class FileWriter:
         rename_into_place(parent_fd, tmp, name)
         return FileWrite(written, compared=True)
 
-    def _write_through_clone(
-        self,
-        parent_fd: int,
-        name: str,
-        src_fd: int,
-        source: os.stat_result,
-        existing: os.stat_result,
-        trust_append: bool,
-    ) -> FileWrite | None:
+    def _write_through_clone(self, change: _Change) -> FileWrite | None:
         """Clone the destination's file, patch the clone, rename it into place; None when this
-        filesystem cannot clone (remembered) or the file changed under us."""
+        filesystem cannot clone (remembered)."""
+        parent_fd = change.parent_fd
         tmp, tmp_fd = open_temp(parent_fd, os.O_RDWR)
         try:
-            old_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            old_fd = os.open(change.name, flags, dir_fd=parent_fd)
             try:
                 fcntl.ioctl(tmp_fd, _FICLONE, old_fd)
             finally:
                 os.close(old_fd)
-            update = FileWrite(
-                *update_content(src_fd, tmp_fd, existing.st_size, source.st_size, trust_append)
-            )
-            self._set_file_attributes(tmp_fd, source)
+            written = self._patch(change, tmp_fd)
         except BaseException as error:
             os.close(tmp_fd)
             os.unlink(tmp, dir_fd=parent_fd)
             if isinstance(error, OSError) and error.errno in _NO_CLONE:
-                _CANNOT_CLONE.add(existing.st_dev)
+                _CANNOT_CLONE.add(change.existing.st_dev)
                 return None
             raise
         os.close(tmp_fd)
-        rename_into_place(parent_fd, tmp, name)
-        return update
+        rename_into_place(parent_fd, tmp, change.name)
+        return written
 
-    def _write_in_place(
-        self,
-        parent_fd: int,
-        name: str,
-        src_fd: int,
-        source: os.stat_result,
-        existing: os.stat_result,
-        trust_append: bool,
-    ) -> FileWrite | None:
+    def _write_in_place(self, change: _Change) -> FileWrite | None:
         """Patch the destination's file where it is, as `rsync --inplace` does; None when it
         cannot be opened for writing (read-only to this user): then it is copied whole."""
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            fd = os.open(change.name, flags, dir_fd=change.parent_fd)
         except PermissionError:
             return None
         try:
-            if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (existing.st_ino, existing.st_dev):
+            found = os.fstat(fd)
+            if (found.st_ino, found.st_dev) != (change.existing.st_ino, change.existing.st_dev):
                 return None  # another file stands there since it was looked at
-            update = FileWrite(
-                *update_content(src_fd, fd, existing.st_size, source.st_size, trust_append)
-            )
-            self._set_file_attributes(fd, source)
+            return self._patch(change, fd)
         finally:
             os.close(fd)
-        return update
+
+    def _patch(self, change: _Change, fd: int) -> FileWrite:
+        """Update the destination's copy open at `fd` (read and write) to the source's."""
+        sizes = (change.existing.st_size, change.source.st_size)
+        written = FileWrite(*update_content(change.src_fd, fd, *sizes, change.trust_append))
+        self._set_file_attributes(fd, change.source)
+        return written
 
     def _set_file_attributes(self, fd: int, source: os.stat_result) -> None:
         os.fchmod(fd, stat.S_IMODE(source.st_mode))

@@ -85,7 +85,13 @@ class HotFiles:
 
     def unchanged_since_written(self, path: str, source: os.stat_result) -> bool:
         """Whether the source's file at `path` is exactly as when it was last written from, and
-        no whole comparison of it is due (that one is never skipped)."""
+        no whole comparison of it is due (that one is never skipped).
+
+        Asked for a second event of one write (its close after its modify): comparing a big
+        file again would read both copies for nothing. Only a same-size rewrite within one
+        timestamp tick could hide here, and the whole comparison held back for the file comes
+        all the same.
+        """
         due = self._compare_at.get(path)
         if due is not None and due <= self._clock():
             return False

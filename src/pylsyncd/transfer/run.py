@@ -90,6 +90,11 @@ class Run:
             self.failed.append(item)
         log.debug("failed: %r", item, exc_info=True)  # called from an except block
 
+    def count_copy(self, path: str, written: int) -> None:
+        self.outcome.copied += 1
+        self.outcome.bytes += written
+        log.debug("copied %r (%d bytes)", path, written)
+
     def skip_unreadable(self, error: UnreadableSourceError) -> None:
         """Leave an entry the daemon may not read as the destination has it; say so once.
 

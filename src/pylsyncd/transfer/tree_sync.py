@@ -91,7 +91,7 @@ class TreeSync(Run):
         elif stat.S_ISREG(mode):
             if forced or not _same_file(existing, source, self.tree.ownership):
                 copied = self._copy_file(path, parent_fd, name, existing)
-                self._count_copy(path, copied)
+                self.count_copy(path, copied)
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
                     # batch): new to the destination, yet maybe changed before the rename.
@@ -117,11 +117,6 @@ class TreeSync(Run):
         for other in self.state.hard_links.others(path, source, changed=changed):
             self.sync(other, recursive=False, forced=True)
 
-    def _count_copy(self, path: str, copied: int) -> None:
-        self.outcome.copied += 1
-        self.outcome.bytes += copied
-        log.debug("copied %r (%d bytes)", path, copied)
-
     def _copy_file(
         self, path: str, parent_fd: int, name: str, existing: os.stat_result | None = None
     ) -> int:
@@ -133,20 +128,13 @@ class TreeSync(Run):
                 raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
             hot = self.state.hot_files
             trust_append = self.trust_appends and not hot.must_compare(path)
-            if (
-                trust_append
-                and hot.unchanged_since_written(path, source)
-                and _same_file(existing, source, self.tree.ownership)
-            ):
-                # A second event of one write (its close after its modify): comparing a big
-                # file again would cost a read of both copies for nothing. Only a same-size
-                # rewrite within one timestamp tick could hide here: the whole comparison
-                # held back for it (`compare_later`) comes all the same.
-                written = FileWrite(0, compared=False)
+            as_written = _same_file(existing, source, self.tree.ownership)
+            if trust_append and as_written and hot.unchanged_since_written(path, source):
+                written = FileWrite(0, compared=False)  # see `unchanged_since_written`
                 cost = 0.0
             else:
                 started = time.thread_time()
-                written = self.tree.write_file(
+                written = self.tree.files.write(
                     parent_fd, name, src_fd, source, existing, trust_append=trust_append
                 )
                 cost = time.thread_time() - started
@@ -226,7 +214,7 @@ class TreeSync(Run):
         except OSError:  # gone or changed since the listing, unreadable, or a failure:
             self._sync_child(path)  # `sync` tells which, and reports it once
             return
-        self._count_copy(path, copied)
+        self.count_copy(path, copied)
         self.touched.add(parent)
 
     def _sync_child(self, child: str) -> None:
