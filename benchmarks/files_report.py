@@ -11,16 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.mount_report import seconds_text
+from benchmarks.tables import OURS, PEER_NAMES, Results, markdown_table, met_text
 
-Results = dict[str, Any]
 _MIB = 1024 * 1024
-PEER_NAMES = {
-    "pylsyncd-direct": "pylsyncd direct",
-    "pylsyncd-rsync": "pylsyncd rsync",
-    "lsyncd-direct": "lsyncd direct",
-    "lsyncd-rsync": "lsyncd rsync",
-}
-OURS = ("pylsyncd-direct", "pylsyncd-rsync")
 EDITORS = ("vim", "VS Code", "JetBrains", "emacs", "sed -i")
 
 
@@ -239,17 +232,6 @@ def files_rows(results: Results) -> list[Row]:
     return rows
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(cells) + " |"
-
-    return [row(header), row(["---"] * len(header)), *(row(r) for r in rows), ""]
-
-
-def _met(met: bool | None) -> str:
-    return {None: "-", True: "met", False: "**missed**"}[met]
-
-
 def _safe(read: Callable[[dict[str, Any]], Any], entry: dict[str, Any] | None) -> Any:
     """A figure of an entry, or None where the entry lacks it (a partial or older run)."""
     if entry is None:
@@ -287,9 +269,9 @@ def files_table(results: Results) -> list[str]:
         cells = {peer: _safe(row.cell, files[peer]) for peer in peers}
         line = [row.workload, row.target, _floor_text(row, [files[peer] for peer in peers])]
         line += ["-" if cells[p] is None else cells[p].text for p in peers]
-        line += [_met(None if cells[p] is None else cells[p].met) for p in ours]
+        line += [met_text(None if cells[p] is None else cells[p].met) for p in ours]
         table.append(line)
-    return _table(header, table)
+    return markdown_table(header, table)
 
 
 def files_section(results: Results) -> list[str]:

@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-Results = dict[str, Any]
+from benchmarks.tables import Results, markdown_table, met_text
 
 
 @dataclass(frozen=True)
@@ -195,17 +195,6 @@ def reference_rows(mount: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(cells) + " |"
-
-    return [row(header), row(["---"] * len(header)), *(row(r) for r in rows), ""]
-
-
-def _met(met: bool | None) -> str:
-    return {None: "-", True: "met", False: "**missed**"}[met]
-
-
 def mount_section(results: Results) -> list[str]:
     """The page's section for the group."""
     lines = ["## Host mounts without inotify (bindfs)", ""]
@@ -218,9 +207,9 @@ def mount_section(results: Results) -> list[str]:
     forwarded_watching = (mount.get("forwarded") or {}).get("watching") or "-"
     settings = " ".join(mount["daemon_settings"]) or "none: the defaults"
     figures = mount_figures(results)
-    rows = [[f.workload, f.target_text, f.text, _met(f.met)] for f in figures]
-    lines += _table(["workload", "target", "pylsyncd direct", "target met"], rows)
-    lines += _table(["beside it", "figure"], reference_rows(mount))
+    rows = [[f.workload, f.target_text, f.text, met_text(f.met)] for f in figures]
+    lines += markdown_table(["workload", "target", "pylsyncd direct", "target met"], rows)
+    lines += markdown_table(["beside it", "figure"], reference_rows(mount))
     lines += [
         f"- {mount['bindfs']}, `bindfs -f HOST MOUNT`"
         + (f" with `-o {mount['bindfs_options']}`" if mount["bindfs_options"] else "")

@@ -9,21 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from benchmarks.files_report import files_section
 from benchmarks.mount_report import mount_section, seconds_text
+from benchmarks.tables import LSYNCD, OURS, PEER_NAMES, Results, markdown_table, met_text
 
-Results = dict[str, Any]
-
-PEER_NAMES = {
-    "pylsyncd-direct": "pylsyncd direct",
-    "pylsyncd-rsync": "pylsyncd rsync",
-    "lsyncd-direct": "lsyncd direct",
-    "lsyncd-rsync": "lsyncd rsync",
-}
-OURS = ("pylsyncd-direct", "pylsyncd-rsync")
-LSYNCD = ("lsyncd-direct", "lsyncd-rsync")
 NOTES = os.path.join(os.path.dirname(__file__), "notes.md")
 
 
@@ -112,14 +102,6 @@ TARGETS = (
 )
 
 
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [_row(header), _row(["---"] * len(header)), *(_row(row) for row in rows), ""]
-
-
 def _peers(results: Results, names: tuple[str, ...] = (*OURS, *LSYNCD)) -> list[str]:
     return [name for name in names if name in results["live"] or name in results["idle"]]
 
@@ -154,10 +136,6 @@ def _summary_cell(results: Results, target: Target, peer: str) -> str:
     return f"{idle['rss_mb']:.1f} MiB"
 
 
-def _met_text(met: bool | None) -> str:
-    return {None: "-", True: "met", False: "**missed**"}[met]
-
-
 def summary_table(results: Results) -> list[str]:
     peers = _peers(results)
     ours = [peer for peer in OURS if peer in peers]
@@ -167,9 +145,9 @@ def summary_table(results: Results) -> list[str]:
     for target in TARGETS:
         row = [target.workload, target.target]
         row += [_summary_cell(results, target, peer) for peer in peers]
-        row += [_met_text(target.met(results, peer)) for peer in ours]
+        row += [met_text(target.met(results, peer)) for peer in ours]
         rows.append(row)
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def ratio_table(results: Results) -> list[str]:
@@ -185,7 +163,7 @@ def ratio_table(results: Results) -> list[str]:
         ("initial sync", lambda p: initial_figure(results, p)),
     ]
     rows = [[name, *(_speedup(get(o), get(t)) for o, t in pairs)] for name, get in workloads]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def live_detail_table(results: Results) -> list[str]:
@@ -208,7 +186,7 @@ def live_detail_table(results: Results) -> list[str]:
         )
     header = ["daemon", "edit p50", "edit p99", "edit max", "writing the storm"]
     header += ["storm, after last write", "peak RSS, storm", "peak RSS of children, storm"]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def initial_sync_table(results: Results) -> list[str]:
@@ -230,7 +208,7 @@ def initial_sync_table(results: Results) -> list[str]:
         )
     header = ["contender", "median", "runs (s)", "x cp -a", "x rsync -a", "CPU", "CPU x cp -a"]
     header.append("complete")
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def cpu_table(results: Results) -> list[str]:
@@ -253,7 +231,7 @@ def cpu_table(results: Results) -> list[str]:
     rows.append(
         ["idle window", *(f"{idle[p]['cpu_seconds']:.3f} s" if p in idle else "-" for p in peers)]
     )
-    return _table(["workload", *(PEER_NAMES[p] for p in peers)], rows)
+    return markdown_table(["workload", *(PEER_NAMES[p] for p in peers)], rows)
 
 
 def machine_lines(results: Results) -> list[str]:

@@ -80,3 +80,12 @@ def daemons() -> Iterator[DaemonPool]:
     pool = DaemonPool()
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty source and destination, `src` and `dst` in the test's directory."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return src, dst

@@ -62,18 +62,19 @@ def sync(transfer: DirectTransfer, *paths: str, final: bool = False) -> Outcome:
     return outcome
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
-
-
 def big_file(path: Path, size: int = SIZE, seed: int = 0) -> bytes:
     data = random.Random(seed).randbytes(size)
     path.write_bytes(data)
     return data
+
+
+def change_inside_and_append(path: Path) -> None:
+    """What looks like an append (first and last old pages unchanged) and is not only that."""
+    with open(path, "r+b") as f:
+        f.seek(SIZE // 2)
+        f.write(b"changed in the middle")
+        f.seek(0, os.SEEK_END)
+        f.write(b"and appended")
 
 
 def test_an_append_writes_only_the_new_tail_in_place(dirs: tuple[Path, Path], clock: Clock) -> None:
@@ -131,11 +132,7 @@ def test_a_change_inside_a_growing_file_is_caught_once_it_is_quiet(
     src, dst = dirs
     big_file(src / "f")
     transfer = mirror(src, dst, clock)
-    with open(src / "f", "r+b") as f:
-        f.seek(SIZE // 2)
-        f.write(b"changed in the middle")
-        f.seek(0, os.SEEK_END)
-        f.write(b"and appended")
+    change_inside_and_append(src / "f")
     outcome = sync(transfer, "f")
     assert outcome.bytes == len(b"and appended")
     assert outcome.deferred.changes == (Change("f", ChangeKind.SYNC),)
@@ -199,11 +196,7 @@ def test_the_final_batch_compares_an_appended_file_at_once(
     src, dst = dirs
     big_file(src / "f")
     transfer = mirror(src, dst, clock)
-    with open(src / "f", "r+b") as f:
-        f.seek(SIZE // 2)
-        f.write(b"changed in the middle")
-        f.seek(0, os.SEEK_END)
-        f.write(b"and appended")
+    change_inside_and_append(src / "f")
     outcome = sync(transfer, "f", final=True)
     assert not outcome.deferred
     assert_trees_equal(src, dst)

@@ -33,14 +33,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
-
-
 def batch(*changes: tuple[str, ChangeKind], moves: tuple[Move, ...] = ()) -> Batch:
     return Batch(moves, tuple(Change(path, kind) for path, kind in changes))
 

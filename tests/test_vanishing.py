@@ -30,14 +30,6 @@ SYNC, TREE, DELETE = ChangeKind.SYNC, ChangeKind.SYNC_TREE, ChangeKind.DELETE
 Mutation = Callable[[Path], None]
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    dst.mkdir()
-    return src, dst
-
-
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
