@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable
 
@@ -26,6 +25,10 @@ from pylsyncd.transfer.source import SourceChangedError
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
 DirStat = Callable[[str], os.stat_result | None]
+
+
+def _keep_nothing(path: str, is_dir: bool) -> bool:
+    return False
 
 
 class DestinationTree:
@@ -95,10 +98,9 @@ class DestinationTree:
             os.unlink(name, dir_fd=parent_fd)
             return True
         self.forget(path)
-        if keep is None:
-            shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: safe against symlink races
-        else:
-            self._remove_tree_keeping(parent_fd, name, path, keep)
+        # Descriptor by descriptor, never through a symlink (as shutil.rmtree with dir_fd does;
+        # not importing shutil spares its compression modules, about 0.7 MiB resident).
+        self._remove_tree_keeping(parent_fd, name, path, keep or _keep_nothing)
         return True
 
     def _remove_tree_keeping(

@@ -14,7 +14,6 @@ import os
 import re
 import stat
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
@@ -228,7 +227,7 @@ class RsyncTransfer:
         log.debug("running %s", command)
         raced = False
         # Files for stdin and stderr: no pipe can fill up and block rsync while we read stdout.
-        with tempfile.TemporaryFile() as rules, tempfile.TemporaryFile() as errors:
+        with _scratch("rsync-rules") as rules, _scratch("rsync-errors") as errors:
             rules.write(stdin)
             rules.seek(0)
             process = subprocess.Popen(
@@ -364,3 +363,9 @@ def _read_line(line: bytes, outcome: Outcome, progress: Progress | None) -> None
         checked = _TO_CHECK.search(line)
         if checked is not None:
             progress(int(checked.group(2)) - int(checked.group(1)))
+
+
+def _scratch(name: str) -> IO[bytes]:
+    """An anonymous file in memory (memfd): rsync's stdin or stderr, never on a disk. Not
+    `tempfile`, which imports shutil and its compression modules for the daemon's whole life."""
+    return open(os.memfd_create(name, os.MFD_CLOEXEC), "w+b")
