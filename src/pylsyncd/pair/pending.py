@@ -86,14 +86,18 @@ class PendingEvents:
             events, self._events = self._events, []
             carried, self._carried = self._carried, Batch()
             self._since = None
-            batch = coalesce(events)
-            batch = merge(carried, batch) if carried else batch
-            now = time.monotonic()
-            due = [c for c, until in self._deferred.values() if everything or until <= now]
-            # Merging drops renames, which would become copies: a batch with renames goes
-            # alone, and the held-back changes with the next one.
-            if due and (everything or not batch.moves):
+        # Outside the lock: the reader thread must never wait on a storm's coalescing (the
+        # kernel's queue fills meanwhile).
+        batch = coalesce(events)
+        batch = merge(carried, batch) if carried else batch
+        # Merging drops renames, which would become copies: a batch with renames goes alone,
+        # and the held-back changes with the next one.
+        if everything or not batch.moves:
+            with self._condition:
+                now = time.monotonic()
+                due = [c for c, until in self._deferred.values() if everything or until <= now]
                 for change in due:
                     del self._deferred[change.path]
+            if due:
                 batch = merge(batch, Batch((), tuple(due)))
         return Gathered(batch, len(events))
