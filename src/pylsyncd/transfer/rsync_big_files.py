@@ -44,13 +44,9 @@ def _both_big(
 ) -> bool:
     try:
         held = source.lstat(path)
+        if held is None or not stat.S_ISREG(held.st_mode) or held.st_size < in_place_size:
+            return False  # most files: the destination need not be looked at
         existing = destination.lstat(path)
     except OSError:
         return False  # the general run says what is wrong with it
-    return (
-        held is not None
-        and existing is not None
-        and stat.S_ISREG(held.st_mode)
-        and stat.S_ISREG(existing.st_mode)
-        and held.st_size >= in_place_size
-    )
+    return existing is not None and stat.S_ISREG(existing.st_mode)
