@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.batch_log import BatchLog
 from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
@@ -61,6 +62,7 @@ class Pair:
         )
         self._retry = Retry(self.name)
         self._progress = PairProgress()  # what the status file shows of the last batch
+        self._batch_log = BatchLog(self.name)  # the info lines of its batches
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -106,11 +108,13 @@ class Pair:
         return_freed_memory()
         self.ready.set()
         log.info("%s: live, watching %s", self.name, self.config.source)
-        while self.pending.wait(self.config.delay, self.stopping):
+        while self.pending.wait(self.config.delay, self.stopping, wake_at=self._batch_log.due()):
             if not self._apply_next():
                 self.stopping.wait(self._retry.backoff)
+            self._batch_log.flush_if_due()
         self._source.join()  # its last read, of what was queued before the stop, is pending
         self._flush()
+        self._batch_log.flush()
 
     def _flush(self) -> None:
         """On stop: apply what is pending, retrying until the grace period runs out."""
@@ -198,13 +202,7 @@ class Pair:
             self.pending.defer(outcome.deferred, outcome.deferred_until)
         elapsed_ms = (time.monotonic() - started) * 1000
         self._progress.batch_done(outcome, elapsed_ms)
-        log.info(
-            "%s: %s from %d events in %.0f ms",
-            self.name,
-            describe(outcome),
-            gathered.events,
-            elapsed_ms,
-        )
+        self._batch_log.done(outcome, gathered.events, elapsed_ms)
         if outcome.ok:
             self._retry.succeeded()
             return True

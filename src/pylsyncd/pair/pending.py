@@ -64,12 +64,14 @@ class PendingEvents:
         with self._condition:
             return len(self._events) + len(self._carried.changes) + len(self._deferred)
 
-    def wait(self, delay: float, stopping: threading.Event) -> bool:
-        """Wait until the oldest change has waited `delay` seconds; False if stopping first."""
+    def wait(self, delay: float, stopping: threading.Event, wake_at: float | None = None) -> bool:
+        """Wait until the oldest change has waited `delay` seconds, a held-back change is due,
+        or `wake_at` (monotonic) has come; False if stopping first."""
         with self._condition:
             while not stopping.is_set():
                 due = [self._since + delay] if self._since is not None else []
                 due += [until for _, until in self._deferred.values()]
+                due += [wake_at] if wake_at is not None else []
                 if not due:
                     self._condition.wait()  # `add` or `wake` notifies: no idle wake-ups
                     continue
