@@ -61,6 +61,8 @@ class Replay(TreeSync):
                 continue
             self.trim_descriptors("")
             self.attempt(self.change, change)
+        # The last batch before the daemon exits: the appended files it updated by their tail
+        # are compared whole now, since no later comparison will come.
         while self._compare_now:
             path = self._compare_now.pop()
             self.trust_appends = False
