@@ -245,6 +245,22 @@ def test_hot_files_pay_back_only_copies_that_cost(clock: Clock) -> None:
     assert hot.wait_until("dear") is None
 
 
+def test_hot_files_forget_a_file_an_hour_after_its_last_copy(dirs: tuple[Path, Path]) -> None:
+    """A big file deleted or renamed away leaves entries behind: they go within the hour."""
+    src, _ = dirs
+    big_file(src / "f")
+    written_from = os.stat(src / "f")
+    clock = Clock()
+    hot = HotFiles(clock)
+    hot.copied("f", 0.1, compared=True, source=written_from)
+    assert hot.unchanged_since_written("f", written_from)
+    assert hot.wait_until("f") is not None
+    clock.now += 3601
+    hot.expire()
+    assert not hot.unchanged_since_written("f", written_from)
+    assert hot.wait_until("f") is None
+
+
 def test_a_rename_carries_a_pending_comparison_to_the_new_name(clock: Clock) -> None:
     hot = HotFiles(clock)
     due = hot.copied("logs/app.log", 0.0, compared=False)

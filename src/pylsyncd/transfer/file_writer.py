@@ -35,7 +35,7 @@ _NO_CLONE = (errno.EOPNOTSUPP, errno.EXDEV, errno.ENOTTY, errno.EINVAL, errno.EN
 # Devices whose filesystem was found unable to clone: not asked again for the process's life.
 _CANNOT_CLONE: set[int] = set()
 # Below this size, finding what changed in a file costs more than writing it whole.
-_DELTA_MIN = 1 << 20
+DELTA_MIN = 1 << 20
 
 
 class _Change(NamedTuple):
@@ -66,7 +66,7 @@ def _worth_comparing(existing: os.stat_result | None, source: os.stat_result) ->
         existing is not None
         and stat.S_ISREG(existing.st_mode)
         and existing.st_nlink == 1
-        and min(existing.st_size, source.st_size) >= _DELTA_MIN
+        and min(existing.st_size, source.st_size) >= DELTA_MIN
     )
 
 

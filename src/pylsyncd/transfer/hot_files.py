@@ -20,14 +20,15 @@ from typing import Any
 
 from pylsyncd.events import is_within, rebase
 
+# Files this big are remembered as written (`unchanged_since_written`): those whose copy in
+# the destination is compared, not rewritten.
+from pylsyncd.transfer.file_writer import DELTA_MIN as TRACKED_SIZE
+
 # The share of one core that copying one file may take, over its copies.
 HOT_FILE_SHARE = 0.5
 # Copies cheaper than this are not tracked: their pay-back time would be below the pair's own
 # DELAY, and a tree of small files needs no entry per file.
 _TRACKED_COST = 0.002
-# Files at least this big are remembered as written (`unchanged_since_written`): the size from
-# which the destination's copy is compared, not rewritten.
-TRACKED_SIZE = 1 << 20
 # Seconds an appended file stays unchanged before it is compared whole.
 VERIFY_AFTER = 1.0
 # And at the latest, seconds after its first tail-only update, even while it keeps growing: a
@@ -47,6 +48,8 @@ class HotFiles:
         # path -> the source's (inode, size, mtime, ctime) when a big file was last written:
         # a later event that finds the very same has nothing new to bring.
         self._written_from: dict[str, tuple[int, int, int, int]] = {}
+        self._written_at: dict[str, float] = {}  # path -> when, for `expire`
+        self._next_expiry = 0.0
 
     def wait_until(self, path: str) -> float | None:
         """When a copy of `path` may run, if not now."""
@@ -71,8 +74,10 @@ class HotFiles:
         now = self._clock()
         if source is not None and source.st_size >= TRACKED_SIZE:
             self._written_from[path] = _identity(source)
+            self._written_at[path] = now
         else:
             self._written_from.pop(path, None)
+            self._written_at.pop(path, None)
         if cpu_seconds >= _TRACKED_COST:
             self._ready_at[path] = now + cpu_seconds * (1 / HOT_FILE_SHARE - 1)
         if compared:
@@ -119,6 +124,7 @@ class HotFiles:
             self._compare_at,
             self._unverified_since,
             self._written_from,
+            self._written_at,
         ]
         for table in tables:
             for path in [path for path in table if is_within(path, source)]:
@@ -129,11 +135,19 @@ class HotFiles:
         return to_compare
 
     def expire(self) -> None:
-        """Forget what is past: entries whose time has come and gone an hour ago."""
-        horizon = self._clock() - 3600
-        for table in (self._ready_at, self._compare_at, self._unverified_since):
-            for path in [path for path, at in table.items() if at < horizon]:
+        """Forget what is past, at most once a minute: pay-back times that have come, and what
+        else is an hour old (a file deleted or renamed away leaves its entries behind; one lost
+        too early costs one more comparison)."""
+        now = self._clock()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 60
+        for path in [path for path, ready in self._ready_at.items() if ready <= now]:
+            del self._ready_at[path]
+        for table in (self._compare_at, self._unverified_since, self._written_at):
+            for path in [path for path, at in table.items() if at < now - 3600]:
                 del table[path]
+                self._written_from.pop(path, None)
 
 
 def _identity(source: os.stat_result) -> tuple[int, int, int, int]:
