@@ -128,10 +128,11 @@ class DestinationTree:
         return empty
 
     def set_dir_attributes(self, fd: int, source: os.stat_result) -> None:
-        os.fchmod(fd, stat.S_IMODE(source.st_mode))
+        # Owner first, then mode, as for files (see `FileWriter`).
         owner = self.ownership.of(source)
         if owner is not None:
             os.fchown(fd, *owner)
+        os.fchmod(fd, stat.S_IMODE(source.st_mode))
 
     def set_dir_times(self, path: str, source: os.stat_result) -> None:
         fd = self.open_dir(path)

@@ -38,6 +38,23 @@ _CANNOT_CLONE: set[int] = set()
 DELTA_MIN = 1 << 20
 
 
+def _read_umask() -> int | None:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# A new file gets the source's permission bits as it is created, less the umask; when that is
+# all of its mode, the fchmod after is skipped (one system call per file of a storm).
+_UMASK = _read_umask()
+
+
 class _Change(NamedTuple):
     """A file the destination holds, to update from the source's open file."""
 
@@ -75,11 +92,14 @@ def temp_name() -> str:
     return f".pylsyncd.{_TEMP_PREFIX}{next(_temp_numbers) & 0xFFFFFF:06x}.tmp"
 
 
-def open_temp(parent_fd: int, access: int = os.O_WRONLY) -> tuple[str, int]:
-    """A new temporary file in the directory `parent_fd`: its name and a descriptor."""
+def open_temp(parent_fd: int, access: int = os.O_WRONLY, mode: int = 0o600) -> tuple[str, int]:
+    """A new temporary file in the directory `parent_fd`: its name and a descriptor.
+
+    `mode`: its permission bits (less the umask); never more than the file it becomes has, so a
+    half-written copy is readable by no one who could not read the source."""
     tmp = temp_name()
     flags = access | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    return tmp, os.open(tmp, flags, 0o600, dir_fd=parent_fd)
+    return tmp, os.open(tmp, flags, mode, dir_fd=parent_fd)
 
 
 def rename_into_place(parent_fd: int, tmp: str, name: str) -> None:
@@ -134,10 +154,12 @@ class FileWriter:
     def _write_whole(
         self, parent_fd: int, name: str, src_fd: int, source: os.stat_result
     ) -> FileWrite:
-        tmp, tmp_fd = open_temp(parent_fd)
+        permissions = source.st_mode & 0o777
+        tmp, tmp_fd = open_temp(parent_fd, mode=permissions)
+        created = None if _UMASK is None else permissions & ~_UMASK
         try:
             written = copy_range(src_fd, tmp_fd, 0, source.st_size)
-            self._set_file_attributes(tmp_fd, source)
+            self._set_file_attributes(tmp_fd, source, created)
         except BaseException:
             os.close(tmp_fd)
             os.unlink(tmp, dir_fd=parent_fd)
@@ -193,9 +215,15 @@ class FileWriter:
         self._set_file_attributes(fd, change.source)
         return written
 
-    def _set_file_attributes(self, fd: int, source: os.stat_result) -> None:
-        os.fchmod(fd, stat.S_IMODE(source.st_mode))
+    def _set_file_attributes(
+        self, fd: int, source: os.stat_result, created_mode: int | None = None
+    ) -> None:
+        """Owner, then mode (a change of owner clears the set-user-ID and set-group-ID bits,
+        root's too), then times. `created_mode`: the mode the file was created with, if known."""
         owner = self.ownership.of(source)
         if owner is not None:
             os.fchown(fd, *owner)
+        mode = stat.S_IMODE(source.st_mode)
+        if mode != created_mode:
+            os.fchmod(fd, mode)
         os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))

@@ -15,7 +15,7 @@ from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.events import is_within, rebase
 from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.run import TransferState
-from pylsyncd.transfer.tree_sync import TreeSync
+from pylsyncd.transfer.tree_sync import NOT_LOOKED, SourceLook, TreeSync
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class Replay(TreeSync):
             self.trim_descriptors("")
             self.attempt(self.change, Change(path, ChangeKind.SYNC_TREE))
         self.state.hot_files.expire()
+        # Directories the changes create are known empty but for what they put there; only
+        # here, where no rename (a move's or a hard link's) can bring anything else in.
+        self.fresh = {}
         for change in batch.changes:
             held_until = self._held_until(change)
             if held_until is not None:
@@ -61,6 +64,7 @@ class Replay(TreeSync):
                 continue
             self.trim_descriptors("")
             self.attempt(self.change, change)
+        self.fresh = None
         # The last batch before the daemon exits: the appended files it updated by their tail
         # are compared whole now, since no later comparison will come.
         while self._compare_now:
@@ -153,12 +157,15 @@ class Replay(TreeSync):
         a same-size rewrite within one timestamp tick is exactly what rsync's quick check misses.
         """
         expected = change.kind is not ChangeKind.DELETE and change.path != ""
-        if expected and self.source_tree.lstat(change.path) is None:
+        found: SourceLook = self.source_tree.lstat(change.path) if expected else NOT_LOOKED
+        if found is None:
             # Gone before this transfer read it: deleted, or renamed (its event follows).
             self._vanish(change.path)
             for other in self.state.hard_links.others_of_vanished(change.path):
                 self.sync(other, recursive=False, forced=True)
-        self.sync(change.path, recursive=change.kind is not ChangeKind.SYNC, forced=True)
+            found = NOT_LOOKED  # the other names' syncs took time: look again
+        recursive = change.kind is not ChangeKind.SYNC
+        self.sync(change.path, recursive=recursive, forced=True, found=found)
 
     def check_found_name(self, change: Change) -> None:
         """A name of a file that got a new link: copied only if its size, mtime or mode differ

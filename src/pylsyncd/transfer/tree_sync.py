@@ -14,6 +14,8 @@ import re
 import stat
 import time
 from collections.abc import Callable
+from enum import Enum
+from typing import Literal
 
 from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.transfer import Ownership, Progress
@@ -29,6 +31,20 @@ _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
 # How many times one sync looks at an entry that keeps changing under it before leaving it to
 # its next event: each look that finds it changed was raced by a write with an event of its own.
 _LOOKS = 3
+# Copies of smaller files are not timed for the hot-file rule (two system calls each): they
+# cost far less than the smallest cost it tracks.
+_TIMED_SIZE = 256 * 1024
+
+
+class _Looked(Enum):
+    """`sync`'s first look at the source entry is still to be done (its caller did not)."""
+
+    NOT_YET = 0
+
+
+NOT_LOOKED = _Looked.NOT_YET
+# What a caller's look at a source entry found: its lstat, None when gone, or NOT_LOOKED.
+SourceLook = os.stat_result | None | Literal[_Looked.NOT_YET]
 
 
 class TreeSync(Run):
@@ -44,32 +60,42 @@ class TreeSync(Run):
         # (`compare_later`): for live changes, not for a comparison of the whole tree, which
         # may find a destination from long ago.
         self.trust_appends = False
+        # While set: the directories this run created, each with the names it has put in them
+        # (or is about to): any other name is known to be missing there, with no lstat. A storm
+        # of new files (`cp -a`, an install) mostly lands in directories its batch creates.
+        self.fresh: dict[str, set[str]] | None = None
 
     def sync_tree(self, change: Change) -> None:
         """A subtree of a full sync: compared (size and mtime), not copied regardless."""
         self.trim_descriptors("")
         self.sync(change.path, recursive=True, forced=False)
 
-    def sync(self, path: str, *, recursive: bool, forced: bool) -> None:
+    def sync(
+        self, path: str, *, recursive: bool, forced: bool, found: SourceLook = NOT_LOOKED
+    ) -> None:
         """Make the destination's `path` (and below it, when `recursive`) what the source holds.
 
         An entry that goes or changes type between two of these steps is looked at again and
         synced as it is then: that is the source's normal life, never a failure (its change
-        raised an event of its own, which this sync may already have served).
+        raised an event of its own, which this sync may already have served). `found`: the
+        caller's lstat of the source entry, just taken, if any.
         """
         for _ in range(_LOOKS):
             try:
-                self._sync_as_found(path, recursive=recursive, forced=forced)
+                self._sync_as_found(path, recursive=recursive, forced=forced, found=found)
                 return
             except SourceChangedError as error:
                 log.debug("%r changed while synced (%s); looking again", path, error.strerror)
             # What it became is new to the destination: a directory now is synced with its
             # entries (unchanged ones are still skipped), whatever this sync was asked for.
             recursive = True
+            found = NOT_LOOKED
         log.debug("%r keeps changing; left to its next event", path)
 
-    def _sync_as_found(self, path: str, *, recursive: bool, forced: bool) -> None:
-        source = self.source_tree.lstat(path)
+    def _sync_as_found(
+        self, path: str, *, recursive: bool, forced: bool, found: SourceLook
+    ) -> None:
+        source = self.source_tree.lstat(path) if found is NOT_LOOKED else found
         if source is None:
             self._delete(path)
             return
@@ -78,16 +104,17 @@ class TreeSync(Run):
             return
         parent, name = split(path)
         parent_fd = self.tree.ensure_dir(parent)
-        existing = self.tree.lstat(parent_fd, name)
+        existing = self._destination_entry(path, parent_fd)
         mode = source.st_mode
         if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
             self.tree.remove(parent_fd, name, path)  # a file replaced by a directory or back
             existing = None
         if stat.S_ISDIR(mode):
-            if existing is None:
+            created = existing is None
+            if created:
                 os.mkdir(name, 0o700, dir_fd=parent_fd)
                 self.outcome.dirs += 1
-            self._sync_dir(path, source, recursive)
+            self._sync_dir(path, source, recursive, created=created)
         elif stat.S_ISREG(mode):
             if forced or not _same_file(existing, source, self.tree.ownership):
                 copied = self._copy_file(path, parent_fd, name, existing)
@@ -107,6 +134,19 @@ class TreeSync(Run):
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
         self.touched.add(parent)
+
+    def _destination_entry(self, path: str, parent_fd: int) -> os.stat_result | None:
+        """The destination's entry at `path`, with no system call when its parent is one this
+        run created and put nothing in under that name. The name is noted as made (the caller
+        is about to sync it) before anything is made."""
+        parent, name = split(path)
+        fresh = None if self.fresh is None else self.fresh.get(parent)
+        # A directory the destination made on its own way to another entry (a hard link's
+        # other name) was made without this run's notes.
+        if fresh is None or name in fresh or path in self.tree.changed_dirs:
+            return self.tree.lstat(parent_fd, name)
+        fresh.add(name)
+        return None
 
     def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
         """A hard-linked file changed through `path`: its other names raised no event."""
@@ -132,6 +172,11 @@ class TreeSync(Run):
             if trust_append and as_written and hot.unchanged_since_written(path, source):
                 written = FileWrite(0, compared=False)  # see `unchanged_since_written`
                 cost = 0.0
+            elif source.st_size < _TIMED_SIZE:
+                written = self.tree.files.write(
+                    parent_fd, name, src_fd, source, existing, trust_append=trust_append
+                )
+                cost = 0.0
             else:
                 started = time.thread_time()
                 written = self.tree.files.write(
@@ -149,7 +194,10 @@ class TreeSync(Run):
         """A file updated by its tail alone is to be compared whole at `due` (see `Replay`)."""
         raise AssertionError(f"{path!r}: a tree sync that trusts no append compares it all")
 
-    def _sync_dir(self, path: str, source: os.stat_result, recursive: bool) -> None:
+    def _sync_dir(
+        self, path: str, source: os.stat_result, recursive: bool, *, created: bool = False
+    ) -> None:
+        """`created`: this run has just made the directory, so it is empty."""
         fd = self.tree.open_dir(path)
         if fd is None:  # raced with a concurrent change; the next event repairs it
             raise FileNotFoundError(2, "destination directory vanished", path)
@@ -157,11 +205,14 @@ class TreeSync(Run):
         self.touched.add(path)
         if path:
             self.touched.add(split(path)[0])
-        self._sync_children(path, fd, recursive)
+        if created and self.fresh is not None:
+            self.fresh[path] = set()
+        if recursive or not created:  # an empty directory has no extras to remove
+            self._sync_children(path, fd, recursive, empty=created)
         if recursive and path and self.defer is None:
             self.set_times_now(path)
 
-    def _sync_children(self, path: str, fd: int, recursive: bool) -> None:
+    def _sync_children(self, path: str, fd: int, recursive: bool, *, empty: bool = False) -> None:
         """Sync the entries (for a tree) and remove what the source no longer has (always).
 
         Removing extras on every directory sync, not only for trees, matters when a transfer read
@@ -174,8 +225,10 @@ class TreeSync(Run):
             self.skip_unreadable(error)
             return  # what the source has there is unknown: remove nothing
         # Listed first: a name missing here needs no lstat of its own before it is copied.
-        with os.scandir(fd) as entries:
-            in_destination = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+        in_destination: dict[str, bool] = {}
+        if not empty:
+            with os.scandir(fd) as entries:
+                in_destination = {e.name: e.is_dir(follow_symlinks=False) for e in entries}
         present: set[str] = set()
         for name, is_dir, is_file in children:
             if self.state.cancelled.is_set():
@@ -209,6 +262,9 @@ class TreeSync(Run):
         """Copy a regular file the destination lacks, the bulk of an initial sync, with half the
         system calls of `sync`: the open source's fstat stands in for its lstat, and the
         destination's listing for an lstat there. Anything unexpected takes the general path."""
+        fresh = None if self.fresh is None else self.fresh.get(parent)
+        if fresh is not None:
+            fresh.add(name)
         try:
             copied = self._copy_file(path, parent_fd, name)
         except OSError:  # gone or changed since the listing, unreadable, or a failure:

@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 
 from pylsyncd.events import Event, EventKind
@@ -56,9 +57,17 @@ __all__ = ["InotifyWatcher", "watch_limit_message"]
 
 log = logging.getLogger(__name__)
 
-_READ_SIZE = 256 * 1024  # room for ~8,000 short records per read(2)
+_READ_SIZE = 64 * 1024  # room for ~2,000 short records per read(2), turned into events at once
 _MAX_RECORD = RECORD.size + 256  # a 255-byte name, its NUL and padding to 16 bytes
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
+# Records read from the kernel are kept here until they are turned into events, and the kernel's
+# queue is emptied between every two buffers: reading costs little, turning records into events
+# does not, and the kernel's queue (fs.inotify.max_queued_events, 16,384 by default: a fifth of
+# a second of `cp -a`) would overflow while this thread waits its turn beside a transfer, which
+# costs a comparison of the whole tree. Past this many bytes (two million short records), the
+# backlog counts as an overflow.
+_BACKLOG_LIMIT = 64 * 1024 * 1024
+_OVERFLOW_RECORD = RECORD.pack(-1, IN_Q_OVERFLOW, 0, 0)
 # Bound once for the hot loop, which runs ~30,000 times for 10,000 new files.
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _CREATED, _MODIFIED, _ATTRIB, _DELETED = (
@@ -88,6 +97,8 @@ class InotifyWatcher:
             self.root, self._excluded, self._inotify, self._table, inotify_add_watch
         )
         self._rewatch_pending = False  # a mount below the root went away
+        self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
+        self._backlog_bytes = 0
 
     @property
     def watch_count(self) -> int:
@@ -117,7 +128,7 @@ class InotifyWatcher:
     def read(self, timeout: float | None) -> list[Event]:
         """Events that arrived, waiting up to `timeout` seconds (None: no limit) for the first;
         [] on timeout or when woken."""
-        if self._inotify.fd < 0 or not self._inotify.ready(timeout):
+        if self._inotify.fd < 0 or not (self._backlog or self._inotify.ready(timeout)):
             return []
         out: list[Event | None] = []
         pairing = MovePairing(out)
@@ -126,7 +137,7 @@ class InotifyWatcher:
         deadline = time.monotonic() + PAIR_WAIT
         while pairing.waiting:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._inotify.ready(remaining):
+            if remaining <= 0 or not (self._backlog or self._inotify.ready(remaining)):
                 break
             self._drain(out, pairing)
         for departure in pairing.moved_out():
@@ -149,16 +160,36 @@ class InotifyWatcher:
             return
         self._inotify.close()
         self._table.clear()
+        self._backlog.clear()
+        self._backlog_bytes = 0
 
     def _drain(self, out: list[Event | None], pairing: MovePairing) -> None:
         total = 0
-        while total < _DRAIN_LIMIT and self._inotify.fd >= 0:
+        backlog = self._backlog
+        while total < _DRAIN_LIMIT:
+            self._empty_kernel_queue()
+            if not backlog:
+                return
+            data = backlog.popleft()
+            self._backlog_bytes -= len(data)
+            total += len(data)
+            self._process(data, out, pairing)
+
+    def _empty_kernel_queue(self) -> None:
+        """Move the records the kernel holds into the backlog; past its bound, the backlog
+        becomes one overflow record."""
+        while self._inotify.fd >= 0:
             try:
                 data = os.read(self._inotify.fd, _READ_SIZE)
             except BlockingIOError:
                 return
-            total += len(data)
-            self._process(data, out, pairing)
+            if self._backlog_bytes + len(data) > _BACKLOG_LIMIT:
+                log.debug("%d bytes of inotify records unread: an overflow", self._backlog_bytes)
+                self._backlog.clear()
+                data = _OVERFLOW_RECORD
+                self._backlog_bytes = 0
+            self._backlog.append(data)
+            self._backlog_bytes += len(data)
             if len(data) < _READ_SIZE - _MAX_RECORD:
                 return  # the queue was empty: spare the read(2) that would say so
 
