@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pylsyncd.watch.watch_table import PathsByWatch, WatchTable
+from pylsyncd.watch.watch_maps import PathsByWatch
+from pylsyncd.watch.watch_table import WatchTable
 
 Step = Callable[[WatchTable], object]
 

@@ -51,14 +51,16 @@ class TreeWatches:
         # rescans): a directory's path is then one string in memory, not two.
         self.shared_paths: Mapping[str, str] = {}
 
-    def watch_tree(self, top: str, out: list[Event | None] | None) -> set[int]:
-        """Watch `top` and every directory below it that is not excluded; returns their wds.
+    def watch_tree(
+        self, top: str, out: list[Event | None] | None, watched: set[int] | None = None
+    ) -> None:
+        """Watch `top` and every directory below it that is not excluded; their wds go into
+        `watched` when given (a set of all of them would outlive the walk in fragmented memory).
 
         With `out`, every entry found is reported CREATED: `top` is new, and whatever appeared in
         it before its watch existed would otherwise be missed.
         """
         table = self._table
-        watched: set[int] = set()
         table.begin_listing()
         stack = [top]
         while stack:
@@ -67,7 +69,8 @@ class TreeWatches:
             wd = self._add_watch(rel)
             if wd is None:
                 continue
-            watched.add(wd)
+            if watched is not None:
+                watched.add(wd)
             if out is not None and wd == known and table.carried_to(wd) != rel:
                 continue  # watched before it was last listed: its contents are covered
             try:
@@ -87,14 +90,15 @@ class TreeWatches:
                 continue  # removed since its watch was added: its deletion is reported
             except PermissionError:
                 self._report_denied(rel)
-        return watched
 
     def rewatch(self) -> None:
         """Events were lost, renames among them: rebuild every watch from a fresh walk."""
         stale = self._table.wds()
         self._table.forget_notes()
         try:
-            stale -= self.watch_tree("", None)
+            watched: set[int] = set()
+            self.watch_tree("", None, watched)
+            stale -= watched
         except OSError as error:  # the root itself is gone: the resync will report it
             log.debug("cannot watch %s again: %s", self.root, error)
             return

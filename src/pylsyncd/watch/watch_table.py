@@ -12,67 +12,10 @@ watch still maps to the name until it is renamed, dropped or forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from pylsyncd.events import is_within, rebase
-
-
-class PathsByWatch:
-    """wd -> path. The kernel numbers one inotify instance's watches 1, 2, 3, ... and reuses
-    none until the numbers wrap, so a list indexed by wd costs 8 bytes a watch where a dict
-    costs about 50 (5 MiB on 100,000 directories). After many directories came and went the
-    list is mostly holes: then a dict serves, for good."""
-
-    def __init__(self) -> None:
-        self._list: list[str | None] = []
-        self._dict: dict[int, str] | None = None
-        self._count = 0
-        self.get: Callable[[int], str | None] = self._from_list
-
-    def __len__(self) -> int:
-        return self._count
-
-    def _from_list(self, wd: int) -> str | None:
-        paths = self._list
-        return paths[wd] if 0 <= wd < len(paths) else None  # an overflow's wd is -1
-
-    def __setitem__(self, wd: int, path: str) -> None:
-        if self._dict is not None:
-            self._count += wd not in self._dict
-            self._dict[wd] = path
-            return
-        paths = self._list
-        if wd >= len(paths):
-            if wd > 4 * self._count + 4096:  # mostly holes: a dict from now on
-                self._to_dict()
-                self[wd] = path
-                return
-            paths.extend([None] * (wd + 1 - len(paths)))
-        self._count += paths[wd] is None
-        paths[wd] = path
-
-    def pop(self, wd: int) -> str | None:
-        if self._dict is not None:
-            path = self._dict.pop(wd, None)
-        else:
-            path = self._from_list(wd)
-            if path is not None:
-                self._list[wd] = None
-        self._count -= path is not None
-        return path
-
-    def wds(self) -> set[int]:
-        if self._dict is not None:
-            return set(self._dict)
-        return {wd for wd, path in enumerate(self._list) if path is not None}
-
-    def clear(self) -> None:
-        self._list, self._dict, self._count, self.get = [], None, 0, self._from_list
-
-    def _to_dict(self) -> None:
-        self._dict = {wd: path for wd, path in enumerate(self._list) if path is not None}
-        self._list = []
-        self.get = self._dict.get
+from pylsyncd.watch.watch_maps import PathsByWatch, WatchesByPath
 
 
 class WatchTable:
@@ -81,7 +24,7 @@ class WatchTable:
 
     def __init__(self) -> None:
         self._path_of = PathsByWatch()  # wd -> relative path of the watched directory
-        self._wd_of: dict[str, int] = {}  # relative path -> wd
+        self._wd_of = WatchesByPath(self._path_of)  # relative path -> wd
         # Excluded directories seen so far: a rename can make their new path included.
         self._excluded_dirs: set[str] = set()
         # Directories that vanished before their watch was added: renamed, or below a directory
@@ -106,7 +49,7 @@ class WatchTable:
 
     def is_watched(self, path: str) -> bool:
         """Whether the directory at `path` has a watch."""
-        return path in self._wd_of
+        return self._wd_of.get(path) is not None
 
     def wds(self) -> set[int]:
         """Every watch descriptor in the table."""
@@ -124,16 +67,17 @@ class WatchTable:
                 self.forget(below)
             for old, below in moved.items():
                 self._path_of[below] = self._carried[below] = rebase(old, previous, path)
-                self._wd_of[rebase(old, previous, path)] = below
+                self._wd_of.put(rebase(old, previous, path), below)
         self._path_of[wd] = path
-        self._wd_of[path] = wd
+        self._wd_of.put(path, wd)
         self._unwatched.discard(path)
 
     def forget(self, wd: int) -> None:
         """Drop a watch the kernel removed (IN_IGNORED), or that is being removed."""
-        path = self._path_of.pop(wd)
-        if path is not None and self._wd_of.get(path) == wd:
-            del self._wd_of[path]  # unless a new directory took the name meanwhile
+        path = self._path_of.get(wd)
+        if path is not None:
+            self._wd_of.discard(path, wd)  # unless a new directory took the name meanwhile
+        self._path_of.pop(wd)
 
     def watches_below(self, top: str) -> dict[str, int]:
         """The watches at and below `top`, by path."""
@@ -149,7 +93,7 @@ class WatchTable:
                 renamed[rebase(path, old, new)] = wd
         for path, wd in renamed.items():
             self._path_of[wd] = path
-            self._wd_of[path] = wd
+            self._wd_of.put(path, wd)
         return renamed
 
     def drop(self, watches: Mapping[str, int], excluded_dirs: Iterable[str]) -> list[int]:
