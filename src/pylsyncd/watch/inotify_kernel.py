@@ -82,7 +82,8 @@ def inotify_init() -> int:
 
 def inotify_add_watch(fd: int, path: bytes, mask: int) -> int:
     """Watch `path` (the same wd again if its inode is already watched); OSError on failure."""
-    return _checked(_libc.inotify_add_watch(fd, path, mask), path)
+    wd: int = _libc.inotify_add_watch(fd, path, mask)
+    return wd if wd >= 0 else _checked(wd, path)  # once per directory of a tree: no extra call
 
 
 def inotify_rm_watch(fd: int, wd: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 
 from pylsyncd.events import Event, EventKind, rebase
@@ -25,6 +26,7 @@ from pylsyncd.watch.move_pairing import Arrival, Departure, MoveOutcome
 from pylsyncd.watch.watch_table import WatchTable
 
 log = logging.getLogger(__name__)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 # inotify_add_watch(fd, path, mask) -> wd, raising OSError: `inotify_kernel.inotify_add_watch`.
 AddWatch = Callable[[int, bytes, int], int]
@@ -65,8 +67,9 @@ class TreeWatches:
         stack = [top]
         while stack:
             rel = stack.pop()
-            known = table.wd_of(rel)
-            wd = self._add_watch(rel)
+            known = None if out is None else table.wd_of(rel)
+            absolute = self._abs(rel)
+            wd = self._add_watch(rel, absolute)
             if wd is None:
                 continue
             if watched is not None:
@@ -74,7 +77,7 @@ class TreeWatches:
             if out is not None and wd == known and table.carried_to(wd) != rel:
                 continue  # watched before it was last listed: its contents are covered
             try:
-                with os.scandir(self._abs(rel)) as entries:
+                with os.scandir(absolute) as entries:
                     for entry in entries:
                         child = f"{rel}/{entry.name}" if rel else entry.name
                         is_dir = entry.is_dir(follow_symlinks=False)
@@ -166,10 +169,12 @@ class TreeWatches:
                 out.append(Event(EventKind.CREATED, moved, True, tree=True))
                 self.watch_tree(moved, None)
 
-    def _add_watch(self, rel: str) -> int | None:
-        """Watch one directory; None when it vanished or cannot be read."""
+    def _add_watch(self, rel: str, absolute: str) -> int | None:
+        """Watch one directory (`absolute`: its path); None when it vanished or cannot be
+        read."""
+        path = absolute.encode(_FS_ENCODING, _FS_ERRORS)
         try:
-            wd = self._add_watch_call(self._inotify.fd, os.fsencode(self._abs(rel)), WATCH_MASK)
+            wd = self._add_watch_call(self._inotify.fd, path, WATCH_MASK)
         except OSError as error:
             if error.errno == errno.ENOSPC:
                 raise self._limit_error() from None

@@ -3,7 +3,7 @@
 On 100,000 directories a watch is most of what the daemon holds: a dict from path to wd costs
 about 70 bytes a watch (its slot, and an int object for the wd), a dict from wd to path about
 50. Here a wd's path costs a list slot (8 bytes) and a path's wd a slot of an array of 32-bit
-numbers (6 bytes at most, at two thirds full), found by the path's hash and checked against the
+numbers (8 bytes at most, at half full), found by the path's hash and checked against the
 first map, which holds the path strings once for both.
 """
 
@@ -13,6 +13,9 @@ from array import array
 from collections.abc import Callable, Iterator
 
 _EMPTY, _DELETED = 0, -1  # the kernel numbers watches from 1
+# Slots are probed as CPython's dicts probe theirs: the hash's higher bits join in one after
+# the other, so that paths whose hashes share their low bits part soon.
+_HASH_BITS = (1 << 64) - 1
 
 
 class PathsByWatch:
@@ -59,6 +62,11 @@ class PathsByWatch:
         self._count -= path is not None
         return path
 
+    def lookup(self) -> Callable[[int], str | None]:
+        """`get` without its range check, for a wd this map was given since it was cleared
+        (the list only grows): a C call instead of a Python one, on the hot path."""
+        return self._list.__getitem__ if self._dict is None else self._dict.get
+
     def wds(self) -> set[int]:
         if self._dict is not None:
             return set(self._dict)
@@ -88,21 +96,24 @@ class WatchesByPath:
 
     def get(self, path: str) -> int | None:
         """The wd put under `path`; None when there is none."""
-        slots, paths_get = self._slots, self._paths.get
+        slots, paths_get = self._slots, self._paths.lookup()
         mask = len(slots) - 1
-        i = hash(path) & mask
+        perturb = hash(path) & _HASH_BITS
+        i = perturb & mask
         while (wd := slots[i]) != _EMPTY:
             if wd != _DELETED and paths_get(wd) == path:
                 return wd
-            i = (i + 1) & mask
+            perturb >>= 5
+            i = (5 * i + perturb + 1) & mask
         return None
 
     def put(self, path: str, wd: int) -> None:
         """`path` -> `wd` (whose path `paths` already says is `path`), replacing the wd that
         had it."""
-        slots, paths_get = self._slots, self._paths.get
+        slots, paths_get = self._slots, self._paths.lookup()
         mask = len(slots) - 1
-        i = hash(path) & mask
+        perturb = hash(path) & _HASH_BITS
+        i = perturb & mask
         free = -1
         while (held := slots[i]) != _EMPTY:
             if held == _DELETED:
@@ -110,30 +121,33 @@ class WatchesByPath:
             elif held == wd or paths_get(held) == path:
                 slots[i] = wd
                 return
-            i = (i + 1) & mask
+            perturb >>= 5
+            i = (5 * i + perturb + 1) & mask
         if free < 0:
             free = i
             self._used += 1
         slots[free] = wd
         self._count += 1
-        if 3 * self._used > 2 * len(slots):
+        if 2 * self._used > len(slots):
             self._resize()
 
     def discard(self, path: str, wd: int) -> None:
         """Take `wd` out from under `path`, if it is there (another wd may have the path)."""
         slots = self._slots
         mask = len(slots) - 1
-        i = hash(path) & mask
+        perturb = hash(path) & _HASH_BITS
+        i = perturb & mask
         while (held := slots[i]) != _EMPTY:
             if held == wd:
                 slots[i] = _DELETED
                 self._count -= 1
                 return
-            i = (i + 1) & mask
+            perturb >>= 5
+            i = (5 * i + perturb + 1) & mask
 
     def items(self) -> Iterator[tuple[str, int]]:
         """Every (path, wd) held."""
-        paths_get = self._paths.get
+        paths_get = self._paths.lookup()
         for wd in self._slots:
             if wd > 0:
                 path = paths_get(wd)
@@ -145,14 +159,21 @@ class WatchesByPath:
         self._count = self._used = 0
 
     def _resize(self) -> None:
-        # Moved one by one: a list of them all would be freed into memory the paths made after
-        # it then fragment, and stay resident.
-        old, paths_get = self._slots, self._paths.get
+        # At most half full, so that a path is found within two probes or so. Moved one by one,
+        # with no search for a wd that had the path (each is there once): a list of them all
+        # would be freed into memory the paths made after it fragment, and stay resident.
+        old, paths_get = self._slots, self._paths.lookup()
         size = 8
         while size < 3 * self._count:
             size *= 2
-        self._slots = array("i", bytes(4 * size))
-        self._count = self._used = 0
+        slots = self._slots = array("i", bytes(4 * size))
+        mask = size - 1
         for wd in old:
             if wd > 0 and (path := paths_get(wd)) is not None:
-                self.put(path, wd)
+                perturb = hash(path) & _HASH_BITS
+                i = perturb & mask
+                while slots[i] != _EMPTY:
+                    perturb >>= 5
+                    i = (5 * i + perturb + 1) & mask
+                slots[i] = wd
+        self._used = self._count
