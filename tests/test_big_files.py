@@ -94,6 +94,28 @@ def test_an_append_writes_only_the_new_tail_in_place(dirs: tuple[Path, Path], cl
     assert_trees_equal(src, dst)
 
 
+def test_a_file_patched_in_place_takes_its_new_mode_and_owner_and_keeps_its_directory_times(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    src, dst = dirs
+    (src / "d").mkdir()
+    big_file(src / "d" / "log")
+    transfer = mirror(src, dst, clock)
+    for step in range(3):
+        with open(src / "d" / "log", "ab") as log:
+            log.write(b"more\n")
+        if step == 1:  # a change of mode and owner with the append; else content alone
+            os.chmod(src / "d" / "log", 0o4750)
+            os.chown(src / "d" / "log", 4321, 8765)
+            os.chmod(src / "d" / "log", 0o4750)  # the chown cleared the set-user-ID bit
+        clock.now += 10
+        sync(transfer, "d/log")
+        copy = os.stat(dst / "d" / "log")
+        owner = (4321, 8765) if step else (os.getuid(), os.getgid())
+        assert (copy.st_uid, copy.st_gid) == owner, step
+        assert_trees_equal(src, dst)  # modes and times, the directory's included
+
+
 def test_an_in_place_rewrite_writes_only_the_pages_that_differ(
     dirs: tuple[Path, Path], clock: Clock
 ) -> None:

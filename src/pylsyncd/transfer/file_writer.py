@@ -73,6 +73,9 @@ class FileWrite(NamedTuple):
     # False when only an append's new tail was written after a check of the old end: the rest
     # of the file is compared once it stops changing (`Replay`).
     compared: bool
+    # False when the file was patched where it stands: its directory was not written, so its
+    # times need no copying again.
+    renamed: bool = True
 
 
 def _worth_comparing(existing: os.stat_result | None, source: os.stat_result) -> bool:
@@ -204,26 +207,36 @@ class FileWriter:
             found = os.fstat(fd)
             if (found.st_ino, found.st_dev) != (change.existing.st_ino, change.existing.st_dev):
                 return None  # another file stands there since it was looked at
-            return self._patch(change, fd)
+            return self._patch(change, fd, in_place=True)._replace(renamed=False)
         finally:
             os.close(fd)
 
-    def _patch(self, change: _Change, fd: int) -> FileWrite:
-        """Update the destination's copy open at `fd` (read and write) to the source's."""
+    def _patch(self, change: _Change, fd: int, *, in_place: bool = False) -> FileWrite:
+        """Update the destination's copy open at `fd` (read and write) to the source's:
+        `change.existing` itself when `in_place`, else a clone of it."""
         sizes = (change.existing.st_size, change.source.st_size)
         written = FileWrite(*update_content(change.src_fd, fd, *sizes, change.trust_append))
-        self._set_file_attributes(fd, change.source)
+        existing = change.existing if in_place else None
+        self._set_file_attributes(fd, change.source, existing=existing)
         return written
 
     def _set_file_attributes(
-        self, fd: int, source: os.stat_result, created_mode: int | None = None
+        self,
+        fd: int,
+        source: os.stat_result,
+        created_mode: int | None = None,
+        existing: os.stat_result | None = None,
     ) -> None:
         """Owner, then mode (a change of owner clears the set-user-ID and set-group-ID bits,
-        root's too), then times. `created_mode`: the mode the file was created with, if known."""
+        root's too), then times. `created_mode`: the mode the file was created with, if known;
+        `existing`: the file's lstat before it was patched where it stands, if it was (an owner
+        and mode already right are not set again: a log appended to every few milliseconds)."""
         owner = self.ownership.of(source)
-        if owner is not None:
+        if owner is not None and (existing is None or not self.ownership.matches(existing, source)):
             os.fchown(fd, *owner)
         mode = stat.S_IMODE(source.st_mode)
-        if mode != created_mode:
+        # A write by a user without CAP_FSETID clears set-ID bits: those are always set again.
+        kept = existing is not None and not mode & 0o6000 and stat.S_IMODE(existing.st_mode) == mode
+        if mode != created_mode and not kept:
             os.fchmod(fd, mode)
         os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))

@@ -106,6 +106,7 @@ class TreeSync(Run):
         parent_fd = self.tree.ensure_dir(parent)
         existing = self._destination_entry(path, parent_fd)
         mode = source.st_mode
+        parent_written = True  # its times are copied again, unless only a file's content changed
         if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
             self.tree.remove(parent_fd, name, path)  # a file replaced by a directory or back
             existing = None
@@ -117,8 +118,9 @@ class TreeSync(Run):
             self._sync_dir(path, source, recursive, created=created)
         elif stat.S_ISREG(mode):
             if forced or not _same_file(existing, source, self.tree.ownership):
-                copied = self._copy_file(path, parent_fd, name, existing)
-                self.count_copy(path, copied)
+                write = self._copy_file(path, parent_fd, name, existing)
+                self.count_copy(path, write.written)
+                parent_written = write.renamed
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
                     # batch): new to the destination, yet maybe changed before the rename.
@@ -133,7 +135,8 @@ class TreeSync(Run):
         else:
             log.debug("skipped %r: not a file, directory or symlink", path)
             return
-        self.touched.add(parent)
+        if parent_written:
+            self.touched.add(parent)
 
     def _destination_entry(self, path: str, parent_fd: int) -> os.stat_result | None:
         """The destination's entry at `path`, with no system call when its parent is one this
@@ -159,8 +162,8 @@ class TreeSync(Run):
 
     def _copy_file(
         self, path: str, parent_fd: int, name: str, existing: os.stat_result | None = None
-    ) -> int:
-        """Bytes written; SourceChangedError when the file went or became something else."""
+    ) -> FileWrite:
+        """What was written; SourceChangedError when the file went or became something else."""
         src_fd = self.source_tree.open_file(path)
         try:
             source = os.fstat(src_fd)
@@ -170,7 +173,7 @@ class TreeSync(Run):
             trust_append = self.trust_appends and not hot.must_compare(path)
             as_written = _same_file(existing, source, self.tree.ownership)
             if trust_append and as_written and hot.unchanged_since_written(path, source):
-                written = FileWrite(0, compared=False)  # see `unchanged_since_written`
+                written = FileWrite(0, compared=False, renamed=False)  # `unchanged_since_written`
                 cost = 0.0
             elif source.st_size < _TIMED_SIZE:
                 written = self.tree.files.write(
@@ -188,7 +191,7 @@ class TreeSync(Run):
         due = hot.copied(path, cost, compared=written.compared, source=source)
         if due is not None:
             self.compare_later(path, due)
-        return written.written
+        return written
 
     def compare_later(self, path: str, due: float) -> None:
         """A file updated by its tail alone is to be compared whole at `due` (see `Replay`)."""
@@ -266,7 +269,7 @@ class TreeSync(Run):
         if fresh is not None:
             fresh.add(name)
         try:
-            copied = self._copy_file(path, parent_fd, name)
+            copied = self._copy_file(path, parent_fd, name).written
         except OSError:  # gone or changed since the listing, unreadable, or a failure:
             self._sync_child(path)  # `sync` tells which, and reports it once
             return
