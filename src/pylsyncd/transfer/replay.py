@@ -41,6 +41,7 @@ class Replay(TreeSync):
         super().__init__(state, delete=delete)
         self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
         self.trust_appends = True  # live changes: a grown file is most likely appended to
+        self.fresh = None  # set for the changes only, once the renames are replayed
         # False for the last batch before the daemon exits: nothing waits for later.
         self.may_defer = may_defer
         self._compare_now: list[str] = []  # appended files to compare before this run ends

@@ -62,8 +62,9 @@ class TreeSync(Run):
         self.trust_appends = False
         # While set: the directories this run created, each with the names it has put in them
         # (or is about to): any other name is known to be missing there, with no lstat. A storm
-        # of new files (`cp -a`, an install) mostly lands in directories its batch creates.
-        self.fresh: dict[str, set[str]] | None = None
+        # of new files (`cp -a`, an install) mostly lands in directories its batch creates, and
+        # a first sync in directories it creates. Never while renames are replayed (`Replay`).
+        self.fresh: dict[str, set[str]] | None = {}
 
     def sync_tree(self, change: Change) -> None:
         """A subtree of a full sync: compared (size and mtime), not copied regardless."""
@@ -150,6 +151,12 @@ class TreeSync(Run):
             return self.tree.lstat(parent_fd, name)
         fresh.add(name)
         return None
+
+    def _note_made(self, parent: str, name: str) -> None:
+        """`name` in `parent` may exist from now on, whatever `fresh` knew."""
+        fresh = None if self.fresh is None else self.fresh.get(parent)
+        if fresh is not None:
+            fresh.add(name)
 
     def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
         """A hard-linked file changed through `path`: its other names raised no event."""
@@ -245,6 +252,7 @@ class TreeSync(Run):
             if is_file and name not in in_destination:
                 self._copy_new_file(child, path, fd, name)
             elif is_dir and self.defer is not None:
+                self._note_made(path, name)  # may be there by the time this run syncs it
                 self.defer(child)  # synced later, by this run or by the helper process
             else:
                 # This directory's descriptors and its parents' are in use: they stay open.
@@ -265,9 +273,7 @@ class TreeSync(Run):
         """Copy a regular file the destination lacks, the bulk of an initial sync, with half the
         system calls of `sync`: the open source's fstat stands in for its lstat, and the
         destination's listing for an lstat there. Anything unexpected takes the general path."""
-        fresh = None if self.fresh is None else self.fresh.get(parent)
-        if fresh is not None:
-            fresh.add(name)
+        self._note_made(parent, name)
         try:
             copied = self._copy_file(path, parent_fd, name).written
         except OSError:  # gone or changed since the listing, unreadable, or a failure:
