@@ -41,7 +41,7 @@ class Replay(TreeSync):
         super().__init__(state, delete=delete)
         self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
         self.trust_appends = True  # live changes: a grown file is most likely appended to
-        self.fresh = None  # set for the changes only, once the renames are replayed
+        self.fresh.stop()  # on for the changes only, once the renames are replayed
         # False for the last batch before the daemon exits: nothing waits for later.
         self.may_defer = may_defer
         self._compare_now: list[str] = []  # appended files to compare before this run ends
@@ -57,7 +57,7 @@ class Replay(TreeSync):
         self.state.hot_files.expire()
         # Directories the changes create are known empty but for what they put there; only
         # here, where no rename (a move's or a hard link's) can bring anything else in.
-        self.fresh = {}
+        self.fresh.start()
         for change in batch.changes:
             held_until = self._held_until(change)
             if held_until is not None:
@@ -65,7 +65,7 @@ class Replay(TreeSync):
                 continue
             self.trim_descriptors("")
             self.attempt(self.change, change)
-        self.fresh = None
+        self.fresh.stop()
         # The last batch before the daemon exits: the appended files it updated by their tail
         # are compared whole now, since no later comparison will come.
         while self._compare_now:

@@ -12,15 +12,16 @@ import logging
 import os
 import re
 import stat
-import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Literal
 
 from pylsyncd.coalesce import Change, ChangeKind
-from pylsyncd.transfer import Ownership, Progress
+from pylsyncd.transfer import Progress
 from pylsyncd.transfer.directories import split
+from pylsyncd.transfer.file_copy import copy_file, same_file
 from pylsyncd.transfer.file_writer import FileWrite
+from pylsyncd.transfer.new_directories import NewDirectories
 from pylsyncd.transfer.run import Run, TransferState
 from pylsyncd.transfer.source import SourceChangedError, SourceTree, UnreadableSourceError
 
@@ -31,9 +32,6 @@ _LEFTOVER = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp")
 # How many times one sync looks at an entry that keeps changing under it before leaving it to
 # its next event: each look that finds it changed was raced by a write with an event of its own.
 _LOOKS = 3
-# Copies of smaller files are not timed for the hot-file rule (two system calls each): they
-# cost far less than the smallest cost it tracks.
-_TIMED_SIZE = 256 * 1024
 
 
 class _Looked(Enum):
@@ -53,18 +51,13 @@ class TreeSync(Run):
     def __init__(self, state: TransferState, *, delete: bool, progress: Progress | None = None):
         super().__init__(state, delete=delete, progress=progress)
         self.linked: set[tuple[int, int]] = set()  # inodes whose other names this run copied
-        # While set, directories met in a listing are handed to it instead of synced
-        # (`FullSync.sync_top`).
+        # While set, directories met in a listing go to it, unsynced (`FullSync.sync_top`).
         self.defer: Callable[[str], None] | None = None
         # Whether a grown file may be updated by its new tail alone, compared whole later
         # (`compare_later`): for live changes, not for a comparison of the whole tree, which
         # may find a destination from long ago.
         self.trust_appends = False
-        # While set: the directories this run created, each with the names it has put in them
-        # (or is about to): any other name is known to be missing there, with no lstat. A storm
-        # of new files (`cp -a`, an install) mostly lands in directories its batch creates, and
-        # a first sync in directories it creates. Never while renames are replayed (`Replay`).
-        self.fresh: dict[str, set[str]] | None = {}
+        self.fresh = NewDirectories()  # what is known missing in directories it created
 
     def sync_tree(self, change: Change) -> None:
         """A subtree of a full sync: compared (size and mtime), not copied regardless."""
@@ -105,7 +98,8 @@ class TreeSync(Run):
             return
         parent, name = split(path)
         parent_fd = self.tree.ensure_dir(parent)
-        existing = self._destination_entry(path, parent_fd)
+        missing = self.fresh.known_missing(path, self.tree.changed_dirs)
+        existing = None if missing else self.tree.lstat(parent_fd, name)
         mode = source.st_mode
         parent_written = True  # its times are copied again, unless only a file's content changed
         if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
@@ -118,7 +112,7 @@ class TreeSync(Run):
                 self.outcome.dirs += 1
             self._sync_dir(path, source, recursive, created=created)
         elif stat.S_ISREG(mode):
-            if forced or not _same_file(existing, source, self.tree.ownership):
+            if forced or not same_file(existing, source, self.tree.ownership):
                 write = self._copy_file(path, parent_fd, name, existing)
                 self.count_copy(path, write.written)
                 parent_written = write.renamed
@@ -139,25 +133,6 @@ class TreeSync(Run):
         if parent_written:
             self.touched.add(parent)
 
-    def _destination_entry(self, path: str, parent_fd: int) -> os.stat_result | None:
-        """The destination's entry at `path`, with no system call when its parent is one this
-        run created and put nothing in under that name. The name is noted as made (the caller
-        is about to sync it) before anything is made."""
-        parent, name = split(path)
-        fresh = None if self.fresh is None else self.fresh.get(parent)
-        # A directory the destination made on its own way to another entry (a hard link's
-        # other name) was made without this run's notes.
-        if fresh is None or name in fresh or path in self.tree.changed_dirs:
-            return self.tree.lstat(parent_fd, name)
-        fresh.add(name)
-        return None
-
-    def _note_made(self, parent: str, name: str) -> None:
-        """`name` in `parent` may exist from now on, whatever `fresh` knew."""
-        fresh = None if self.fresh is None else self.fresh.get(parent)
-        if fresh is not None:
-            fresh.add(name)
-
     def _sync_other_names(self, path: str, source: os.stat_result, *, changed: bool) -> None:
         """A hard-linked file changed through `path`: its other names raised no event."""
         inode = (source.st_dev, source.st_ino)
@@ -171,31 +146,9 @@ class TreeSync(Run):
         self, path: str, parent_fd: int, name: str, existing: os.stat_result | None = None
     ) -> FileWrite:
         """What was written; SourceChangedError when the file went or became something else."""
-        src_fd = self.source_tree.open_file(path)
-        try:
-            source = os.fstat(src_fd)
-            if not stat.S_ISREG(source.st_mode):  # a directory or a FIFO since it was listed
-                raise SourceChangedError(errno.EISDIR, "no longer a regular file", path)
-            hot = self.state.hot_files
-            trust_append = self.trust_appends and not hot.must_compare(path)
-            as_written = _same_file(existing, source, self.tree.ownership)
-            if trust_append and as_written and hot.unchanged_since_written(path, source):
-                written = FileWrite(0, compared=False, renamed=False)  # `unchanged_since_written`
-                cost = 0.0
-            elif source.st_size < _TIMED_SIZE:
-                written = self.tree.files.write(
-                    parent_fd, name, src_fd, source, existing, trust_append=trust_append
-                )
-                cost = 0.0
-            else:
-                started = time.thread_time()
-                written = self.tree.files.write(
-                    parent_fd, name, src_fd, source, existing, trust_append=trust_append
-                )
-                cost = time.thread_time() - started
-        finally:
-            os.close(src_fd)
-        due = hot.copied(path, cost, compared=written.compared, source=source)
+        files, hot = self.tree.files, self.state.hot_files
+        target = (path, parent_fd, name)
+        written, due = copy_file(self.source_tree, files, hot, target, existing, self.trust_appends)
         if due is not None:
             self.compare_later(path, due)
         return written
@@ -215,8 +168,8 @@ class TreeSync(Run):
         self.touched.add(path)
         if path:
             self.touched.add(split(path)[0])
-        if created and self.fresh is not None:
-            self.fresh[path] = set()
+        if created:
+            self.fresh.created(path)
         if recursive or not created:  # an empty directory has no extras to remove
             self._sync_children(path, fd, recursive, empty=created)
         if recursive and path and self.defer is None:
@@ -252,7 +205,7 @@ class TreeSync(Run):
             if is_file and name not in in_destination:
                 self._copy_new_file(child, path, fd, name)
             elif is_dir and self.defer is not None:
-                self._note_made(path, name)  # may be there by the time this run syncs it
+                self.fresh.note(path, name)  # may be there by the time this run syncs it
                 self.defer(child)  # synced later, by this run or by the helper process
             else:
                 # This directory's descriptors and its parents' are in use: they stay open.
@@ -273,7 +226,7 @@ class TreeSync(Run):
         """Copy a regular file the destination lacks, the bulk of an initial sync, with half the
         system calls of `sync`: the open source's fstat stands in for its lstat, and the
         destination's listing for an lstat there. Anything unexpected takes the general path."""
-        self._note_made(parent, name)
+        self.fresh.note(parent, name)
         try:
             copied = self._copy_file(path, parent_fd, name).written
         except OSError:  # gone or changed since the listing, unreadable, or a failure:
@@ -292,20 +245,6 @@ class TreeSync(Run):
             self.skip_unreadable(error)
         except OSError as error:
             self.fail(Change(child, ChangeKind.SYNC_TREE), error)
-
-
-def _same_file(
-    existing: os.stat_result | None, source: os.stat_result, ownership: Ownership
-) -> bool:
-    """rsync's quick check (size and mtime), plus the attributes we copy."""
-    return (
-        existing is not None
-        and stat.S_ISREG(existing.st_mode)
-        and existing.st_size == source.st_size
-        and existing.st_mtime_ns == source.st_mtime_ns
-        and existing.st_mode == source.st_mode
-        and ownership.matches(existing, source)
-    )
 
 
 def _same_link(
