@@ -4,7 +4,8 @@ A `Case` is a tree of files and directories, ``.gitignore`` files in some of its
 a ``.git/info/exclude``. `git_decisions` writes it into a fresh repository and asks git twice:
 ``git ls-files --others --exclude-standard`` lists the files git would track (its real decision,
 ancestors included), and ``git check-ignore --no-index -v -n --stdin`` answers for directories,
-which git never lists (asked without a trailing "/", see `git_decisions`). Both must agree with each other on files, or the case says so.
+which git never lists (asked without a trailing "/", see `git_decisions`). Both must agree
+with each other on files, or the case says so.
 
 `python tests/gitignore_oracle.py [CASES]` measures each candidate matcher against git and
 prints the divergences per candidate (the figures README quotes).
@@ -17,16 +18,51 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 # Names that exercise git's escapes and wildcards when they appear in patterns.
 NAMES = ["a", "b", "ab", "a.o", "b.o", "#c", "!c", "c ", " c", "x*", "[a]", "é", "a\\b", "d"]
 # Segments of a pattern, each a way git's wildmatch can go wrong.
 SEGMENTS = [
-    "a", "b", "ab", "d", "*", "?", "**", "a*", "*.o", "*o", "[ab]", "[!a]", "[^b]", "[a-b]",
-    "\\#c", "\\!c", "#c", "!c", "c\\ ", "\\ c", "x\\*", "\\[a]", "[[]a]", "é", "?", "a?", "[]a]",
-    "a\\\\b", "[[:alpha:]]", "[[:digit:]]", "**a", "a**", "***", "[a",
+    "a",
+    "b",
+    "ab",
+    "d",
+    "*",
+    "?",
+    "**",
+    "a*",
+    "*.o",
+    "*o",
+    "[ab]",
+    "[!a]",
+    "[^b]",
+    "[a-b]",
+    "\\#c",
+    "\\!c",
+    "#c",
+    "!c",
+    "c\\ ",
+    "\\ c",
+    "x\\*",
+    "\\[a]",
+    "[[]a]",
+    "é",
+    "?",
+    "a?",
+    "[]a]",
+    "a\\\\b",
+    "[[:alpha:]]",
+    "[[:digit:]]",
+    "**a",
+    "a**",
+    "***",
+    "[a",
 ]
 TRAILERS = ["", "", "", " ", "  ", "\\ ", "\t", "\r"]
 
@@ -85,9 +121,7 @@ def cases(draw: st.DrawFn) -> Case:
     dirs.update(p for p, is_dir in leaves.items() if is_dir)
     dirs.update(p for p in leaves if p in dirs)
     homes = draw(st.lists(st.sampled_from(sorted(dirs)), max_size=4, unique=True))
-    gitignores = {
-        home: tuple(draw(st.lists(patterns(), min_size=1, max_size=6))) for home in homes
-    }
+    gitignores = {home: tuple(draw(st.lists(patterns(), min_size=1, max_size=6))) for home in homes}
     info = tuple(draw(st.lists(patterns(), max_size=3)))
     return Case(tuple(files), tuple(sorted(d for d in dirs if d)), gitignores, info)
 
@@ -122,8 +156,9 @@ def _git(root: str, *args: str, stdin: bytes = b"") -> bytes:
 def git_decisions(root: str, case: Case) -> dict[tuple[str, bool], bool]:
     """What git ignores among the case's paths (written at `root`): (path, is_dir) -> ignored."""
     tracked = {
-        os.fsdecode(p) for p in _git(root, "ls-files", "-z", "--others", "--exclude-standard")
-        .split(b"\0") if p
+        os.fsdecode(p)
+        for p in _git(root, "ls-files", "-z", "--others", "--exclude-standard").split(b"\0")
+        if p
     }
     paths = case.paths()
     # A directory is asked for without a trailing "/": git then finds its type with lstat. With
@@ -161,21 +196,17 @@ def _ours(root: str) -> Decide:
 
 def _pathspec(root: str) -> Decide:
     """pathspec's GitIgnoreSpec per file, nested the way git nests them."""
-    from pathspec import GitIgnoreSpec
 
     specs: dict[str, GitIgnoreSpec | None] = {}
 
     def spec(directory: str) -> GitIgnoreSpec | None:
         if directory not in specs:
             name = os.path.join(root, directory, ".gitignore")
-            specs[directory] = (
-                GitIgnoreSpec.from_lines(open(name, encoding="utf-8", errors="surrogateescape"))
-                if os.path.isfile(name) else None
-            )
+            specs[directory] = _pathspec_file(name) if os.path.isfile(name) else None
         return specs[directory]
 
     info_name = os.path.join(root, ".git", "info", "exclude")
-    info = GitIgnoreSpec.from_lines(open(info_name, encoding="utf-8"))
+    info = _pathspec_file(info_name)
 
     def own(path: str, is_dir: bool) -> bool:
         parts = path.split("/")
@@ -190,6 +221,13 @@ def _pathspec(root: str) -> Decide:
         return bool(result.include)
 
     return _with_ancestors(own)
+
+
+def _pathspec_file(name: str) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec
+
+    with open(name, encoding="utf-8", errors="surrogateescape") as file:
+        return GitIgnoreSpec.from_lines(file)
 
 
 def _dulwich(root: str) -> Decide:
@@ -234,8 +272,13 @@ def main(count: int) -> None:
     examples: dict[str, list[str]] = {name: [] for name in CANDIDATES}
     totals = {"cases": 0, "paths": 0}
 
-    @settings(max_examples=count, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases())
     def run(case: Case) -> None:
         with tempfile.TemporaryDirectory() as root:

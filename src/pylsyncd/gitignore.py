@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable
 
 __all__ = ["GitIgnore", "IgnoreFile", "parse_lines"]
@@ -97,20 +98,25 @@ class GitIgnore:
         self._files: dict[str, IgnoreFile | None] = {}
         # Directory -> the files that apply to a name in it, deepest first.
         self._chains: dict[str, tuple[tuple[int, IgnoreFile], ...]] = {}
+        self._with_file: set[str] = set()  # the directories whose own file was found
         self._info = self._read(INFO_EXCLUDE)
+        # The watcher's reader thread and the pair's thread both ask; a chain is built, and
+        # the files forgotten, under the lock, so no chain of old files outlives a reload.
+        self._lock = threading.Lock()
 
-    def forget(self, directory: str) -> None:
-        """Read `directory`'s ``.gitignore`` again (it changed): the chains below it go too."""
-        self._files.pop(directory, None)
-        prefix = directory + "/"
-        below = [d for d in self._chains if not directory or d == directory or d.startswith(prefix)]
-        for known in below:
-            del self._chains[known]
+    def reload(self) -> None:
+        """Forget every file read: they are read again as paths below them are looked at."""
+        with self._lock:
+            self._files, self._chains, self._with_file = {}, {}, set()
+            self._info = self._read(INFO_EXCLUDE)
 
-    def forget_info(self) -> None:
-        """Read ``.git/info/exclude`` again."""
-        self._info = self._read(INFO_EXCLUDE)
-        self._chains.clear()
+    def holds_rules(self, path: str) -> bool:
+        """Whether `path` is or holds a directory whose ``.gitignore`` was read and applies:
+        moving or deleting it changes the rules of whatever takes its place."""
+        if not path:
+            return bool(self._with_file)
+        prefix = path + "/"
+        return any(d == path or d.startswith(prefix) for d in list(self._with_file))
 
     def ignores(self, path: str, is_dir: bool) -> bool:
         """Whether git ignores `path`, assuming it ignores none of its ancestors."""
@@ -133,10 +139,19 @@ class GitIgnore:
     def _chain(self, directory: str) -> tuple[tuple[int, IgnoreFile], ...]:
         """(offset of the path relative to the file's directory, file), deepest file first."""
         chain = self._chains.get(directory)
+        if chain is not None:
+            return chain
+        with self._lock:
+            return self._build_chain(directory)
+
+    def _build_chain(self, directory: str) -> tuple[tuple[int, IgnoreFile], ...]:
+        chain = self._chains.get(directory)
         if chain is None:
             own = self._file_of(directory)
-            above = self._chain(directory.rpartition("/")[0]) if directory else (
-                ((0, self._info),) if self._info is not None else ()
+            above = (
+                self._build_chain(directory.rpartition("/")[0])
+                if directory
+                else (((0, self._info),) if self._info is not None else ())
             )
             start = len(os.fsencode(directory)) + 1 if directory else 0
             chain = ((start, own), *above) if own is not None else above
@@ -146,7 +161,9 @@ class GitIgnore:
     def _file_of(self, directory: str) -> IgnoreFile | None:
         if directory not in self._files:
             name = f"{directory}/{GITIGNORE}" if directory else GITIGNORE
-            self._files[directory] = self._read(name)
+            found = self._files[directory] = self._read(name)
+            if found is not None:
+                self._with_file.add(directory)
         return self._files[directory]
 
     def _read(self, relative: str) -> IgnoreFile | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.pair.batch_log import BatchLog
 from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
@@ -63,6 +64,7 @@ class Pair:
         self._retry = Retry(self.name)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
+        self._rules_changed = False  # the next full comparison is for new ignore rules
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -182,11 +184,18 @@ class Pair:
             return False  # everything stays pending, untaken
         gathered = self.pending.take(everything=final)
         batch = gathered.batch
+        if isinstance(self.excludes, GitExcludes) and self.excludes.touches(batch):
+            log.info("%s: ignore rules changed: watching afresh, comparing the tree", self.name)
+            batch = self.excludes.reloaded(batch)
+            self._source.rewatch()
+            self._rules_changed = True
         if not batch:
             return True
         started = time.monotonic()
         log.debug("%s: batch %s", self.name, batch)
-        if batch.full_resync:
+        if batch.full_resync and self._rules_changed:
+            self._rules_changed = False
+        elif batch.full_resync:
             log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)

@@ -74,6 +74,12 @@ class SourceWatch:
             if self._watcher is not None:
                 self._watcher.wake()
 
+    def rewatch(self) -> None:
+        """Watch the source afresh, then have the whole tree compared (what is left out of the
+        watch changed); changes are held back until then, as when the source comes back."""
+        self._rewatch.set()
+        self.wake()
+
     def join(self) -> None:
         """Wait for the reader to end (it does soon after `stopping` is set and `wake`)."""
         self._reader.join()
