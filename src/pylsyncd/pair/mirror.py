@@ -193,10 +193,10 @@ class Pair:
             return True
         started = time.monotonic()
         log.debug("%s: batch %s", self.name, batch)
-        if batch.full_resync and self._rules_changed:
+        if batch.full_resync:
+            if not self._rules_changed:
+                log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
             self._rules_changed = False
-        elif batch.full_resync:
-            log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )
