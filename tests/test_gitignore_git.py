@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from gitignore_oracle import Case, cases, divergences, git_decisions, write_case
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.gitignore import GitIgnore
 
 CASES = int(os.environ.get("GITIGNORE_CASES", "300"))
@@ -127,3 +129,54 @@ def test_crlf_line_ends_and_a_bom(tmp_path: Path) -> None:
     ignore = GitIgnore(str(tmp_path))
     assert ignore.ignores("a", False)
     assert ignore.ignores("b", False)
+
+
+def _fresh(root: Path) -> GitExcludes:
+    excludes = GitExcludes((), str(root))
+    assert excludes.excludes("sub/a", False) and not excludes.excludes("other/x", False)
+    return excludes
+
+
+def _changes(*changes: tuple[str, ChangeKind]) -> Batch:
+    return Batch((), tuple(Change(path, kind) for path, kind in changes))
+
+
+def test_what_changes_the_rules(tmp_path: Path) -> None:
+    _tree(tmp_path, {"sub/.gitignore": "a\n", "other/x": "", ".git/info/exclude": ""})
+    sync, delete = ChangeKind.SYNC, ChangeKind.DELETE
+    assert not _fresh(tmp_path).rules_changed(_changes(("other/x", sync), ("other", delete)))
+    assert _fresh(tmp_path).rules_changed(_changes(("sub/.gitignore", sync)))
+    assert _fresh(tmp_path).rules_changed(_changes(("new/.gitignore", delete)))
+    assert _fresh(tmp_path).rules_changed(_changes((".git/info/exclude", sync)))
+    # A directory holding an ignore file, deleted or moved: its rules went with it.
+    assert _fresh(tmp_path).rules_changed(_changes(("sub", delete)))
+    assert _fresh(tmp_path).rules_changed(Batch((Move("sub", "elsewhere", True),), ()))
+    assert _fresh(tmp_path).rules_changed(Batch((Move("x", "d/.gitignore", False),), ()))
+
+
+def test_a_directory_deleted_and_made_again_is_read_again(tmp_path: Path) -> None:
+    _tree(tmp_path, {"sub/.gitignore": "a\n", "other/x": ""})
+    excludes = _fresh(tmp_path)
+    shutil.rmtree(tmp_path / "other")
+    _tree(tmp_path, {"other/.gitignore": "x\n"})
+    assert not excludes.excludes("other/x", False), "read once until something says otherwise"
+    excludes.rules_changed(_changes(("other", ChangeKind.DELETE)))
+    assert excludes.excludes("other/x", False)
+
+
+def test_batches_go_without_what_the_rules_leave_out(tmp_path: Path) -> None:
+    _tree(tmp_path, {".gitignore": "build/\n*.o\n"})
+    excludes = GitExcludes(("*.tmp",), str(tmp_path))
+    batch = Batch(
+        (Move("a", "b.o", False), Move("c", "d", False)),
+        tuple(
+            Change(path, ChangeKind.SYNC) for path in ("build/x", "y.o", "z.tmp", "src/build", "k")
+        ),
+    )
+    kept = excludes.without_ignored(batch)
+    assert kept.moves == (Move("c", "d", False),)
+    assert [c.path for c in kept.changes] == ["k"], "either type counts: src/build may be a dir"
+    # The watcher sees every ignore file, even one its own rules would leave out.
+    _tree(tmp_path, {"sub/.gitignore": ".gitignore\n"})
+    assert excludes.excludes("sub/.gitignore", False)
+    assert not excludes.unwatched("sub/.gitignore", False) and excludes.unwatched("x.o", False)

@@ -6,17 +6,18 @@ is excluded when either says so. The rsync backend, which reads only patterns, g
 paths themselves (`transfer.rsync_ignored`).
 
 Live edits: the watcher's predicate never leaves out a ``.gitignore`` file, so an edit of one
-(even of one that ignores itself) reaches the pair. A batch that touches the rules (`touches`)
-makes the pair read them again, drop from the batch what they now leave out, and watch the
-source afresh with a full comparison after it: newly ignored paths stay in the destination
-(excluded entries are never deleted), newly included ones are copied and watched.
+(even of one that ignores itself) reaches the pair. A batch that changes the rules
+(`rules_changed`) makes the pair read them again and watch the source afresh, with a full
+comparison once it does; until then its batches go without what the rules now leave out (the
+old watches may still report it). Newly ignored paths stay in the destination (excluded entries
+are never deleted), newly included ones are copied and watched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pylsyncd.coalesce import Batch, Change, ChangeKind
+from pylsyncd.coalesce import Batch, ChangeKind
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.gitignore import GITIGNORE, INFO_EXCLUDE, GitIgnore
@@ -54,33 +55,38 @@ class GitExcludes(ExcludeRules):
             return False
         return self.excludes(path, is_dir)
 
-    def touches(self, batch: Batch) -> bool:
-        """Whether `batch` changes the rules: an ignore file changed, or a directory holding
-        one was moved or deleted."""
-        return any(_is_rules_file(c.path) or self._moves_rules(c) for c in batch.changes) or any(
-            _is_rules_file(m.source) or _is_rules_file(m.target) or self.git.holds_rules(m.source)
-            for m in batch.moves
+    def rules_changed(self, batch: Batch) -> bool:
+        """Take `batch` in: forget what was read in the directories it deleted or moved away;
+        True when it changes the rules (an ignore file changed, or a directory holding one was
+        moved or deleted): then `reload`, and watch and compare the tree afresh."""
+        changed = False
+        gone = [c.path for c in batch.changes if c.kind is ChangeKind.DELETE]
+        for path in [*gone, *(m.source for m in batch.moves)]:
+            changed = changed or self.git.holds_rules(path)
+            self.git.forget(path)
+        return (
+            changed
+            or any(_is_rules_file(c.path) for c in batch.changes)
+            or any(_is_rules_file(m.source) or _is_rules_file(m.target) for m in batch.moves)
         )
 
-    def reloaded(self, batch: Batch) -> Batch:
-        """Read the rules again; `batch` without what they now leave out.
+    def reload(self) -> None:
+        """Read every ignore file again."""
+        self.git.reload()
+
+    def without_ignored(self, batch: Batch) -> Batch:
+        """`batch` without what the rules leave out, ancestors included.
 
         A change does not say whether its path is a directory, so a path left out as either
-        type is dropped: the full comparison that follows copies what should have stayed, while
-        nothing could bring back what a dropped rule let the batch delete.
+        type is dropped: the full comparison that follows a reload copies what should have
+        stayed, while nothing could bring back what a dropped rule let the batch delete.
         """
-        self.git.reload()
-        moves = tuple(
-            m for m in batch.moves if not self._either(m.source) and not self._either(m.target)
-        )
+        moves = tuple(m for m in batch.moves if not self._either(m.source, m.target))
         changes = tuple(c for c in batch.changes if not self._either(c.path))
         return Batch(moves, changes, batch.full_resync)
 
-    def _either(self, path: str) -> bool:
-        return self.excludes_path(path, False) or self.excludes_path(path, True)
-
-    def _moves_rules(self, change: Change) -> bool:
-        return change.kind is ChangeKind.DELETE and self.git.holds_rules(change.path)
+    def _either(self, *paths: str) -> bool:
+        return any(self.excludes_path(p, False) or self.excludes_path(p, True) for p in paths)
 
 
 def _is_rules_file(path: str) -> bool:

@@ -138,6 +138,18 @@ class GitIgnore:
             self._files, self._chains, self._with_file = {}, {}, set()
             self._info = self._read(INFO_EXCLUDE)
 
+    def forget(self, path: str) -> None:
+        """`path` was deleted or moved away: what was read at and below it no longer holds
+        (a directory that takes its place has ignore files of its own, or none)."""
+        if path not in self._files:
+            return  # never looked into; nor then is anything below it (parents come first)
+        prefix = path + "/"
+        with self._lock:
+            for cache in (self._files, self._chains):
+                for known in [d for d in cache if d == path or d.startswith(prefix)]:
+                    del cache[known]
+            self._with_file = {d for d in self._with_file if d != path and not d.startswith(prefix)}
+
     def holds_rules(self, path: str) -> bool:
         """Whether `path` is or holds a directory whose ``.gitignore`` was read and applies:
         moving or deleting it changes the rules of whatever takes its place."""

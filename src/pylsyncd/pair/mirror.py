@@ -184,11 +184,8 @@ class Pair:
             return False  # everything stays pending, untaken
         gathered = self.pending.take(everything=final)
         batch = gathered.batch
-        if isinstance(self.excludes, GitExcludes) and self.excludes.touches(batch):
-            log.info("%s: ignore rules changed: watching afresh, comparing the tree", self.name)
-            batch = self.excludes.reloaded(batch)
-            self._source.rewatch()
-            self._rules_changed = True
+        if isinstance(self.excludes, GitExcludes):
+            batch = self._with_git_rules(batch, self.excludes)
         if not batch:
             return True
         started = time.monotonic()
@@ -218,6 +215,16 @@ class Pair:
         self.pending.requeue(outcome.failed)
         self._retry.failed("applying changes", outcome.error)
         return False
+
+    def _with_git_rules(self, batch: Batch, excludes: GitExcludes) -> Batch:
+        """GITIGNORE: a batch that changes the rules has them read again and the tree watched
+        and compared afresh; until that comparison, batches go without what they leave out."""
+        if excludes.rules_changed(batch):
+            log.info("%s: ignore rules changed: watching afresh, comparing the tree", self.name)
+            excludes.reload()
+            self._source.rewatch()
+            self._rules_changed = True
+        return excludes.without_ignored(batch) if self._rules_changed else batch
 
     def _guarded(self, step: Callable[[], Outcome]) -> Outcome:
         """Run a transfer step; an unexpected error fails the step instead of the pair."""
