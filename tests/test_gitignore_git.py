@@ -49,6 +49,9 @@ def _walked(root: str, ignore: GitIgnore) -> set[str]:
     return kept
 
 
+# A case takes about 50 ms (a repository and two git runs), up to four times that on a busy
+# machine: the suite's 120 s per test would stop a run of thousands.
+@pytest.mark.timeout(60 + CASES // 2)
 @settings(
     max_examples=CASES,
     deadline=None,
@@ -180,3 +183,12 @@ def test_batches_go_without_what_the_rules_leave_out(tmp_path: Path) -> None:
     _tree(tmp_path, {"sub/.gitignore": ".gitignore\n"})
     assert excludes.excludes("sub/.gitignore", False)
     assert not excludes.unwatched("sub/.gitignore", False) and excludes.unwatched("x.o", False)
+
+
+def test_a_double_star_after_a_literal_head_spans_directories(tmp_path: Path) -> None:
+    """git matches an anchored line's literal head on its own and wildmatches the rest as a
+    pattern of its own, so "a**/x" is "a" then "**/x" (found by the generated cases)."""
+    ignore = _tree(tmp_path, {".gitignore": "a**/x\n?**/y\n"})
+    assert ignore.ignores("ab/c/x", False) and ignore.ignores("ax", False)
+    assert not ignore.ignores("ba/x", False)
+    assert ignore.ignores("b/y", False) and not ignore.ignores("b/c/y", False)

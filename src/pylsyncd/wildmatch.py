@@ -107,24 +107,25 @@ def _translate(pattern: bytes) -> bytes:
     """A wildmatch pattern (WM_PATHNAME) as a regex over bytes."""
     parts: list[bytes] = []
     i, n = 0, len(pattern)
+    # git's match_pathname compares the pattern's literal head (up to its first "*?[\\") on its
+    # own, then wildmatches the rest as a pattern of its own: a "**" right after that head is at
+    # the start of a pattern there, so "a**/x" matches "ab/c/x" as "a" then "**/x".
+    literal_head = next((k for k, c in enumerate(pattern) if c in b"*?[\\"), n)
     while i < n:
         c = pattern[i]
         if c == _STAR:
             run_end = i
             while run_end < n and pattern[run_end] == _STAR:
                 run_end += 1
-            after_slash = i == 0 or pattern[i - 1] == _SLASH
-            double = run_end - i > 1 and after_slash
-            if double and run_end + 1 < n and pattern[run_end] == _SLASH:
+            starts = i in (0, literal_head) or pattern[i - 1] == _SLASH
+            ends = run_end == n or pattern[run_end] == _SLASH or pattern[run_end:][:2] == b"\\/"
+            double = run_end - i > 1 and starts and ends
+            if double and run_end < n and pattern[run_end] == _SLASH:
                 parts.append(b"(?:.*/)?")  # "**/": zero or more directories
                 i = run_end + 1
-            elif double and run_end == n:
-                parts.append(b".*")  # "/**" at the end: everything inside
+            elif double:
+                parts.append(b".*")  # at the end, or before an escaped "/": anything
                 i = run_end
-            elif double and pattern[run_end] == _SLASH:
-                # "**/" as the whole rest: git's wildmatch needs a "/" and then anything.
-                parts.append(b"(?:.*/)?")
-                i = run_end + 1
             else:
                 parts.append(b"[^/]*")
                 i = run_end
