@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Daemon, DaemonPool, daemon_args, wait_until, write_file
+from helpers import Daemon, DaemonPool, daemon_args, run_cli, wait_until, write_file
 
 SOURCE_FILES = {
     ".gitignore": "*.log\nbuild/\n/secret.txt\n!keep.log\ndoc/*.html\n",
@@ -71,6 +71,15 @@ def _files(root: Path) -> set[str]:
 
 def _read(root: Path, path: str) -> str:
     return (root / path).read_text()
+
+
+def _save(path: Path, text: str) -> None:
+    """Write `path` whole at once, as editors save (a new file renamed over it). A file written
+    in place is seen half written too: a daemon may copy it empty, and once its new rules
+    ignore it, the destination keeps that copy as it is."""
+    new = path.with_name(path.name + ".new")
+    new.write_text(text)
+    new.rename(path)
 
 
 @pytest.fixture
@@ -152,7 +161,7 @@ def test_a_live_edit_of_a_gitignore_includes_and_excludes(
     assert not (dst / "doc" / "new.md").exists()
 
     # A deeper file's edit, and one that ignores itself: both read again at once.
-    (src / "sub" / ".gitignore").write_text("!debug.log\n/local/\n.gitignore\n")
+    _save(src / "sub" / ".gitignore", "!debug.log\n/local/\n.gitignore\n")
     wait_until(
         lambda: (
             (dst / "sub" / "a.tmp").exists()
@@ -163,7 +172,7 @@ def test_a_live_edit_of_a_gitignore_includes_and_excludes(
     assert _read(dst, "sub/.gitignore") == SOURCE_FILES["sub/.gitignore"], (
         "an ignore file that ignores itself is not copied any more"
     )
-    (src / "sub" / ".gitignore").write_text("!debug.log\n.gitignore\n")
+    _save(src / "sub" / ".gitignore", "!debug.log\n.gitignore\n")
     wait_until(lambda: (dst / "sub" / "local" / "x").exists(), message=daemon.report)
 
     # Removing a .gitignore is an edit too.
@@ -188,3 +197,34 @@ def test_rsync_dir_merge_of_gitignore_is_not_git(tmp_path: Path) -> None:
     )
     assert _git_files(src) == {".gitignore", "keep.log", "lib/doc/page.html"}
     assert _files(dst) == {".gitignore"}
+
+
+def test_an_ignore_file_created_then_renamed_away(
+    repository: tuple[Path, Path], backend: str, daemons: DaemonPool
+) -> None:
+    src, dst = repository
+    daemon = _start(daemons, src, dst, backend)
+    _mirrors_git(src, dst, daemon)
+    write_file(src / "lib" / ".gitignore", "*.py\n")
+    wait_until(lambda: (dst / "lib" / ".gitignore").exists(), message=daemon.report)
+    write_file(src / "lib" / "new.py", "ignored from its start")
+    write_file(src / "lib" / "after.txt", "kept")  # written last: once it is there, so is new.py
+    wait_until(lambda: (dst / "lib" / "after.txt").exists(), message=daemon.report)
+    assert not (dst / "lib" / "new.py").exists()
+    (src / "lib" / ".gitignore").rename(src / "lib" / "gitignore.off")
+    wait_until(lambda: (dst / "lib" / "new.py").exists(), message=daemon.report)
+    _mirrors_git(src, dst, daemon)
+
+
+def test_gitignore_takes_a_boolean(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    done = run_cli(
+        "check",
+        str(tmp_path / "src"),
+        str(tmp_path / "dst"),
+        cwd=tmp_path,
+        env={"GITIGNORE": "maybe"},
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "GITIGNORE='maybe'" in done.stderr, done.stderr
+    assert not (tmp_path / "dst").exists()

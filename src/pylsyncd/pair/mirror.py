@@ -18,6 +18,7 @@ from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.pair.batch_log import BatchLog
+from pylsyncd.pair.git_rules import GitRules
 from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
@@ -64,7 +65,11 @@ class Pair:
         self._retry = Retry(self.name)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
-        self._rules_changed = False  # the next full comparison is for new ignore rules
+        self._git_rules = (
+            GitRules(self.name, excludes, self._source)
+            if isinstance(excludes, GitExcludes)
+            else None
+        )
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -184,16 +189,15 @@ class Pair:
             return False  # everything stays pending, untaken
         gathered = self.pending.take(everything=final)
         batch = gathered.batch
-        if isinstance(self.excludes, GitExcludes):
-            batch = self._with_git_rules(batch, self.excludes)
+        if self._git_rules is not None:
+            batch = self._git_rules.batch(batch)
         if not batch:
             return True
         started = time.monotonic()
         log.debug("%s: batch %s", self.name, batch)
         if batch.full_resync:
-            if not self._rules_changed:
+            if self._git_rules is None or not self._git_rules.comparing():
                 log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
-            self._rules_changed = False
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )
@@ -215,16 +219,6 @@ class Pair:
         self.pending.requeue(outcome.failed)
         self._retry.failed("applying changes", outcome.error)
         return False
-
-    def _with_git_rules(self, batch: Batch, excludes: GitExcludes) -> Batch:
-        """GITIGNORE: a batch that changes the rules has them read again and the tree watched
-        and compared afresh; until that comparison, batches go without what they leave out."""
-        if excludes.rules_changed(batch):
-            log.info("%s: ignore rules changed: watching afresh, comparing the tree", self.name)
-            excludes.reload()
-            self._source.rewatch()
-            self._rules_changed = True
-        return excludes.without_ignored(batch) if self._rules_changed else batch
 
     def _guarded(self, step: Callable[[], Outcome]) -> Outcome:
         """Run a transfer step; an unexpected error fails the step instead of the pair."""
