@@ -7,8 +7,10 @@ ancestors included), and ``git check-ignore --no-index -v -n --stdin`` answers f
 which git never lists (asked without a trailing "/", see `git_decisions`). Both must agree
 with each other on files, or the case says so.
 
-`python tests/gitignore_oracle.py [CASES]` measures each candidate matcher against git and
-prints the divergences per candidate (the figures README quotes).
+`PYTHONPATH=src:tests python tests/gitignore_oracle.py [CASES]` measures each candidate matcher
+against git and prints the divergences per candidate (the figures README quotes); it needs
+pathspec and dulwich (`pip install pathspec dulwich`), which neither the daemon nor the suite
+does.
 """
 
 from __future__ import annotations
