@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks.files_report import files_section
+from benchmarks.gitignore_storm import gitignore_section
 from benchmarks.mount_report import mount_section, seconds_text
 from benchmarks.tables import LSYNCD, OURS, PEER_NAMES, Results, markdown_table, met_text
 
@@ -319,6 +320,7 @@ def render_markdown(results: Results) -> str:
         *summary_table(results),
         *mount_section(results),
         *files_section(results),
+        *gitignore_section(results),
         "## How many times faster pylsyncd was",
         "",
         "The peer's time divided by pylsyncd's, measured in the same run (`>=` where the peer hit"

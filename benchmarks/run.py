@@ -5,6 +5,7 @@
 ./dev bench --peers pylsyncd-direct,lsyncd-direct --workloads live
 ./dev bench --workloads mount    # host mounts without inotify, through bindfs (several minutes)
 ./dev bench --workloads files    # big files, editor saves, a real tree, 100,000 directories
+./dev bench --workloads gitignore    # the storm inside 50 nested .gitignore files, GITIGNORE on/off
 .venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 from benchmarks import chart, procfs, report
 from benchmarks.big_files import run_files
 from benchmarks.daemons import PEERS, Peer
+from benchmarks.gitignore_storm import measure_gitignore
 from benchmarks.host_mount import LSYNCD, PYLSYNCD, MountBench
 from benchmarks.initial_sync import measure_initial_sync, progress
 from benchmarks.sizes import SIZES, Sizes
@@ -34,7 +36,7 @@ from benchmarks.workloads import LiveRun, measure_idle
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TMPFS = "/tmp/pylsyncd-bench"
-WORKLOADS = ("live", "initial", "idle", "mount", "files")
+WORKLOADS = ("live", "initial", "idle", "mount", "files", "gitignore")
 
 
 @contextlib.contextmanager
@@ -95,6 +97,7 @@ def run(
         "idle": {},
         "mount": {},
         "files": {},
+        "gitignore": {},
     }
     began = time.perf_counter()
     if "live" in workloads:
@@ -121,6 +124,8 @@ def run(
         results["mount"] = bench.run(PYLSYNCD in peers, LSYNCD in peers)
     if "files" in workloads:
         results["files"] = run_files(peers, f"{root}/files", sizes.files)
+    if "gitignore" in workloads:
+        results["gitignore"] = measure_gitignore(peers, f"{root}/gitignore", sizes)
     results["duration_seconds"] = time.perf_counter() - began
     results["machine"]["load_after"] = procfs.load_average()
     return results

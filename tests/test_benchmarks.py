@@ -148,3 +148,21 @@ def test_harness_measures_the_files_group(tmp_path: Path) -> None:
     section = section.split("\n## ")[0]
     marks = section.count(" | met") + section.count(" | **missed**")
     assert marks == FILES_TARGETS * len(ours)
+
+
+def test_harness_measures_the_gitignore_group(tmp_path: Path) -> None:
+    peers = ["pylsyncd-direct", "pylsyncd-rsync"]
+    results = run_harness(tmp_path, ",".join(peers), "gitignore")
+    group = results["gitignore"]
+    assert set(group) == set(peers)
+    for peer in peers:
+        entry = group[peer]
+        assert (
+            entry["files"]
+            == results["sizes"]["storm_dirs"] * results["sizes"]["storm_files_per_dir"]
+        )
+        assert entry["plain"]["complete"] and entry["gitignore"]["complete"], peer
+        assert entry["ratio"] is not None
+    page = (tmp_path / "out" / "benchmarks.md").read_text()
+    section = page.split("## A storm inside a tree of nested .gitignore files")[1]
+    assert section.split("\n## ")[0].count(" (met) |") + section.count(" (missed) |") == 2

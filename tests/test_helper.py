@@ -19,6 +19,7 @@ import pytest
 from helpers import assert_trees_equal, wait_until, write_file
 from pylsyncd.coalesce import Change
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Outcome, full_sync, tree_sync
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.helper import client as helper_module
@@ -110,6 +111,29 @@ def test_the_helper_syncs_subtrees_and_the_replica_is_complete(
     assert helped and not helped[0].startswith("full sync: 0 "), helped
     # Every file counted once, whichever process copied it.
     assert outcome.copied == 12 * 6 + 2
+
+
+def test_the_helper_leaves_out_what_git_ignores(
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers_started: list[helper_module.Helper],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    src, dst = tree
+    hold_back(
+        monkeypatch, ready(helpers_started), lambda: (dst / SUBTREES[-1] / "top.txt").exists()
+    )
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.full_sync")
+    write_file(src / ".gitignore", "link\n")  # read by both processes
+    write_file(src / SUBTREES[-1] / ".gitignore", "sub/\n")  # in the helper's own subtree
+    excludes = GitExcludes((), str(src))
+    outcome = DirectTransfer(str(src), str(dst), excludes, delete=True).full_sync(delete=True)
+    assert outcome.ok, outcome.error
+    helped = [r.message for r in caplog.records if "synced by the helper" in r.message]
+    assert helped and not helped[0].startswith("full sync: 0 "), helped
+    assert (dst / SUBTREES[-1] / "top.txt").exists()
+    assert not (dst / SUBTREES[-1] / "sub").exists() and not (dst / SUBTREES[-1] / "link").exists()
+    assert (dst / SUBTREES[0] / "sub").is_dir() and not (dst / SUBTREES[0] / "link").exists()
 
 
 def test_a_helper_that_dies_leaves_its_subtrees_to_the_pair(

@@ -17,7 +17,7 @@ from types import FrameType
 
 from pylsyncd.config import Config, PairConfig
 from pylsyncd.errors import DestinationError, ForcedExit, PairStopped, ShutdownTimeout
-from pylsyncd.excludes import ExcludeRules
+from pylsyncd.git_excludes import pair_excludes
 from pylsyncd.pair import Pair, pair_name
 from pylsyncd.status import StatusFile
 from pylsyncd.transfer import Ownership
@@ -177,8 +177,8 @@ def _build_pair(
 ) -> Pair:
     """One pair with the transfer and the watchers its settings choose."""
     name = pair_name(config)
-    excludes = ExcludeRules(config.excludes)
-    watchers = WatcherChoice(name, config, excludes.excludes)
+    excludes, unwatched = pair_excludes(config)
+    watchers = WatcherChoice(name, config, unwatched)
     return Pair(
         config,
         transfer=make_transfer(config, excludes, ownership),

@@ -161,6 +161,12 @@ SETTINGS = (
         kind=PATTERN_FILE, default=(), adds_to="excludes",
     ),
     Setting(
+        "gitignore", _PAIR, "--gitignore",
+        "also leave out what git ignores: the source tree's .gitignore files and "
+        ".git/info/exclude, with git's rules, read again live when they change",
+        kind=SWITCH, default=False,
+    ),
+    Setting(
         "delay", _PAIR, "--delay",
         "how long an event may wait to be batched with others; at most 3600",
         kind=seconds(parse_delay), default=0.02,
@@ -286,6 +292,7 @@ class PairConfig:
     source: str  # absolute, normalised path of an existing directory
     destination: str  # absolute, normalised path (created at start when missing)
     excludes: tuple[str, ...] = _DEFAULT["excludes"]  # EXCLUDES then EXCLUDE_FROM's lines
+    gitignore: bool = _DEFAULT["gitignore"]
     delay: float = _DEFAULT["delay"]
     backend: Backend = _DEFAULT["backend"]
     delete: DeleteMode = _DEFAULT["delete"]

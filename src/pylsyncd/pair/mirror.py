@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.pair.batch_log import BatchLog
+from pylsyncd.pair.git_rules import GitRules
 from pylsyncd.pair.heap import return_freed_memory
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
@@ -63,6 +65,11 @@ class Pair:
         self._retry = Retry(self.name)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
+        self._git_rules = (
+            GitRules(self.name, excludes, self._source)
+            if isinstance(excludes, GitExcludes)
+            else None
+        )
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -182,12 +189,15 @@ class Pair:
             return False  # everything stays pending, untaken
         gathered = self.pending.take(everything=final)
         batch = gathered.batch
+        if self._git_rules is not None:
+            batch = self._git_rules.batch(batch)
         if not batch:
             return True
         started = time.monotonic()
         log.debug("%s: batch %s", self.name, batch)
         if batch.full_resync:
-            log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
+            if self._git_rules is None or not self._git_rules.comparing():
+                log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from pylsyncd.events import Event, EventKind
@@ -61,6 +62,7 @@ class SourceWatch:
             target=self._read_events, name=f"reader {name}", daemon=True
         )
         self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
+        self._before_rewatch: Callable[[], None] | None = None
         self.paused = False  # the source is gone: nothing is applied until it is back
 
     def start(self) -> None:
@@ -73,6 +75,18 @@ class SourceWatch:
         with self._lock:
             if self._watcher is not None:
                 self._watcher.wake()
+
+    def rewatch(self, before: Callable[[], None]) -> None:
+        """Watch the source afresh, then have the whole tree compared (what is left out of the
+        watch changed); changes are held back until then, as when the source comes back.
+
+        `before` runs on the reader thread between the old watcher's close and the new one's
+        start: what it reads (the ignore rules) is then as new as the watches, and any later
+        change raises an event of the new watcher.
+        """
+        self._before_rewatch = before
+        self._rewatch.set()
+        self.wake()
 
     def join(self) -> None:
         """Wait for the reader to end (it does soon after `stopping` is set and `wake`)."""
@@ -172,15 +186,20 @@ class SourceWatch:
             self._pending.add(events)
 
     def _watch_again(self) -> None:
-        """The source is back: its old watches are on what went away. Watch it afresh, then have
-        the whole tree compared (in that order, so nothing changes unseen in between)."""
+        """The source is back (its old watches are on what went away), or what is left out of the
+        watch changed: watch it afresh, then have the whole tree compared (in that order, so
+        nothing changes unseen in between)."""
         previous = self._replace(None)
         if previous is not None:
             previous.close()
+        before, self._before_rewatch = self._before_rewatch, None
+        if before is not None:
+            before()
         try:
             self._watch(self._watchers.chosen())
         except OSError as error:  # gone again already: the pair thread will see it
             log.debug("%s: cannot watch the source again: %s", self.name, error)
+            self._before_rewatch = self._before_rewatch or before  # for the next try
             self._stopping.wait(BACKOFF_FIRST)
             return
         self._rewatch.clear()

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 
 from pylsyncd.coalesce import Change, ChangeKind
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Progress
 from pylsyncd.transfer.helper.client import Helper, can_help
 from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
@@ -128,6 +129,7 @@ class FullSync(TreeSync):
             sorted(state.reported_unreadable),
             logging.getLogger("pylsyncd").getEffectiveLevel(),
             state.in_place_size,
+            gitignore=isinstance(state.excludes, GitExcludes),
         )
         try:
             return Helper(settings)

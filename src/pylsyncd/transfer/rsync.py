@@ -26,6 +26,7 @@ from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
+from pylsyncd.transfer.rsync_ignored import ignored_paths
 from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
 from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
@@ -172,7 +173,7 @@ class RsyncTransfer:
             delete=self.delete,
         )
         log.debug("include rules: %r", rules)
-        stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
+        stdin = self._ignored(batch) + b"".join(os.fsencode(rule) + b"\0" for rule in rules)
         return self._run(command + self._paths(), stdin)
 
     def _run_many(self, many: ManyChanges, *options: str) -> Outcome:
@@ -189,7 +190,7 @@ class RsyncTransfer:
             command = self._command(
                 *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
             )
-            stdin = b"".join(os.fsencode(rule) + b"\0" for rule in rules)
+            stdin = self._ignored(many.trees) + b"".join(os.fsencode(r) + b"\0" for r in rules)
             trees = self._run(command + self._paths(), stdin)
             outcome.copied += trees.copied
             outcome.bytes += trees.bytes
@@ -198,8 +199,22 @@ class RsyncTransfer:
 
     def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
         # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
-        options = ("--info=progress2", "--no-inc-recursive") if progress is not None else ()
-        return self._run(self._command(*options, delete=delete) + self._paths(), b"", progress)
+        options: tuple[str, ...] = ()
+        if progress is not None:
+            options = ("--info=progress2", "--no-inc-recursive")
+        ignored = self._ignored(None)
+        if ignored:
+            options += ("--from0", "--exclude-from=-")
+        return self._run(self._command(*options, delete=delete) + self._paths(), ignored, progress)
+
+    def _ignored(self, batch: Batch | None) -> bytes:
+        """Anchored excludes of what git ignores where rsync walks, for its rules on stdin: they
+        come before the batch's include rules, since rsync takes the first rule that matches."""
+        found = ignored_paths(self.excludes, (self.source, self.destination), batch)
+        return b"".join(
+            os.fsencode(f"- /{escape_pattern(path)}{'/' if is_dir else ''}") + b"\0"
+            for path, is_dir in found
+        )
 
     def _source_is_dir(self, path: str) -> bool:
         return _is_dir(self.source, path)

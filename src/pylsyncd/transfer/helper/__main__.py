@@ -15,6 +15,7 @@ from typing import Any
 from pylsyncd import LOG_FORMAT
 from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
+from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
 from pylsyncd.transfer.run import TransferState
@@ -52,7 +53,11 @@ def serve() -> None:
     state = TransferState(
         settings.source,
         settings.destination,
-        ExcludeRules(settings.excludes),
+        (
+            GitExcludes(settings.excludes, settings.source)
+            if settings.gitignore
+            else ExcludeRules(settings.excludes)
+        ),
         Ownership(settings.uid, settings.gid, settings.preserve),
         in_place_size=settings.in_place_size,
     )

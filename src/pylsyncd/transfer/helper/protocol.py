@@ -21,6 +21,7 @@ class Settings:
     reported_unreadable: list[str]
     log_level: int
     in_place_size: int
+    gitignore: bool = False  # what git ignores is left out too (it reads the ignore files itself)
 
 
 @dataclass
