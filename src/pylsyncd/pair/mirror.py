@@ -18,6 +18,8 @@ from pylsyncd.config import PairConfig
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.batch_log import BatchLog
 from pylsyncd.pair.heap import return_freed_memory
+from pylsyncd.pair.observer import UNOBSERVED, FailureKind, PairObserver
+from pylsyncd.pair.on_sync import OnSync
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
 from pylsyncd.pair.retry import Retry
@@ -47,6 +49,7 @@ class Pair:
         excludes: ExcludeRules,
         stopping: threading.Event,
         grace: float,
+        observer: PairObserver = UNOBSERVED,
     ) -> None:
         self.config = config
         self.name = pair_name(config)
@@ -57,12 +60,14 @@ class Pair:
         self.pending = PendingEvents()
         self.ready = threading.Event()
         self.fatal: str | None = None  # set when the pair cannot go on
+        self.observer = observer
         self._source = SourceWatch(
-            self.name, config.source, watcher, watchers, self.pending, stopping
+            self.name, config.source, watcher, watchers, self.pending, stopping, observer
         )
         self._retry = Retry(self.name)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
+        self._on_sync = OnSync(self.name, config, observer)  # does nothing without ON_SYNC
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -76,6 +81,7 @@ class Pair:
         finally:
             self.stopping.set()  # stops the reader; a fatal error stops the daemon too
             self._source.close()
+            self._on_sync.close()
             self._progress.stopped = True
 
     def status(self) -> PairStatus:
@@ -89,6 +95,10 @@ class Pair:
             pending=len(self.pending),
             watch=self._source.watching,
         )
+
+    def watch_count(self) -> int:
+        """inotify watches held (for the metrics)."""
+        return self._source.watch_count
 
     def wake(self) -> None:
         """After `stopping` is set: end the reader's and the pair thread's waits now."""
@@ -107,6 +117,7 @@ class Pair:
         # would otherwise stay resident for the daemon's life (see `heap`).
         return_freed_memory()
         self.ready.set()
+        self.observer.initial_sync_done()
         log.info("%s: live, watching %s", self.name, self.config.source)
         while self.pending.wait(self.config.delay, self.stopping, wake_at=self._batch_log.due()):
             if not self._apply_next():
@@ -153,6 +164,7 @@ class Pair:
             )
             if outcome.ok:
                 break
+            self.observer.failed(FailureKind.INITIAL_SYNC)
             self._retry.failed("initial sync", outcome.error)
             if self.stopping.wait(self._retry.backoff):
                 return
@@ -188,11 +200,13 @@ class Pair:
         log.debug("%s: batch %s", self.name, batch)
         if batch.full_resync:
             log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
+            self.observer.full_resync(self._source.resync_reason())
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )
             if not resync.ok:
                 self.pending.requeue(batch)
+                self.observer.failed(FailureKind.FULL_RESYNC)
                 self._retry.failed("full resync", resync.error)
                 return False
             return_freed_memory()  # a comparison of the whole tree, as after the initial sync
@@ -204,8 +218,11 @@ class Pair:
         self._progress.batch_done(outcome, elapsed_ms)
         self._batch_log.done(outcome, gathered.events, elapsed_ms)
         if outcome.ok:
+            self.observer.batch_applied(outcome, elapsed_ms / 1000, gathered.waited(started))
+            self._on_sync.batch_applied(batch, outcome, final=final)
             self._retry.succeeded()
             return True
+        self.observer.failed(FailureKind.APPLY)
         self.pending.requeue(outcome.failed)
         self._retry.failed("applying changes", outcome.error)
         return False

@@ -20,6 +20,11 @@ class Gathered:
 
     batch: Batch
     events: int
+    since: float | None = None  # when its oldest event arrived (monotonic), if it has events
+
+    def waited(self, started: float) -> float:
+        """How long its oldest event waited before the batch was `started` (monotonic)."""
+        return 0.0 if self.since is None else max(started - self.since, 0.0)
 
 
 class PendingEvents:
@@ -64,6 +69,11 @@ class PendingEvents:
         with self._condition:
             return len(self._events) + len(self._carried.changes) + len(self._deferred)
 
+    def oldest_age(self) -> float:
+        """Seconds the oldest change not taken yet has waited; 0 when none waits."""
+        with self._condition:
+            return 0.0 if self._since is None else time.monotonic() - self._since
+
     def wait(self, delay: float, stopping: threading.Event, wake_at: float | None = None) -> bool:
         """Wait until the oldest change has waited `delay` seconds, a held-back change is due,
         or `wake_at` (monotonic) has come; False if stopping first."""
@@ -87,7 +97,7 @@ class PendingEvents:
         with self._condition:
             events, self._events = self._events, []
             carried, self._carried = self._carried, Batch()
-            self._since = None
+            since, self._since = self._since, None
         # Outside the lock: the reader thread must never wait on a storm's coalescing (the
         # kernel's queue fills meanwhile).
         batch = coalesce(events)
@@ -102,4 +112,4 @@ class PendingEvents:
                     del self._deferred[change.path]
             if due:
                 batch = merge(batch, Batch((), tuple(due)))
-        return Gathered(batch, len(events))
+        return Gathered(batch, len(events), since)

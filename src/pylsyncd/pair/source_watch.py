@@ -13,10 +13,11 @@ import threading
 from typing import Protocol
 
 from pylsyncd.events import Event, EventKind
+from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
-from pylsyncd.watch.choice import describe_watcher
+from pylsyncd.watch.choice import count_watches, describe_watcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -46,8 +47,10 @@ class SourceWatch:
         watchers: WatcherFactory,
         pending: PendingEvents,
         stopping: threading.Event,
+        observer: PairObserver,
     ) -> None:
         self.name = name
+        self._observer = observer
         self._root = SourceRoot(source)
         self._watchers = watchers
         self._pending = pending
@@ -62,6 +65,7 @@ class SourceWatch:
         )
         self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
         self.paused = False  # the source is gone: nothing is applied until it is back
+        self._came_back = False  # its full comparison is the source's return (for the metrics)
 
     def start(self) -> None:
         """Start watching, then reading; before the initial sync, so nothing changes unseen."""
@@ -117,6 +121,17 @@ class SourceWatch:
         return "" if watcher is None else describe_watcher(watcher)
 
     @property
+    def watch_count(self) -> int:
+        """inotify watches held now."""
+        watcher = self._watcher  # read without the lock: a reference, replaced whole
+        return 0 if watcher is None else count_watches(watcher)
+
+    def resync_reason(self) -> ResyncReason:
+        """Why the full comparison that is due was asked for (the source's return: asked once)."""
+        back, self._came_back = self._came_back, False
+        return ResyncReason.SOURCE_BACK if back else ResyncReason.EVENTS_LOST
+
+    @property
     def watching_again(self) -> bool:
         """Whether the source came back and the reader has not watched it afresh yet."""
         return self._rewatch.is_set()
@@ -170,6 +185,7 @@ class SourceWatch:
             events = [Event(EventKind.OVERFLOW, "")]  # what that read held is lost: resync
         if events:
             self._pending.add(events)
+            self._observer.events_read(events)
 
     def _watch_again(self) -> None:
         """The source is back: its old watches are on what went away. Watch it afresh, then have
@@ -184,4 +200,5 @@ class SourceWatch:
             self._stopping.wait(BACKOFF_FIRST)
             return
         self._rewatch.clear()
+        self._came_back = True
         self._pending.add([Event(EventKind.OVERFLOW, "")])
