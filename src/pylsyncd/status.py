@@ -56,6 +56,17 @@ class PairStatus:
     # How the source is watched: "inotify", "poll", or inotify plus rescans with what they
     # learned of the mount, e.g. "inotify+poll (mount forwards events)".
     watch: str = ""
+    # Since the daemon started, for `status --watch`'s throughput: entries written, deleted or
+    # moved by batches, bytes written, failed batches.
+    changes_total: int = 0
+    bytes_total: int = 0
+    failures_total: int = 0
+    oldest_pending_at: float | None = None  # when the oldest waiting change was seen
+    # The initial sync: when it started, entries handled, entries in all (None: not counted yet,
+    # it is counted only for a sync that lasts).
+    sync_started_at: float | None = None
+    sync_entries: int = 0
+    sync_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -226,8 +237,8 @@ def _running(pid: int) -> bool:
 def describe_status(status: DaemonStatus, now: float) -> str:
     """What `pylsyncd status` prints: one block per pair, then the verdict of `health`."""
     lines = [
-        f"pylsyncd pid {status.pid}, up {_ago(now - status.started_at)}, "
-        f"status written {_ago(now - status.updated_at)} ago"
+        f"pylsyncd pid {status.pid}, up {ago(now - status.started_at)}, "
+        f"status written {ago(now - status.updated_at)} ago"
     ]
     for pair in status.pairs:
         lines.append(f"{pair.source} -> {pair.destination}: {pair.state.value}")
@@ -237,17 +248,17 @@ def describe_status(status: DaemonStatus, now: float) -> str:
         lines.append(f"  pending events: {pair.pending_events}")
         if pair.last_batch_at is not None:
             lines.append(
-                f"  last batch:     {_ago(now - pair.last_batch_at)} ago, "
+                f"  last batch:     {ago(now - pair.last_batch_at)} ago, "
                 f"{pair.last_batch_changes} changes in {pair.last_batch_ms:.0f} ms"
             )
         if pair.failing_since is not None:
-            lines.append(f"  failing for:    {_ago(now - pair.failing_since)}")
+            lines.append(f"  failing for:    {ago(now - pair.failing_since)}")
         if pair.last_error:
             lines.append(f"  last error:     {pair.last_error}")
     return "\n".join(lines)
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     seconds = max(seconds, 0)
     if seconds < 120:
         return f"{seconds:.0f} s"

@@ -94,6 +94,7 @@ class Pair:
             ready=self.ready.is_set(),
             pending=len(self.pending),
             watch=self._source.watching,
+            pending_since=self.pending.oldest_seen(),
         )
 
     def watch_count(self) -> int:
@@ -157,7 +158,7 @@ class Pair:
             delete = False
         log.info("%s: initial sync", self.name)
         started = time.monotonic()
-        reporter = ProgressReporter(self.name, self.config.source, self.excludes)
+        reporter = ProgressReporter(self.name, self.config.source, self.excludes, self._progress)
         while True:
             outcome = self._guarded(
                 lambda: self.transfer.full_sync(delete=delete, progress=reporter)

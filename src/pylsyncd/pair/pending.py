@@ -35,6 +35,7 @@ class PendingEvents:
         self._events: list[Event] = []
         self._carried = Batch()  # a failed batch, to be retried with the next one
         self._since: float | None = None  # when the oldest waiting change arrived
+        self._since_wall: tuple[float, float] | None = None  # `_since` and its Unix time
         # Changes a transfer held back (`Outcome.deferred`): path -> (change, when it is due).
         self._deferred: dict[str, tuple[Change, float]] = {}
 
@@ -73,6 +74,16 @@ class PendingEvents:
         """Seconds the oldest change not taken yet has waited; 0 when none waits."""
         with self._condition:
             return 0.0 if self._since is None else time.monotonic() - self._since
+
+    def oldest_seen(self) -> float | None:
+        """When (Unix time) the oldest change not taken yet was seen; None when none waits."""
+        with self._condition:
+            if self._since is None:
+                return None
+            # In Unix time, computed once per change of `_since`, so the status stays equal.
+            if self._since_wall is None or self._since_wall[0] != self._since:
+                self._since_wall = (self._since, time.time() - (time.monotonic() - self._since))
+            return self._since_wall[1]
 
     def wait(self, delay: float, stopping: threading.Event, wake_at: float | None = None) -> bool:
         """Wait until the oldest change has waited `delay` seconds, a held-back change is due,
