@@ -33,6 +33,7 @@ SECONDS_BUCKETS = (
 )  # fmt: skip
 BATCH_RESULTS = ("applied", "failed")
 RUN_RESULTS = ("ok", "failed")
+_FEW_EVENTS = 4  # up to this many events are counted one by one, more are tallied first
 
 
 class Pending(Protocol):
@@ -160,6 +161,10 @@ class PairMetrics:
 
     def events_read(self, events: list[Event]) -> None:
         """Count events by kind: one pass over what the reader queued."""
+        if len(events) <= _FEW_EVENTS:  # an edit's read: an increment each beats tallying
+            for event in events:
+                self._events[event.kind].inc()
+            return
         for kind, count in Tally(event.kind for event in events).items():
             self._events[kind].inc(count)
 

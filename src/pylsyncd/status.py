@@ -7,12 +7,14 @@ pair finished its initial sync, as long as none has been failing for longer than
 seconds.
 
 Beside it the daemon keeps a marker (`health_marker`) that exists while those rules hold and is
-touched with every write: the image's HEALTHCHECK only asks `find` whether it is younger than
-STALE_AFTER, instead of starting Python every 2 s (80 ms of CPU each time) on an idle sidecar.
+touched with every write: the image's HEALTHCHECK (docker/healthcheck.sh) only asks `find` whether
+it is younger than STALE_AFTER, instead of starting Python every 2 s (80 ms of CPU each time) on an
+idle sidecar.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -89,6 +91,12 @@ def health_marker(status_path: str) -> str:
     return f"{status_path}.healthy"
 
 
+def probe_flag(status_path: str) -> str:
+    """The image's probe's own flag: the marker has been there since the probe last answered
+    "healthy". Removed with the marker, so that the next healthy answer comes at once."""
+    return f"{health_marker(status_path)}.reported"
+
+
 class StatusFile:
     """Keeps the status file current: rewritten when a pair's status changes, and every
     HEARTBEAT seconds so that `health` can tell a quiet daemon from a hung one; and its health
@@ -104,6 +112,7 @@ class StatusFile:
         self.path = path
         self._clock = clock
         self.marker = health_marker(path)
+        self._probe_flag = probe_flag(path)
         self._pairs = pairs
         self._failing_for = failing_for
         self._started_at = clock()
@@ -159,9 +168,9 @@ class StatusFile:
 
     def _unmark(self) -> None:
         try:
-            os.unlink(self.marker)
-        except FileNotFoundError:
-            pass
+            for path in (self._probe_flag, self.marker):  # the flag first: it vouches for it
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         except OSError as error:
             log.debug("cannot remove the health marker %s: %s", self.marker, error.strerror)
             return
