@@ -91,12 +91,11 @@ class OnSync:
         self._condition = threading.Condition()
         self._landed: Landed | None = None  # the pending run, if any
         self._closing = False
+        self._failing = False
+        # Started with the first run: without ON_SYNC, or before a batch, no thread waits.
+        self._runner = threading.Thread(target=self._run, name=f"on-sync {name}", daemon=True)
         # Written to end the runner's wait on a running command (restart, close).
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._failing = False
-        self._runner = threading.Thread(target=self._run, name=f"on-sync {name}", daemon=True)
-        if self.command:  # without ON_SYNC, nothing runs and no thread waits
-            self._runner.start()
 
     def batch_applied(self, batch: Batch, outcome: Outcome, *, final: bool) -> None:
         """A batch went through: run the command for it (now, or once the running one ends).
@@ -113,6 +112,8 @@ class OnSync:
                 self._landed = Landed()
             self._landed.add(paths, outcome)
             self._condition.notify()
+        if self._runner.ident is None:  # never started; the pair thread is the only caller
+            self._runner.start()
         if self.busy is OnSyncBusy.RESTART:
             self._poke()
 
