@@ -23,6 +23,8 @@ from pylsyncd.config.observability import Address
 from pylsyncd.events import Event, EventKind
 from pylsyncd.pair.observer import FailureKind, ResyncReason
 from pylsyncd.transfer import Outcome
+from pylsyncd.watch import Watcher
+from pylsyncd.watch.choice import count_watches
 
 log = logging.getLogger("pylsyncd")
 
@@ -103,9 +105,9 @@ class DaemonMetrics:
         self._pairs[name] = PairMetrics(self, name)
         return self._pairs[name]
 
-    def follow(self, name: str, pending: Pending, watches: Callable[[], int]) -> None:
+    def follow(self, name: str, pending: Pending, live: Callable[[], bool]) -> None:
         """Read the gauges of the pair called `name` from these at each scrape."""
-        self._pairs[name].follow(pending, watches)
+        self._pairs[name].follow(pending, live)
 
     def serve(self, address: Address) -> None:
         """Serve /metrics on `address` from a thread; raises OSError (port taken, bad host)."""
@@ -150,14 +152,23 @@ class PairMetrics:
         self._watches = metrics.watches.labels(name)
         self._last_success = metrics.last_success.labels(name)
         self._initial_sync = metrics.initial_sync.labels(name)
-        self._initial_sync.set(0)
         self._last_success.set(0)
+        self._watcher: Watcher | None = None  # the source's, read at each scrape
+        self._watches.set_function(_reader(self._watch_count))
 
-    def follow(self, pending: Pending, watches: Callable[[], int]) -> None:
-        """Read the gauges from these at each scrape."""
+    def follow(self, pending: Pending, live: Callable[[], bool]) -> None:
+        """Read the gauges from these at each scrape: the pending changes, whether it is live."""
         self._pending.set_function(_reader(pending.__len__))
         self._oldest.set_function(_reader(pending.oldest_age))
-        self._watches.set_function(_reader(watches))
+        self._initial_sync.set_function(_reader(live))
+
+    def watching(self, watcher: Watcher | None) -> None:
+        """The source's watcher now: its watches are counted at each scrape."""
+        self._watcher = watcher
+
+    def _watch_count(self) -> int:
+        watcher = self._watcher  # a reference, replaced whole by the reader thread
+        return 0 if watcher is None else count_watches(watcher)
 
     def events_read(self, events: list[Event]) -> None:
         """Count events by kind: one pass over what the reader queued."""
@@ -186,10 +197,6 @@ class PairMetrics:
     def full_resync(self, reason: ResyncReason) -> None:
         """A whole-tree comparison while live."""
         self._resyncs[reason].inc()
-
-    def initial_sync_done(self) -> None:
-        """The pair is live."""
-        self._initial_sync.set(1)
 
     def on_sync_ran(self, ok: bool) -> None:
         """An ON_SYNC run ended."""

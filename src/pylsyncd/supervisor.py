@@ -228,7 +228,7 @@ def _build_pair(
         observer=observer,
     )
     if metrics is not None:
-        metrics.follow(name, pair.pending, pair.watch_count)
+        metrics.follow(name, pair.pending, pair.ready.is_set)
     return pair
 
 

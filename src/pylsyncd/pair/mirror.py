@@ -64,7 +64,7 @@ class Pair:
         self._source = SourceWatch(
             self.name, config.source, watcher, watchers, self.pending, stopping, observer
         )
-        self._retry = Retry(self.name)
+        self._retry = Retry(self.name, observer)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
         self._on_sync = OnSync(self.name, config, observer)  # does nothing without ON_SYNC
@@ -97,10 +97,6 @@ class Pair:
             pending_since=self.pending.oldest_seen(),
         )
 
-    def watch_count(self) -> int:
-        """inotify watches held (for the metrics)."""
-        return self._source.watch_count
-
     def wake(self) -> None:
         """After `stopping` is set: end the reader's and the pair thread's waits now."""
         self._source.wake()
@@ -118,7 +114,6 @@ class Pair:
         # would otherwise stay resident for the daemon's life (see `heap`).
         return_freed_memory()
         self.ready.set()
-        self.observer.initial_sync_done()
         log.info("%s: live, watching %s", self.name, self.config.source)
         while self.pending.wait(self.config.delay, self.stopping, wake_at=self._batch_log.due()):
             if not self._apply_next():
@@ -165,8 +160,7 @@ class Pair:
             )
             if outcome.ok:
                 break
-            self.observer.failed(FailureKind.INITIAL_SYNC)
-            self._retry.failed("initial sync", outcome.error)
+            self._retry.failed("initial sync", outcome.error, FailureKind.INITIAL_SYNC)
             if self.stopping.wait(self._retry.backoff):
                 return
         self._retry.succeeded()
@@ -207,8 +201,7 @@ class Pair:
             )
             if not resync.ok:
                 self.pending.requeue(batch)
-                self.observer.failed(FailureKind.FULL_RESYNC)
-                self._retry.failed("full resync", resync.error)
+                self._retry.failed("full resync", resync.error, FailureKind.FULL_RESYNC)
                 return False
             return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
@@ -223,9 +216,8 @@ class Pair:
             self._on_sync.batch_applied(batch, outcome, final=final)
             self._retry.succeeded()
             return True
-        self.observer.failed(FailureKind.APPLY)
         self.pending.requeue(outcome.failed)
-        self._retry.failed("applying changes", outcome.error)
+        self._retry.failed("applying changes", outcome.error, FailureKind.APPLY)
         return False
 
     def _guarded(self, step: Callable[[], Outcome]) -> Outcome:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from pylsyncd.events import Event
 from pylsyncd.transfer import Outcome
+from pylsyncd.watch import Watcher
 
 
 class FailureKind(Enum):
@@ -43,8 +44,8 @@ class PairObserver(Protocol):
     def full_resync(self, reason: ResyncReason) -> None:
         """The whole tree is compared again while live."""
 
-    def initial_sync_done(self) -> None:
-        """The pair is live."""
+    def watching(self, watcher: Watcher | None) -> None:
+        """The source is watched with `watcher` now (None while it is replaced)."""
 
     def on_sync_ran(self, ok: bool) -> None:
         """An ON_SYNC run ended: exit status 0, or not."""
@@ -65,7 +66,7 @@ class _Unobserved:
     def full_resync(self, reason: ResyncReason) -> None:
         """Nothing to count."""
 
-    def initial_sync_done(self) -> None:
+    def watching(self, watcher: Watcher | None) -> None:
         """Nothing to count."""
 
     def on_sync_ran(self, ok: bool) -> None:

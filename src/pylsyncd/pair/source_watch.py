@@ -17,7 +17,7 @@ from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
-from pylsyncd.watch.choice import count_watches, describe_watcher
+from pylsyncd.watch.choice import describe_watcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -120,12 +120,6 @@ class SourceWatch:
         watcher = self._watcher  # read without the lock: a reference, replaced whole
         return "" if watcher is None else describe_watcher(watcher)
 
-    @property
-    def watch_count(self) -> int:
-        """inotify watches held now."""
-        watcher = self._watcher  # read without the lock: a reference, replaced whole
-        return 0 if watcher is None else count_watches(watcher)
-
     def resync_reason(self) -> ResyncReason:
         """Why the full comparison that is due was asked for (the source's return: asked once)."""
         back, self._came_back = self._came_back, False
@@ -140,6 +134,7 @@ class SourceWatch:
         """Make `watcher` the one read and woken; the one it replaces."""
         with self._lock:
             previous, self._watcher = self._watcher, watcher
+        self._observer.watching(watcher)
         return previous
 
     def _watch(self, watcher: Watcher | None) -> None:
