@@ -157,10 +157,11 @@ def _slim(rootfs: Path, stanzas: list[str]) -> None:
 
 
 def build_requirements(repo: Path) -> list[str]:
-    """pyproject.toml's build-system requirements: what pip inside the build must find."""
+    """pyproject.toml's build-system requirements and the daemon's dependencies: what pip
+    inside the build must find."""
     pyproject: dict[str, Any] = tomllib.loads((repo / "pyproject.toml").read_text())
     requires: list[str] = pyproject["build-system"]["requires"]
-    return requires
+    return [*requires, *pyproject["project"]["dependencies"]]
 
 
 def ensure_wheelhouse(requirements: list[str], cache_dir: Path) -> Path:

@@ -44,15 +44,15 @@ def test_check_prints_every_pair_and_setting(tmp_path: Path, src: Path) -> None:
     out = result.stdout
     assert f"pair 1: {src} -> {tmp_path}/dst\n" in out
     assert f"pair 2: {tmp_path}/other -> {tmp_path}/other-copy\n" in out
-    assert out.count("excludes:           .git '*.tmp'\n") == 2
-    assert out.count("delay:              0.5 s\n") == 2
-    assert out.count("backend:            rsync\n") == 2
-    assert out.count("delete:             true\n") == 2
-    assert out.count("init:               false\n") == 2
-    assert out.count("rsync_args:         -z\n") == 2
-    assert out.count("allow_empty_source: false\n") == 2
-    assert "log_level:          warning\n" in out
-    assert "shutdown_grace:     10 s\n" in out
+    assert out.count("excludes:             .git '*.tmp'\n") == 2
+    assert out.count("delay:                0.5 s\n") == 2
+    assert out.count("backend:              rsync\n") == 2
+    assert out.count("delete:               true\n") == 2
+    assert out.count("init:                 false\n") == 2
+    assert out.count("rsync_args:           -z\n") == 2
+    assert out.count("allow_empty_source:   false\n") == 2
+    assert "log_level:            warning\n" in out
+    assert "shutdown_grace:       10 s\n" in out
     assert not (tmp_path / "dst").exists()
     assert not (tmp_path / "other-copy").exists()
 
@@ -68,7 +68,7 @@ def test_check_with_the_seed_environment(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert f"pair 2: {tmp_path}/output -> {tmp_path}/output.mounted" in result.stdout
-    assert result.stdout.count("excludes:           .git .svn\n") == 2
+    assert result.stdout.count("excludes:             .git .svn\n") == 2
 
 
 def test_version(tmp_path: Path) -> None:

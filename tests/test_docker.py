@@ -312,6 +312,37 @@ def test_health_fails_while_no_daemon_has_written_its_status(engine: Engine, ima
     assert len((result.stdout + result.stderr).splitlines()) == 1
 
 
+def test_the_image_probe_turns_unhealthy_when_the_daemon_hangs_and_healthy_again(
+    engine: Engine, image: str
+) -> None:
+    name = f"pylsyncdtest-probe-{os.getpid()}"
+    engine.docker(
+        "run", "--detach", "--name", name, "--network", "none",
+        "--mount", "type=tmpfs,destination=/srv/src", image, "/srv/src", "/srv/dst",
+    )  # fmt: skip
+
+    def health() -> str:
+        return engine.docker("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
+
+    # tini is PID 1; the daemon is its one child.
+    daemon = "$(cat /proc/1/task/1/children)"
+    try:
+        wait_until(lambda: health() == "healthy", timeout=30, interval=0.2)
+        # Stopped, the daemon no longer touches its marker: the probe watching it fails once it
+        # is 30 s old (within its 15 s step), then after three failures (Docker's retries) the
+        # container is unhealthy.
+        engine.docker("exec", name, "sh", "-c", f"kill -STOP {daemon}")
+        wait_until(lambda: health() == "unhealthy", timeout=90, interval=0.5)
+        log = json.loads(
+            engine.docker("inspect", "--format", "{{json .State.Health.Log}}", name).stdout
+        )
+        assert log[-1]["ExitCode"] == 1 and log[-1]["Output"].startswith("unhealthy")
+        engine.docker("exec", name, "sh", "-c", f"kill -CONT {daemon}")
+        wait_until(lambda: health() == "healthy", timeout=30, interval=0.2)
+    finally:
+        engine.docker("rm", "--force", name, check=False)
+
+
 # -- the modern file: named volumes, the app waits for a healthy sync ---------------------------
 
 

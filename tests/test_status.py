@@ -271,6 +271,7 @@ def test_status_file_json_names_each_field(tmp_path: Path) -> None:
     assert set(document["pairs"][0]) == {
         "source", "destination", "state", "initial_sync_done", "pending_events",
         "last_batch_at", "last_batch_changes", "last_batch_ms", "last_error", "failing_since",
-        "watch",
+        "watch", "changes_total", "bytes_total", "failures_total", "oldest_pending_at",
+        "sync_started_at", "sync_entries", "sync_total",
     }  # fmt: skip
     assert document["pairs"][0]["state"] == "live"

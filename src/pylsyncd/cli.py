@@ -32,7 +32,7 @@ milliseconds and applied in-process (direct) or with rsync.
   pylsyncd [options] [SRC DST ...]        run the daemon until SIGTERM or SIGINT
   pylsyncd check [options] [SRC DST ...]  check the configuration, print each pair and setting
   pylsyncd health [--failing-for SECONDS]  exit 0 if the running daemon is healthy (STATUS_FILE)
-  pylsyncd status                         print the running daemon's state per pair"""
+  pylsyncd status [--watch]               print the running daemon's state per pair (live)"""
 # Paragraphs of --help's epilog, filled to 100 columns; {keys} and {daemon} are TOML keys.
 _EPILOG = (
     "Each setting is a flag, an environment variable (named in its help) or a key in the TOML "
@@ -155,6 +155,13 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
         help=f"how long a pair may fail before it counts as unhealthy "
         f"(default {DEFAULT_FAILING_FOR:g})",
     )
+    if command == "status":
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="refresh about once a second until Ctrl-C: a live view on a terminal, "
+            "one line per pair and refresh otherwise",
+        )
     options = parser.parse_args(list(argv))
     if options.status_file is not None:
         path = status_file.from_flag(options.status_file)
@@ -170,6 +177,10 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
         if options.failing_for is None
         else parse_grace(options.failing_for, "--failing-for")
     )
+    if getattr(options, "watch", False):
+        from pylsyncd.status_view import watch
+
+        return watch(path, failing_for=failing_for, out=sys.stdout, tty=sys.stdout.isatty())
     status, text = report(path, failing_for=failing_for, details=command == "status")
     print(text)
     return status

@@ -14,15 +14,20 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pylsyncd.config import Config, PairConfig
-from pylsyncd.errors import DestinationError, ForcedExit, PairStopped, ShutdownTimeout
+from pylsyncd.errors import ConfigError, DestinationError, ForcedExit, PairStopped, ShutdownTimeout
 from pylsyncd.git_excludes import pair_excludes
 from pylsyncd.pair import Pair, pair_name
+from pylsyncd.pair.observer import UNOBSERVED
 from pylsyncd.status import StatusFile
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.choice import make_transfer
 from pylsyncd.watch.choice import WatcherChoice
+
+if TYPE_CHECKING:
+    from pylsyncd.metrics import DaemonMetrics
 
 log = logging.getLogger("pylsyncd")
 
@@ -96,15 +101,41 @@ def run(config: Config) -> int:
     Raises DestinationError, PairStopped, ShutdownTimeout or ForcedExit: `cli.main` prints its
     one line and exits with its status.
     """
+    metrics = _serve_metrics(config)  # first: a port that is taken touches nothing on disk
     requests = _StopRequests()
     requests.install()
     try:
-        return _run(config, requests, _Stopping(requests.write_fd))
+        return _run(config, requests, _Stopping(requests.write_fd), metrics)
     finally:
         requests.close()
+        if metrics is not None:
+            metrics.close()
 
 
-def _run(config: Config, requests: _StopRequests, stopping: threading.Event) -> int:
+def _serve_metrics(config: Config) -> DaemonMetrics | None:
+    """The metrics, served on METRICS_ADDR; None without it (prometheus_client not imported)."""
+    if config.metrics_addr is None:
+        return None
+    import pylsyncd
+    from pylsyncd.metrics import DaemonMetrics
+
+    metrics = DaemonMetrics(pylsyncd.__version__)
+    try:
+        metrics.serve(config.metrics_addr)
+    except OSError as error:
+        raise ConfigError(
+            f"METRICS_ADDR={config.metrics_addr} cannot be served: {error.strerror}; "
+            "give a free port on an address of this host"
+        ) from None
+    return metrics
+
+
+def _run(
+    config: Config,
+    requests: _StopRequests,
+    stopping: threading.Event,
+    metrics: DaemonMetrics | None,
+) -> int:
     """`run` once the signals are handled."""
     ownership = Ownership.for_daemon(config.puid, config.pgid)
     for pair_config in config.pairs:
@@ -115,7 +146,9 @@ def _run(config: Config, requests: _StopRequests, stopping: threading.Event) -> 
                 f"cannot create destination {pair_config.destination}: {error.strerror}"
             ) from None
 
-    pairs = [_build_pair(c, ownership, stopping, config.shutdown_grace) for c in config.pairs]
+    pairs = [
+        _build_pair(c, ownership, stopping, config.shutdown_grace, metrics) for c in config.pairs
+    ]
     status_file = (
         StatusFile(config.status_file, lambda: tuple(pair.status() for pair in pairs))
         if config.status_file
@@ -173,13 +206,18 @@ def _run(config: Config, requests: _StopRequests, stopping: threading.Event) -> 
 
 
 def _build_pair(
-    config: PairConfig, ownership: Ownership, stopping: threading.Event, grace: float
+    config: PairConfig,
+    ownership: Ownership,
+    stopping: threading.Event,
+    grace: float,
+    metrics: DaemonMetrics | None = None,
 ) -> Pair:
     """One pair with the transfer and the watchers its settings choose."""
     name = pair_name(config)
     excludes, unwatched = pair_excludes(config)
     watchers = WatcherChoice(name, config, unwatched)
-    return Pair(
+    observer = UNOBSERVED if metrics is None else metrics.pair(name)
+    pair = Pair(
         config,
         transfer=make_transfer(config, excludes, ownership),
         watcher=watchers.chosen(),
@@ -187,7 +225,11 @@ def _build_pair(
         excludes=excludes,
         stopping=stopping,
         grace=grace,
+        observer=observer,
     )
+    if metrics is not None:
+        metrics.follow(name, pair.pending, pair.ready.is_set)
+    return pair
 
 
 def _join(threads: list[threading.Thread], deadline: float, requests: _StopRequests) -> None:

@@ -28,11 +28,19 @@ from pylsyncd.config.kinds import (
     seconds,
     written,
 )
+from pylsyncd.config.observability import (
+    ADDRESS,
+    COMMAND,
+    Address,
+    OnSyncBusy,
+    parse_on_sync_busy,
+)
 from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
 from pylsyncd.config.values import (
     parse_backend,
     parse_delay,
     parse_delete,
+    parse_grace,
     parse_log_level,
     parse_poll_hot_for,
     parse_poll_interval,
@@ -269,6 +277,36 @@ SETTINGS = (
         kind=NUMERIC_ID, metavar="GID",
     ),
     Setting(
+        "metrics_addr", _DAEMON, "--metrics-addr",
+        "serve Prometheus metrics on http://HOST:PORT/metrics; the image's usual value is "
+        "0.0.0.0:9108",
+        kind=ADDRESS,
+    ),
+    Setting(
+        "on_sync", _PAIR, "--on-sync",
+        "command run after each batch is applied (never before the initial sync is done), split "
+        "like a shell does and run without one; the changed paths, NUL-separated, on its stdin",
+        kind=COMMAND, default=(),
+    ),
+    Setting(
+        "on_sync_paths", _PAIR, "--on-sync-paths",
+        "rsync patterns: ON_SYNC runs only for batches that change a matching path; repeat the "
+        "flag for more, or separate them with ':' in the environment; none: every batch",
+        kind=PATTERNS, default=(),
+    ),
+    Setting(
+        "on_sync_busy", _PAIR, "--on-sync-busy",
+        "when a batch lands while ON_SYNC still runs: queue one more run, its paths merged, or "
+        "restart it (TERM, then KILL after ON_SYNC_STOP_TIMEOUT)",
+        kind=choice(parse_on_sync_busy, enum_values(OnSyncBusy)),
+        default=OnSyncBusy.QUEUE,
+    ),
+    Setting(
+        "on_sync_stop_timeout", _PAIR, "--on-sync-stop-timeout",
+        "seconds ON_SYNC has to exit after TERM (restart, or the daemon stopping) before KILL",
+        kind=seconds(parse_grace), default=5.0,
+    ),
+    Setting(
         "config", _DAEMON, "--config",
         "TOML file of settings and [[pair]] tables",
         metavar="FILE",
@@ -305,6 +343,10 @@ class PairConfig:
     poll_period: float = _DEFAULT["poll_period"]
     poll_hot_for: float = _DEFAULT["poll_hot_for"]
     poll_safety_period: float = _DEFAULT["poll_safety_period"]
+    on_sync: tuple[str, ...] = _DEFAULT["on_sync"]  # the command's argument list; () for none
+    on_sync_paths: tuple[str, ...] = _DEFAULT["on_sync_paths"]
+    on_sync_busy: OnSyncBusy = _DEFAULT["on_sync_busy"]
+    on_sync_stop_timeout: float = _DEFAULT["on_sync_stop_timeout"]
 
 
 @dataclass(frozen=True)
@@ -317,3 +359,4 @@ class Config:
     status_file: str | None = _DEFAULT["status_file"]  # where `health` reads the JSON status
     puid: int | None = _DEFAULT["puid"]  # owner given to what the daemon creates in destinations
     pgid: int | None = _DEFAULT["pgid"]
+    metrics_addr: Address | None = _DEFAULT["metrics_addr"]  # where /metrics is served, if at all

@@ -20,6 +20,8 @@ from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.pair.batch_log import BatchLog
 from pylsyncd.pair.git_rules import GitRules
 from pylsyncd.pair.heap import return_freed_memory
+from pylsyncd.pair.observer import UNOBSERVED, FailureKind, PairObserver
+from pylsyncd.pair.on_sync import OnSync
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
 from pylsyncd.pair.retry import Retry
@@ -49,6 +51,7 @@ class Pair:
         excludes: ExcludeRules,
         stopping: threading.Event,
         grace: float,
+        observer: PairObserver = UNOBSERVED,
     ) -> None:
         self.config = config
         self.name = pair_name(config)
@@ -59,10 +62,11 @@ class Pair:
         self.pending = PendingEvents()
         self.ready = threading.Event()
         self.fatal: str | None = None  # set when the pair cannot go on
+        self.observer = observer
         self._source = SourceWatch(
-            self.name, config.source, watcher, watchers, self.pending, stopping
+            self.name, config.source, watcher, watchers, self.pending, stopping, observer
         )
-        self._retry = Retry(self.name)
+        self._retry = Retry(self.name, observer)
         self._progress = PairProgress()  # what the status file shows of the last batch
         self._batch_log = BatchLog(self.name)  # the info lines of its batches
         self._git_rules = (
@@ -70,6 +74,7 @@ class Pair:
             if isinstance(excludes, GitExcludes)
             else None
         )
+        self._on_sync = OnSync(self.name, config, observer)  # does nothing without ON_SYNC
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -83,6 +88,7 @@ class Pair:
         finally:
             self.stopping.set()  # stops the reader; a fatal error stops the daemon too
             self._source.close()
+            self._on_sync.close()
             self._progress.stopped = True
 
     def status(self) -> PairStatus:
@@ -95,6 +101,7 @@ class Pair:
             ready=self.ready.is_set(),
             pending=len(self.pending),
             watch=self._source.watching,
+            pending_since=self.pending.oldest_seen(),
         )
 
     def wake(self) -> None:
@@ -153,14 +160,14 @@ class Pair:
             delete = False
         log.info("%s: initial sync", self.name)
         started = time.monotonic()
-        reporter = ProgressReporter(self.name, self.config.source, self.excludes)
+        reporter = ProgressReporter(self.name, self.config.source, self.excludes, self._progress)
         while True:
             outcome = self._guarded(
                 lambda: self.transfer.full_sync(delete=delete, progress=reporter)
             )
             if outcome.ok:
                 break
-            self._retry.failed("initial sync", outcome.error)
+            self._retry.failed("initial sync", outcome.error, FailureKind.INITIAL_SYNC)
             if self.stopping.wait(self._retry.backoff):
                 return
         self._retry.succeeded()
@@ -198,12 +205,13 @@ class Pair:
         if batch.full_resync:
             if self._git_rules is None or not self._git_rules.comparing():
                 log.warning("%s: the kernel dropped events: comparing the whole tree", self.name)
+            self.observer.full_resync(self._source.resync_reason())
             resync = self._guarded(
                 lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )
             if not resync.ok:
                 self.pending.requeue(batch)
-                self._retry.failed("full resync", resync.error)
+                self._retry.failed("full resync", resync.error, FailureKind.FULL_RESYNC)
                 return False
             return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
@@ -214,10 +222,12 @@ class Pair:
         self._progress.batch_done(outcome, elapsed_ms)
         self._batch_log.done(outcome, gathered.events, elapsed_ms)
         if outcome.ok:
+            self.observer.batch_applied(outcome, elapsed_ms / 1000, gathered.waited(started))
+            self._on_sync.batch_applied(batch, outcome, final=final)
             self._retry.succeeded()
             return True
         self.pending.requeue(outcome.failed)
-        self._retry.failed("applying changes", outcome.error)
+        self._retry.failed("applying changes", outcome.error, FailureKind.APPLY)
         return False
 
     def _guarded(self, step: Callable[[], Outcome]) -> Outcome:

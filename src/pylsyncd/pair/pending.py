@@ -20,6 +20,11 @@ class Gathered:
 
     batch: Batch
     events: int
+    since: float | None = None  # when its oldest event arrived (monotonic), if it has events
+
+    def waited(self, started: float) -> float:
+        """How long its oldest event waited before the batch was `started` (monotonic)."""
+        return 0.0 if self.since is None else max(started - self.since, 0.0)
 
 
 class PendingEvents:
@@ -30,6 +35,7 @@ class PendingEvents:
         self._events: list[Event] = []
         self._carried = Batch()  # a failed batch, to be retried with the next one
         self._since: float | None = None  # when the oldest waiting change arrived
+        self._since_wall: tuple[float, float] | None = None  # `_since` and its Unix time
         # Changes a transfer held back (`Outcome.deferred`): path -> (change, when it is due).
         self._deferred: dict[str, tuple[Change, float]] = {}
 
@@ -64,6 +70,21 @@ class PendingEvents:
         with self._condition:
             return len(self._events) + len(self._carried.changes) + len(self._deferred)
 
+    def oldest_age(self) -> float:
+        """Seconds the oldest change not taken yet has waited; 0 when none waits."""
+        with self._condition:
+            return 0.0 if self._since is None else time.monotonic() - self._since
+
+    def oldest_seen(self) -> float | None:
+        """When (Unix time) the oldest change not taken yet was seen; None when none waits."""
+        with self._condition:
+            if self._since is None:
+                return None
+            # In Unix time, computed once per change of `_since`, so the status stays equal.
+            if self._since_wall is None or self._since_wall[0] != self._since:
+                self._since_wall = (self._since, time.time() - (time.monotonic() - self._since))
+            return self._since_wall[1]
+
     def wait(self, delay: float, stopping: threading.Event, wake_at: float | None = None) -> bool:
         """Wait until the oldest change has waited `delay` seconds, a held-back change is due,
         or `wake_at` (monotonic) has come; False if stopping first."""
@@ -87,7 +108,7 @@ class PendingEvents:
         with self._condition:
             events, self._events = self._events, []
             carried, self._carried = self._carried, Batch()
-            self._since = None
+            since, self._since = self._since, None
         # Outside the lock: the reader thread must never wait on a storm's coalescing (the
         # kernel's queue fills meanwhile).
         batch = coalesce(events)
@@ -102,4 +123,4 @@ class PendingEvents:
                     del self._deferred[change.path]
             if due:
                 batch = merge(batch, Batch((), tuple(due)))
-        return Gathered(batch, len(events))
+        return Gathered(batch, len(events), since)

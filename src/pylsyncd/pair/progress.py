@@ -27,6 +27,12 @@ class PairProgress:
     last_batch_changes: int = 0
     last_batch_ms: float = 0.0
     stopped: bool = False
+    changes_total: int = 0
+    bytes_total: int = 0
+    failures_total: int = 0
+    sync_started_at: float | None = None
+    sync_entries: int = 0
+    sync_total: int | None = None
 
     def batch_done(self, outcome: Outcome, elapsed_ms: float) -> None:
         """Record a batch that was applied (fully or not)."""
@@ -35,6 +41,9 @@ class PairProgress:
             outcome.copied + outcome.dirs + outcome.links + outcome.deleted + outcome.moved
         )
         self.last_batch_ms = elapsed_ms
+        self.changes_total += self.last_batch_changes
+        self.bytes_total += outcome.bytes
+        self.failures_total += not outcome.ok
 
 
 def pair_status(
@@ -46,6 +55,7 @@ def pair_status(
     ready: bool,
     pending: int,
     watch: str = "",
+    pending_since: float | None = None,
 ) -> PairStatus:
     """A pair's line in the status file: its state, last batch and failure."""
     if progress.stopped:
@@ -70,6 +80,13 @@ def pair_status(
         last_error=retry.last_error,
         failing_since=retry.failing_since,
         watch=watch,
+        changes_total=progress.changes_total,
+        bytes_total=progress.bytes_total,
+        failures_total=progress.failures_total,
+        oldest_pending_at=pending_since,
+        sync_started_at=progress.sync_started_at,
+        sync_entries=progress.sync_entries,
+        sync_total=progress.sync_total,
     )
 
 
@@ -103,20 +120,29 @@ def _size(count: int) -> str:
 class ProgressReporter:
     """Progress lines for a long initial sync: entries done, rate, and time left."""
 
-    def __init__(self, name: str, source: str, excludes: ExcludeRules) -> None:
+    def __init__(
+        self, name: str, source: str, excludes: ExcludeRules, shown: PairProgress | None = None
+    ) -> None:
         self.name = name
         self.source = source
         self.excludes = excludes
         self.started = time.monotonic()
         self.next_report = self.started + _PROGRESS_EVERY
         self.total: int | None = None
+        self.shown = shown  # where the status file (`status --watch`) finds the progress
+        if shown is not None:
+            shown.sync_started_at = time.time()
 
     def __call__(self, done: int) -> None:
+        if self.shown is not None:
+            self.shown.sync_entries = done
         now = time.monotonic()
         if now < self.next_report:
             return
         if self.total is None:
             self.total = count_entries(self.source, self.excludes)  # only for syncs that last
+            if self.shown is not None:
+                self.shown.sync_total = self.total
         rate = done / (now - self.started)
         left = max(self.total - done, 0)
         log.info(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import time
 
+from pylsyncd.pair.observer import UNOBSERVED, FailureKind, PairObserver
+
 log = logging.getLogger("pylsyncd")
 
 BACKOFF_FIRST = 0.5  # seconds before the first retry, and between looks at a source that is gone
@@ -15,8 +17,9 @@ BACKOFF_MAX = 30.0
 class Retry:
     """The failure a pair is in, if any, and how long to wait before the next attempt."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, observer: PairObserver = UNOBSERVED) -> None:
         self.name = name
+        self._observer = observer  # counts every failed attempt, by kind
         self.backoff = BACKOFF_FIRST
         # One clock for the failure: the status file needs Unix time, and the log's "recovered
         # after" is measured from the same reading (never negative, should the clock be set
@@ -25,8 +28,11 @@ class Retry:
         self.last_error: str | None = None  # kept after a recovery: the status shows it
         self._said = False  # the failure was logged, so its end will be too
 
-    def failed(self, what: str, error: str | None) -> None:
-        """An attempt at `what` failed: said when the failure starts; later ones back off."""
+    def failed(self, what: str, error: str | None, kind: FailureKind | None = None) -> None:
+        """An attempt at `what` failed: said when the failure starts; later ones back off.
+        Counted under `kind` (for the metrics) when given."""
+        if kind is not None:
+            self._observer.failed(kind)
         self.last_error = error
         if self.failing_since is None:
             self.failing_since = time.time()

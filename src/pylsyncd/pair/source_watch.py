@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pylsyncd.events import Event, EventKind
+from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
@@ -47,8 +48,10 @@ class SourceWatch:
         watchers: WatcherFactory,
         pending: PendingEvents,
         stopping: threading.Event,
+        observer: PairObserver,
     ) -> None:
         self.name = name
+        self._observer = observer
         self._root = SourceRoot(source)
         self._watchers = watchers
         self._pending = pending
@@ -64,6 +67,7 @@ class SourceWatch:
         self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
         self._before_rewatch: Callable[[], None] | None = None
         self.paused = False  # the source is gone: nothing is applied until it is back
+        self._came_back = False  # its full comparison is the source's return (for the metrics)
 
     def start(self) -> None:
         """Start watching, then reading; before the initial sync, so nothing changes unseen."""
@@ -130,6 +134,11 @@ class SourceWatch:
         watcher = self._watcher  # read without the lock: a reference, replaced whole
         return "" if watcher is None else describe_watcher(watcher)
 
+    def resync_reason(self) -> ResyncReason:
+        """Why the full comparison that is due was asked for (the source's return: asked once)."""
+        back, self._came_back = self._came_back, False
+        return ResyncReason.SOURCE_BACK if back else ResyncReason.EVENTS_LOST
+
     @property
     def watching_again(self) -> bool:
         """Whether the source came back and the reader has not watched it afresh yet."""
@@ -139,6 +148,7 @@ class SourceWatch:
         """Make `watcher` the one read and woken; the one it replaces."""
         with self._lock:
             previous, self._watcher = self._watcher, watcher
+        self._observer.watching(watcher)
         return previous
 
     def _watch(self, watcher: Watcher | None) -> None:
@@ -184,6 +194,7 @@ class SourceWatch:
             events = [Event(EventKind.OVERFLOW, "")]  # what that read held is lost: resync
         if events:
             self._pending.add(events)
+            self._observer.events_read(events)
 
     def _watch_again(self) -> None:
         """The source is back (its old watches are on what went away), or what is left out of the
@@ -203,4 +214,5 @@ class SourceWatch:
             self._stopping.wait(BACKOFF_FIRST)
             return
         self._rewatch.clear()
+        self._came_back = True
         self._pending.add([Event(EventKind.OVERFLOW, "")])

@@ -106,3 +106,10 @@ def describe_watcher(watcher: Watcher) -> str:
     if isinstance(watcher, InotifyWatcher):
         return "inotify"
     return type(watcher).__name__
+
+
+def count_watches(watcher: Watcher) -> int:
+    """How many inotify watches `watcher` holds (for the metrics); 0 for polling alone."""
+    if isinstance(watcher, HybridWatcher):
+        watcher = watcher.fast
+    return watcher.watch_count if isinstance(watcher, InotifyWatcher) else 0
