@@ -19,7 +19,7 @@ from helpers import assert_trees_equal
 from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.pending import PendingEvents
-from pylsyncd.transfer import Outcome
+from pylsyncd.transfer import Outcome, file_writer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, VERIFY_WITHIN, HotFiles
 from pylsyncd.transfer.rsync import RsyncTransfer
@@ -114,6 +114,26 @@ def test_a_file_patched_in_place_takes_its_new_mode_and_owner_and_keeps_its_dire
         owner = (4321, 8765) if step else (os.getuid(), os.getgid())
         assert (copy.st_uid, copy.st_gid) == owner, step
         assert_trees_equal(src, dst)  # modes and times, the directory's included
+
+
+def test_the_first_clone_tried_where_none_can_be_made_leaves_the_directory_times_right(
+    dirs: tuple[Path, Path], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a filesystem can clone is learnt by trying, with a temporary file made and
+    removed beside the file: on ext4 or tmpfs, that changed the directory's mtime."""
+    src, dst = dirs
+    (src / "d").mkdir()
+    big_file(src / "d" / "db")
+    transfer = mirror(src, dst, clock)
+    monkeypatch.setattr(file_writer, "_CANNOT_CLONE", set())  # not learnt yet in this process
+    with open(src / "d" / "db", "r+b") as db:
+        db.seek(3 * PAGE)
+        db.write(os.urandom(PAGE))
+    inode = os.stat(dst / "d" / "db").st_ino
+    assert sync(transfer, "d/db").bytes == PAGE
+    if os.stat(dst / "d" / "db").st_ino == inode:  # patched in place: no clone could be made
+        assert file_writer._CANNOT_CLONE
+    assert_trees_equal(src, dst)
 
 
 def test_an_in_place_rewrite_writes_only_the_pages_that_differ(

@@ -59,7 +59,9 @@ def copy_file(
         trust_append = trust_appends and not hot.must_compare(path)
         as_written = same_file(existing, source, files.ownership)
         if trust_append and as_written and hot.unchanged_since_written(path, source):
-            written = FileWrite(0, compared=False, renamed=False)  # `unchanged_since_written`
+            written = FileWrite(
+                0, compared=False, directory_written=False
+            )  # `unchanged_since_written`
             cost = 0.0
         elif source.st_size < _TIMED_SIZE:
             written = files.write(

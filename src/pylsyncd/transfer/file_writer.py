@@ -73,9 +73,9 @@ class FileWrite(NamedTuple):
     # False when only an append's new tail was written after a check of the old end: the rest
     # of the file is compared once it stops changing (`Replay`).
     compared: bool
-    # False when the file was patched where it stands: its directory was not written, so its
-    # times need no copying again.
-    renamed: bool = True
+    # False when the file was patched where it stands and nothing else came or went in its
+    # directory: the directory's times need no copying again.
+    directory_written: bool = True
 
 
 def _worth_comparing(existing: os.stat_result | None, source: os.stat_result) -> bool:
@@ -144,14 +144,16 @@ class FileWriter:
         if _worth_comparing(existing, source):
             assert existing is not None
             change = _Change(parent_fd, name, src_fd, source, existing, trust_append)
-            if existing.st_dev not in _CANNOT_CLONE:
+            tried_clone = existing.st_dev not in _CANNOT_CLONE
+            if tried_clone:
                 cloned = self._write_through_clone(change)
                 if cloned is not None:
                     return cloned
             if source.st_size >= self.in_place_size:
                 patched = self._write_in_place(change)
                 if patched is not None:
-                    return patched
+                    # A clone that failed had its temporary file made and removed beside it.
+                    return patched._replace(directory_written=tried_clone)
         return self._write_whole(parent_fd, name, src_fd, source)
 
     def _write_whole(
@@ -207,7 +209,7 @@ class FileWriter:
             found = os.fstat(fd)
             if (found.st_ino, found.st_dev) != (change.existing.st_ino, change.existing.st_dev):
                 return None  # another file stands there since it was looked at
-            return self._patch(change, fd, in_place=True)._replace(renamed=False)
+            return self._patch(change, fd, in_place=True)._replace(directory_written=False)
         finally:
             os.close(fd)
 

@@ -115,7 +115,7 @@ class TreeSync(Run):
             if forced or not same_file(existing, source, self.tree.ownership):
                 write = self._copy_file(path, parent_fd, name, existing)
                 self.count_copy(path, write.written)
-                parent_written = write.renamed
+                parent_written = write.directory_written
                 if forced and source.st_nlink > 1:
                     # A file synced as a tree is the end of a rename not replayed (a retried
                     # batch): new to the destination, yet maybe changed before the rename.
