@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from pylsyncd.coalesce import Batch
 from pylsyncd.config import PairConfig
@@ -161,15 +162,13 @@ class Pair:
         log.info("%s: initial sync", self.name)
         started = time.monotonic()
         reporter = ProgressReporter(self.name, self.config.source, self.excludes, self._progress)
-        while True:
-            outcome = self._guarded(
-                lambda: self.transfer.full_sync(delete=delete, progress=reporter)
-            )
-            if outcome.ok:
-                break
+        sync = partial(self.transfer.full_sync, delete=delete, progress=reporter)
+        while not (outcome := self._guarded(sync)).ok:
             self._retry.failed("initial sync", outcome.error, FailureKind.INITIAL_SYNC)
             if self.stopping.wait(self._retry.backoff):
+                reporter.close()
                 return
+        reporter.close()
         self._retry.succeeded()
         log.info(
             "%s: initial sync done: %s in %.1f s",

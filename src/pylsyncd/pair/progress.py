@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -118,7 +119,12 @@ def _size(count: int) -> str:
 
 
 class ProgressReporter:
-    """Progress lines for a long initial sync: entries done, rate, and time left."""
+    """Progress lines for a long initial sync: entries done, rate, and time left.
+
+    The total is counted by a thread of its own once the sync has lasted `_PROGRESS_EVERY`
+    (a walk of the whole tree: 1 to 2 s on 200,000 entries, which the sync would otherwise wait
+    for); until it is known, the lines say what is done and how fast. `close` ends the count.
+    """
 
     def __init__(
         self, name: str, source: str, excludes: ExcludeRules, shown: PairProgress | None = None
@@ -132,6 +138,8 @@ class ProgressReporter:
         self.shown = shown  # where the status file (`status --watch`) finds the progress
         if shown is not None:
             shown.sync_started_at = time.time()
+        self._closed = threading.Event()
+        self._counter: threading.Thread | None = None
 
     def __call__(self, done: int) -> None:
         if self.shown is not None:
@@ -139,28 +147,49 @@ class ProgressReporter:
         now = time.monotonic()
         if now < self.next_report:
             return
-        if self.total is None:
-            self.total = count_entries(self.source, self.excludes)  # only for syncs that last
-            if self.shown is not None:
-                self.shown.sync_total = self.total
+        self.next_report = now + _PROGRESS_EVERY
+        if self._counter is None:
+            self._counter = threading.Thread(
+                target=self._count, name=f"count {self.name}", daemon=True
+            )
+            self._counter.start()
         rate = done / (now - self.started)
-        left = max(self.total - done, 0)
+        total = self.total
+        if total is None:
+            log.info("%s: initial sync: %d entries, %.0f/s", self.name, done, rate)
+            return
         log.info(
             "%s: initial sync: %d of %d entries, %.0f/s, about %.0f s left",
             self.name,
             done,
-            self.total,
+            total,
             rate,
-            left / rate if rate else 0,
+            max(total - done, 0) / rate if rate else 0,
         )
-        self.next_report = now + _PROGRESS_EVERY
+
+    def close(self) -> None:
+        """The sync is over: stop counting (within one directory) and wait for the count."""
+        self._closed.set()
+        if self._counter is not None:
+            self._counter.join()
+
+    def _count(self) -> None:
+        total = count_entries(self.source, self.excludes, self._closed)
+        if total is not None:
+            self.total = total
+            if self.shown is not None:
+                self.shown.sync_total = total
 
 
-def count_entries(root: str, excludes: ExcludeRules) -> int:
+def count_entries(
+    root: str, excludes: ExcludeRules, stop: threading.Event | None = None
+) -> int | None:
     """How many entries below `root` are not excluded (directory types only, no stat calls)."""
     count = 0
     stack = [""]
     while stack:
+        if stop is not None and stop.is_set():
+            return None
         path = stack.pop()
         try:
             with os.scandir(os.path.join(root, path) if path else root) as entries:
