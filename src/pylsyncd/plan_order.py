@@ -92,13 +92,13 @@ def _records(
 ) -> tuple[Record, ...]:
     """What the ancestor keeps for `path` once its writes happened (nothing while sides differ)."""
     a, b = final[Side.A], final[Side.B]
-    if not same(a, b):
-        return ()  # one-way-safe keeps B's own version: the ancestor stays what A last sent
-    if a is None or b is None:
+    if a is None:
         return () if known is None else (Record(path, None),)
-    # The side written gets its inode from the applier (`Action.records_after`).
+    # The side written gets its inode from the applier (`Action.records_after`). Where the sides
+    # end different (one-way-safe keeps B's own version), the ancestor is what A last sent: B's
+    # version then stays B's own work at the next reconcile, and no inode of B's is recorded.
     inode_a = 0 if Side.A in written else a.inode
-    inode_b = 0 if Side.B in written else b.inode
+    inode_b = 0 if Side.B in written or not same(a, b) else b.inode if b is not None else 0
     settled = Ancestor(a.with_inode(0), inode_a, inode_b)
     if (
         known is not None

@@ -200,17 +200,16 @@ def _keep_parents(decisions: Decisions, path: str, policy: Policy) -> None:
         final = decisions.final(side, parent)
         if decisions.final(side, path) is None or (final is not None and final.kind is Kind.DIR):
             continue
+        if policy.mode is not Mode.TWO_WAY and side is Side.A:
+            continue  # one-way-safe and one-way never write A (whose own tree is whole)
         holder = _directory_holder(decisions, parent)
         outcome = decisions.outcomes[parent]
+        outcome.take_b = holder
         if policy.mode is Mode.TWO_WAY:
-            outcome.take_a = outcome.take_b = holder
-        elif side is Side.B:
-            outcome.take_b = holder
-        else:
-            continue  # one-way-safe and one-way never write A
-        own = decisions.entry(side, parent)
-        if own is not None and own.kind is not Kind.DIR and holder is not side:
-            outcome.kept = side
+            outcome.take_a = holder
+        loser = decisions.entry(holder.other, parent)
+        if loser is not None and loser.kind is not Kind.DIR:
+            outcome.kept = holder.other
             outcome.kept_on = (Side.A, Side.B) if policy.mode is Mode.TWO_WAY else (Side.B,)
             outcome.winner = holder
 

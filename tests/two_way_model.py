@@ -1,0 +1,104 @@
+"""An in-memory model of two sides and their ancestor, to apply reconcile's plans in tests.
+
+The applier checks what a real one must: each action finds what it expects (the compare-and-swap
+sees exactly the entry the plan saw), a copy's origin still holds the version it copies, a write's
+parent directory exists, and a directory is empty when it is deleted or replaced. A failed check
+is an AssertionError: the plan's order or its expectations are wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from pylsyncd.entries import Ancestor, Entry, Kind, Side, same
+from pylsyncd.events import is_within, parent_of, rebase
+from pylsyncd.plan import Action, ActionKind, Plan
+
+Tree = dict[str, Entry]
+
+
+@dataclass
+class World:
+    """Both sides' trees (path -> entry, with inodes) and the ancestor state."""
+
+    a: Tree
+    b: Tree
+    ancestor: dict[str, Ancestor] = field(default_factory=dict)
+    inodes: itertools.count[int] = field(default_factory=lambda: itertools.count(10**6))
+
+    def side(self, side: Side) -> Tree:
+        """The tree of one side."""
+        return self.a if side is Side.A else self.b
+
+    def apply(self, plan: Plan) -> None:
+        """Apply every action in order, checking each before it writes."""
+        assert plan.halt is None, plan.halt
+        for action in plan.actions:
+            inode = self._apply(action)
+            for record in action.records_after(inode):
+                if record.ancestor is None:
+                    self.ancestor.pop(record.path, None)
+                else:
+                    self.ancestor[record.path] = record.ancestor
+
+    def _apply(self, action: Action) -> int:
+        """One action; the inode it left at its path (0 when nothing is there)."""
+        if action.kind is ActionKind.RECORD:
+            return 0
+        tree = self.side(action.side)
+        here = tree.get(action.path)
+        assert here == action.expected, f"{action}: found {here}"
+        parent = parent_of(action.path)
+        assert not parent or tree[parent].kind is Kind.DIR, f"{action}: no parent directory"
+        if action.kind is ActionKind.DELETE:
+            self._assert_empty(tree, action.path)
+            del tree[action.path]
+            return 0
+        assert action.entry is not None
+        if action.kind is ActionKind.RENAME:
+            assert tree.get(action.origin) == action.entry, f"{action}: origin changed"
+            assert here is None or here.kind is not Kind.DIR, f"{action}: over a directory"
+            for key in [key for key in tree if is_within(key, action.origin)]:
+                tree[rebase(key, action.origin, action.path)] = tree.pop(key)
+            return action.entry.inode
+        if action.kind is ActionKind.SET_ATTRIBUTES:
+            assert here is not None
+            tree[action.path] = replace(action.entry, inode=here.inode)
+            return here.inode
+        origin = self.side(action.side.other).get(action.origin)
+        assert origin == action.entry, f"{action}: the origin holds {origin}"
+        if here is not None and here.kind is Kind.DIR:
+            self._assert_empty(tree, action.path)
+        inode = next(self.inodes)
+        tree[action.path] = action.entry.with_inode(inode)
+        return inode
+
+    @staticmethod
+    def _assert_empty(tree: Tree, path: str) -> None:
+        inside = [key for key in tree if key != path and is_within(key, path)]
+        assert not inside, f"{path} still holds {inside}"
+
+
+def contents(tree: Mapping[str, Entry]) -> dict[str, Entry]:
+    """The tree without inodes, for comparing sides and expectations."""
+    return {path: entry.with_inode(0) for path, entry in tree.items()}
+
+
+def equal_trees(left: Mapping[str, Entry], right: Mapping[str, Entry]) -> bool:
+    """Same paths holding the same content (directories by kind and mode)."""
+    return left.keys() == right.keys() and all(left[key].same(right[key]) for key in left)
+
+
+def settled_ancestor(tree: Mapping[str, Entry], a: Tree, b: Tree) -> dict[str, Ancestor]:
+    """The ancestor of two sides that agree on `tree` (each side's inodes)."""
+    return {
+        path: Ancestor(entry.with_inode(0), a[path].inode, b[path].inode)
+        for path, entry in tree.items()
+    }
+
+
+def is_unchanged(known: Ancestor | None, entry: Entry | None) -> bool:
+    """Whether a side's entry is still what the ancestor holds."""
+    return same(known.entry if known is not None else None, entry)
