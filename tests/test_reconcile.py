@@ -9,14 +9,18 @@ to do (no echo). Cases written for one side are mirrored onto the other (the ids
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pylsyncd.conflict_names import conflict_copy_name, is_conflict_copy
 from pylsyncd.entries import Ancestor, ConflictPolicy, Entry, Kind, Mode, Side
+from pylsyncd.events import is_within, parent_of, rebase
 from pylsyncd.plan import ActionKind, Plan
 from pylsyncd.reconcile import Policy, Scope, reconcile, union_merge
 from two_way_model import World, contents, equal_trees
@@ -239,7 +243,7 @@ def _both_sides() -> Iterator[Case]:
             writes=1,
         )
     yield Case(
-        "{X} chmods a directory {Y} deleted with its file: the directory comes back, the file stays deleted",
+        "{X} chmods a directory {Y} deleted with its file: the directory comes back, not the file",
         {"d": D, "d/x": F1},
         {"d": D_PRIVATE, "d/x": F1},
         {},
@@ -250,7 +254,7 @@ def _both_sides() -> Iterator[Case]:
 def _directories() -> Iterator[Case]:
     base = {"d": D, "d/x": F1}
     yield Case(
-        "{X} deletes a directory {Y} created a file in: the directory comes back with the new file only",
+        "{X} deletes a directory {Y} created a file in: it comes back with the new file only",
         base,
         {},
         {**base, "d/n": F2},
@@ -265,7 +269,7 @@ def _directories() -> Iterator[Case]:
     )
     deep = {"d": D, "d/e": D, "d/e/x": F1}
     yield Case(
-        "{X} deletes a deep tree {Y} created a file deep inside: every directory on the way comes back",
+        "{X} deletes a deep tree {Y} created a file deep inside: the directories come back",
         deep,
         {},
         {**deep, "d/e/n": F2},
@@ -279,7 +283,7 @@ def _directories() -> Iterator[Case]:
         {"d": D, "d/new": D},
     )
     yield Case(
-        "{X} replaces a directory by a file while {Y} created in it: the directory wins, the file is a copy",
+        "{X} replaces a directory by a file while {Y} created in it: the directory wins, a copy",
         base,
         {"d": F2},
         {**base, "d/n": F3},
@@ -480,7 +484,7 @@ def _conflicts() -> Iterator[Case]:
             x_wins = policy is not ConflictPolicy.DESTINATION
             winner, loser = (newer, older) if x_wins else (older, newer)
             yield Case(
-                f"{name}, {{X}}'s the newer, CONFLICT={label}: the winner on both, the loser as a copy",
+                f"{name}, {{X}}'s the newer, CONFLICT={label}: winner on both, loser as a copy",
                 before,
                 {"x.txt": newer},
                 {"x.txt": older},
@@ -610,7 +614,7 @@ def _one_way_safe() -> Iterator[Case]:
         conflicts=1,
     )
     yield _safe(
-        "one-way-safe, the source deletes a directory the destination created in: the new file stays",
+        "one-way-safe, the source deletes a directory the destination created in: new file kept",
         {"d": D, "d/x": F1},
         {},
         {"d": D, "d/x": F1, "d/n": F2},
@@ -728,3 +732,179 @@ def test_union_merge_deletes_nothing_and_keeps_both_versions() -> None:
     copy = conflict_copy_name("both", WHEN, Side.A)
     expected = {"x": F1, "y": F1, "both": F3, copy: F2, "d": D, "d/a": F1, "d/b": F2}
     assert equal_trees(world.a, expected) and equal_trees(world.b, expected)
+
+
+# Properties: random trees and random edits on both sides, reconciled, applied, compared.
+
+NAMES = ("a", "b", "c.txt")
+PATHS = [*NAMES, *(f"{d}/{n}" for d in NAMES for n in NAMES), "a/a/a", "a/a/b"]
+B_INODES = 500_000  # the destination's inodes: never equal to the source's
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(("write", "mkdir", "symlink", "delete", "chmod", "touch")),
+            st.sampled_from(PATHS),
+            st.just(""),
+        ),
+        st.tuples(st.just("rename"), st.sampled_from(PATHS), st.sampled_from(PATHS)),
+    ),
+    max_size=12,
+)
+
+
+@dataclass
+class Editor:
+    """Applies operations to a tree as a person would (each write a new version)."""
+
+    versions: itertools.count[int]
+    inodes: itertools.count[int]
+
+    def edit(self, tree: dict[str, Entry], operation: tuple[str, str, str]) -> None:
+        verb, path, target = operation
+        here = tree.get(path)
+        parent = parent_of(path)
+        parent_ok = not parent or (parent in tree and tree[parent].kind is Kind.DIR)
+        version = next(self.versions)
+        if verb == "write" and parent_ok and (here is None or here.kind is Kind.FILE):
+            inode = here.inode if here is not None else next(self.inodes)
+            tree[path] = Entry(Kind.FILE, version, version * 1_000, inode=inode)
+        elif verb in ("mkdir", "symlink") and parent_ok and here is None:
+            new = D if verb == "mkdir" else replace(L1, size=version, target=f"t{version}")
+            tree[path] = new.with_inode(next(self.inodes))
+        elif verb == "delete":
+            for key in [key for key in tree if is_within(key, path)]:
+                del tree[key]
+        elif verb == "chmod" and here is not None and here.kind is not Kind.SYMLINK:
+            tree[path] = replace(here, mode=here.mode ^ 0o055)
+        elif verb == "touch" and here is not None and here.kind is Kind.FILE:
+            tree[path] = replace(here, mtime_ns=version * 1_000)
+        elif verb == "rename" and here is not None:
+            self._rename(tree, path, target)
+
+    @staticmethod
+    def _rename(tree: dict[str, Entry], path: str, target: str) -> None:
+        parent = parent_of(target)
+        there = tree.get(target)
+        if is_within(target, path) or is_within(path, target):
+            return
+        if parent and (parent not in tree or tree[parent].kind is not Kind.DIR):
+            return
+        if there is not None and (there.kind is Kind.DIR or tree[path].kind is Kind.DIR):
+            return
+        tree.pop(target, None)
+        for key in [key for key in tree if is_within(key, path)]:
+            tree[rebase(key, path, target)] = tree.pop(key)
+
+
+def random_world(
+    base: list[tuple[str, str, str]],
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+) -> World:
+    editor = Editor(itertools.count(1), itertools.count(1))
+    tree: dict[str, Entry] = {}
+    # A populated start, so that edits inside directories deleted on the other side are common.
+    start = [("mkdir", "a", ""), ("mkdir", "a/a", ""), ("write", "a/a/a", ""), ("write", "a/b", "")]
+    start += [("mkdir", "b", ""), ("write", "b/c.txt", ""), ("write", "c.txt", "")]
+    for operation in start + base:
+        editor.edit(tree, operation)
+    ancestor = {p: Ancestor(e.with_inode(0), e.inode, e.inode + B_INODES) for p, e in tree.items()}
+    a = dict(tree)
+    b = {path: entry.with_inode(entry.inode + B_INODES) for path, entry in tree.items()}
+    for operation in on_a:
+        editor.edit(a, operation)
+    editor.inodes = itertools.count(B_INODES * 2)
+    for operation in on_b:
+        editor.edit(b, operation)
+    return World(a, b, ancestor)
+
+
+def last_writes(world: World) -> list[Entry]:
+    """Every version a side holds that the ancestor holds nowhere (a moved version is not new)."""
+    known = [known.entry for known in world.ancestor.values()]
+    return [
+        entry
+        for tree in (world.a, world.b)
+        for entry in tree.values()
+        if entry.kind is not Kind.DIR and not any(entry.same(old) for old in known)
+    ]
+
+
+def swapped_names(tree: Mapping[str, Entry]) -> dict[str, Entry]:
+    """The tree with the side in conflict copies' names swapped."""
+    swap = {"-source": "-destination", "-destination": "-source"}
+    return {
+        re.sub(r"-(source|destination)(?=\.|$|-)", lambda m: swap[m.group(0)], path): entry
+        for path, entry in tree.items()
+    }
+
+
+def reconcile_all(world: World, policy: Policy) -> Plan:
+    return reconcile(Scope(dict(world.ancestor), dict(world.a), dict(world.b)), policy, WHEN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations, operations, operations, st.sampled_from(list(ConflictPolicy)))
+def test_two_way_loses_nothing_converges_and_does_not_echo(
+    base: list[tuple[str, str, str]],
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+    conflict: ConflictPolicy,
+) -> None:
+    world = random_world(base, on_a, on_b)
+    versions = last_writes(world)
+    policy = Policy(conflict=conflict)
+    world.apply(reconcile_all(world, policy))
+    assert equal_trees(world.a, world.b), (contents(world.a), contents(world.b))
+    for version in versions:
+        assert any(version.same(entry) for entry in world.a.values()), f"lost {version}"
+    assert equal_trees({path: known.entry for path, known in world.ancestor.items()}, world.a)
+    again = reconcile_all(world, policy)
+    assert not again.writes() and not again.conflicts, again
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, operations, operations, st.sampled_from(list(ConflictPolicy)))
+def test_two_way_is_symmetric(
+    base: list[tuple[str, str, str]],
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+    conflict: ConflictPolicy,
+) -> None:
+    world = random_world(base, on_a, on_b)
+    swapped = World(
+        dict(world.b),
+        dict(world.a),
+        {
+            path: Ancestor(known.entry, known.inode_b, known.inode_a)
+            for path, known in world.ancestor.items()
+        },
+    )
+    mirrored = {
+        ConflictPolicy.SOURCE: ConflictPolicy.DESTINATION,
+        ConflictPolicy.DESTINATION: ConflictPolicy.SOURCE,
+    }
+    world.apply(reconcile_all(world, Policy(conflict=conflict)))
+    swapped.apply(reconcile_all(swapped, Policy(conflict=mirrored.get(conflict, conflict))))
+    assert equal_trees(world.a, swapped_names(swapped.b)), (contents(world.a), contents(swapped.b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations, operations, operations)
+def test_one_way_safe_keeps_the_destinations_work_and_leaves_the_source_alone(
+    base: list[tuple[str, str, str]],
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+) -> None:
+    world = random_world(base, on_a, on_b)
+    source = dict(world.a)
+    own = [entry for entry in last_writes(World(world.b, world.b, world.ancestor))]
+    world.apply(reconcile_all(world, SAFE))
+    assert world.a == source
+    for version in own:
+        assert any(version.same(entry) for entry in world.b.values()), f"lost {version}"
+    for path in source:
+        assert path in world.b, f"{path} missing on the destination"
+    again = reconcile_all(world, SAFE)
+    assert not again.writes() and not again.conflicts, again
