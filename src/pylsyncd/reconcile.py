@@ -37,7 +37,13 @@ The rules, per path (o the ancestor, a and b what each side holds):
 MODE one-way-safe: A -> B, B's own work is never lost. B's deletions are undone (B mirrors A);
 what B created or edited stays where A has nothing new to put there (A unchanged or deleted it);
 when A changed it too, A's version takes the path on B and B's is kept beside it on B as a
-conflict copy. A is never written. MODE one-way: B takes A's version of everything.
+conflict copy. A is never written. The ancestor then records A's version (what A last sent), so
+B's own version stays B's own at the next reconcile instead of conflicting again.
+MODE one-way: B takes A's version of everything.
+
+The union merge at first start (no usable ancestor) is reconcile against an empty ancestor: a
+path on one side is a creation, a path on both that differs a conflict with a copy. It never
+deletes, and never lets a newer mtime silently replace a version.
 """
 
 from __future__ import annotations
