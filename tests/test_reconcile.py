@@ -501,6 +501,33 @@ def _conflicts() -> Iterator[Case]:
         {"x": F3, Copy("x", "Y"): tie},
         conflicts=1,
     )
+    hashed, rehashed = replace(F2, digest=b"2"), replace(F2, mtime_ns=9_000, digest=b"2")
+    yield Case(
+        "both write the same bytes at different times ({X}'s later): its times, no copy",
+        {"x": F1},
+        {"x": rehashed},
+        {"x": hashed},
+        {"x": rehashed},
+        writes=1,
+        extra={"kind": ActionKind.SET_ATTRIBUTES},
+    )
+    yield Case(
+        "both create the same bytes at different times ({X}'s later): its times, no copy",
+        {},
+        {"x": rehashed},
+        {"x": hashed},
+        {"x": rehashed},
+        writes=1,
+        extra={"kind": ActionKind.SET_ATTRIBUTES},
+    )
+    yield Case(
+        "both write different bytes of one size and mtime: the digests tell, a conflict",
+        {"x": F1},
+        {"x": replace(F2, digest=b"a")},
+        {"x": replace(F2, digest=b"b")},
+        {"x": replace(F2, digest=b"b"), Copy("x", "X"): replace(F2, digest=b"a")},
+        conflicts=1,
+    )
     stale = conflict_copy_name("x.txt", datetime(2026, 1, 1), Side.B)
     yield Case(
         "both edit a conflict copy: the newer replaces it, no copy of a copy",

@@ -76,6 +76,16 @@ class Entry:
             other.target,
         )
 
+    def same_bytes(self, other: Entry | None) -> bool:
+        """Whether both are files whose digests prove the same content (times or mode aside)."""
+        return (
+            other is not None
+            and self.kind is Kind.FILE is other.kind
+            and self.size == other.size
+            and self.digest is not None
+            and self.digest == other.digest
+        )
+
     def with_inode(self, inode: int) -> Entry:
         """The same content as another side (or a new write) holds it."""
         return replace(self, inode=inode)

@@ -80,8 +80,9 @@ def _write(side: Side, path: str, here: Entry | None, final: Entry | None) -> Ac
         return Action(ActionKind.COPY, side, path, None, final, path)
     if same(here, final):
         return None
-    if here.kind is final.kind and (
-        final.kind is Kind.DIR or same(here, replace(final, mode=here.mode))
+    if here.same_bytes(final) or (
+        here.kind is final.kind
+        and (final.kind is Kind.DIR or same(here, replace(final, mode=here.mode)))
     ):
         return Action(ActionKind.SET_ATTRIBUTES, side, path, here, final, path)
     return Action(ActionKind.COPY, side, path, here, final, path)

@@ -21,6 +21,9 @@ The rules, per path (o the ancestor, a and b what each side holds):
 - both changed differently: a conflict. The winner (CONFLICT: the newer mtime; on a tie the
   larger entry, so the outcome does not depend on which side is A; or always source or
   destination) takes the path on both sides, the loser is kept on both as a conflict copy.
+  Two files whose digests are equal hold the same bytes: the winner's times and mode are set on
+  the other side, no copy, no conflict reported (at a first start between trees copied without
+  their times, the caller hashes same-size files so as not to make a copy of each).
   A directory always wins against a file or symlink, whatever the policy: moving a tree aside
   would break every path inside it, and keeping the single file aside loses nothing. Two
   directories that differ only in mode: the winner's mode, no copy (no content is at stake).
@@ -166,6 +169,8 @@ def _decide(decisions: Decisions, path: str, policy: Policy) -> Outcome:
     if b is None:
         return Outcome(Side.A, Side.A)
     winner = _winner(a, b, policy.conflict)
+    if a.same_bytes(b):
+        return Outcome(winner, winner)  # the same bytes: only times or mode differ, no copy
     kept_on = () if Kind.DIR is a.kind is b.kind else (Side.A, Side.B)
     return Outcome(winner, winner, winner.other if kept_on else None, kept_on, winner)
 
