@@ -954,3 +954,18 @@ def test_the_union_merge_deletes_nothing_and_converges(
         assert any(version.same(entry) for entry in world.a.values()), f"lost {version}"
     again = reconcile_all(world, policy)
     assert not again.writes() and not again.conflicts, again
+
+
+@settings(max_examples=100, deadline=None)
+@given(operations, operations, operations)
+def test_one_way_makes_the_destination_a_mirror(
+    base: list[tuple[str, str, str]],
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+) -> None:
+    world = random_world(base, on_a, on_b)
+    source = dict(world.a)
+    world.apply(reconcile_all(world, MIRROR))
+    assert world.a == source and equal_trees(world.b, source)
+    again = reconcile_all(world, MIRROR)
+    assert not again.writes() and not again.conflicts, again
