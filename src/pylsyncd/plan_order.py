@@ -36,6 +36,8 @@ def ordered_plan(
     """The actions of every path, grouped in phases and ordered within each."""
     phases: dict[ActionKind, list[Action]] = {kind: [] for kind in _PHASES}
     for path, outcome in outcomes.items():
+        if _in_sync(state, path, outcome):
+            continue
         conflict = conflicts.get(path)
         copy = conflict.copy if conflict is not None else None
         for action in _path_actions(state, path, outcome, copy):
@@ -48,76 +50,89 @@ def ordered_plan(
     return state.actions + [action for kind in _PHASES for action in phases[kind]]
 
 
+def _in_sync(state: Replayed, path: str, outcome: Outcome) -> bool:
+    """Whether nothing at all is to be done at `path` (most of a large scope): a fast path."""
+    if outcome.take_a is not Side.A or outcome.take_b is not Side.B or outcome.kept is not None:
+        return False
+    a, b, known = state.a.get(path), state.b.get(path), state.ancestor.get(path)
+    if a is None or b is None or known is None:
+        return a is None and b is None and known is None
+    return (
+        known.inode_a == a.inode and known.inode_b == b.inode and known.entry.same(a) and a.same(b)
+    )
+
+
 def _path_actions(state: Replayed, path: str, outcome: Outcome, copy: str | None) -> list[Action]:
-    """The writes at one path (and at its loser's copy), the last one carrying the records."""
-    current = {side: state.sides[side].get(path) for side in Side}
-    final = {Side.A: current[outcome.take_a], Side.B: current[outcome.take_b]}
+    """The writes at one path (and at its loser's copy), the last one carrying the records.
+
+    One side at most is written at a path: both end with the same version, which one of them
+    already holds (one-way-safe writes B only).
+    """
+    a, b = state.a.get(path), state.b.get(path)
+    final_a = a if outcome.take_a is Side.A else b
+    final_b = a if outcome.take_b is Side.A else b
     actions: list[Action] = []
-    written: set[Side] = set()
-    for side in Side:
-        here = current[side]
+    write: tuple[Side, ActionKind, Entry | None, Entry | None] | None = None
+    for side, here, final in ((Side.A, a, final_a), (Side.B, b, final_b)):
         if copy is not None and outcome.kept is side and side in outcome.kept_on:
             actions.append(Action(ActionKind.RENAME, side, copy, None, here, path))
             here = None
-        action = _write(side, path, here, final[side])
-        if action is not None:
-            actions.append(action)
-            written.add(side)
-    records = _records(state.ancestor.get(path), path, final, written)
-    copies = _kept_copies(current, path, outcome, copy)
-    if records and actions and actions[-1].kind is not ActionKind.RENAME:
-        actions[-1] = replace(actions[-1], records=records)
+        kind = _write_kind(here, final)
+        if kind is not None:
+            write = (side, kind, here, final)
+    written = write[0] if write is not None else None
+    records = _records(state.ancestor.get(path), path, final_a, final_b, written)
+    if write is not None:
+        side, kind, here, final = write
+        origin = "" if final is None else path
+        actions.append(Action(kind, side, path, here, final, origin, records))
     elif records:
         actions.append(Action(ActionKind.RECORD, Side.A, path, None, records=records))
-    return actions + copies
+    return actions + _kept_copies(a if outcome.kept is Side.A else b, path, outcome, copy)
 
 
-def _write(side: Side, path: str, here: Entry | None, final: Entry | None) -> Action | None:
-    """What turns `here` into `final` on `side` (None: nothing to do)."""
+def _write_kind(here: Entry | None, final: Entry | None) -> ActionKind | None:
+    """What turns `here` into `final` on a side (None: nothing to do)."""
     if final is None:
-        return None if here is None else Action(ActionKind.DELETE, side, path, here)
+        return None if here is None else ActionKind.DELETE
     if here is None:
-        return Action(ActionKind.COPY, side, path, None, final, path)
+        return ActionKind.COPY
     if same(here, final):
         return None
-    if here.same_bytes(final) or (
-        here.kind is final.kind
-        and (final.kind is Kind.DIR or same(here, replace(final, mode=here.mode)))
-    ):
-        return Action(ActionKind.SET_ATTRIBUTES, side, path, here, final, path)
-    return Action(ActionKind.COPY, side, path, here, final, path)
+    if here.same_bytes(final) or (here.kind is final.kind and final.kind is Kind.DIR):
+        return ActionKind.SET_ATTRIBUTES
+    if here.kind is final.kind and final.with_mode(here.mode).same(here):
+        return ActionKind.SET_ATTRIBUTES  # a chmod alone
+    return ActionKind.COPY
 
 
 def _records(
-    known: Ancestor | None, path: str, final: Mapping[Side, Entry | None], written: set[Side]
+    known: Ancestor | None, path: str, a: Entry | None, b: Entry | None, written: Side | None
 ) -> tuple[Record, ...]:
     """What the ancestor keeps for `path` once its writes happened (nothing while sides differ)."""
-    a, b = final[Side.A], final[Side.B]
     if a is None:
         return () if known is None else (Record(path, None),)
     # The side written gets its inode from the applier (`Action.records_after`). Where the sides
     # end different (one-way-safe keeps B's own version), the ancestor is what A last sent: B's
     # version then stays B's own work at the next reconcile, and no inode of B's is recorded.
-    inode_a = 0 if Side.A in written else a.inode
-    inode_b = 0 if Side.B in written or not same(a, b) else b.inode if b is not None else 0
-    settled = Ancestor(a.with_inode(0), inode_a, inode_b)
+    inode_a = 0 if written is Side.A else a.inode
+    inode_b = 0 if written is Side.B or b is None or not a.same(b) else b.inode
     if (
         known is not None
+        and (known.inode_a, known.inode_b) == (inode_a, inode_b)
         and known.entry.same(a)
-        and settled == replace(known, entry=a.with_inode(0))
     ):
         return ()
-    return (Record(path, settled),)
+    return (Record(path, Ancestor(a.with_inode(0), inode_a, inode_b)),)
 
 
 def _kept_copies(
-    current: Mapping[Side, Entry | None], path: str, outcome: Outcome, copy: str | None
+    entry: Entry | None, path: str, outcome: Outcome, copy: str | None
 ) -> list[Action]:
     """The loser's copy written on the sides that did not hold it (the last one records it)."""
     kept = outcome.kept
     if copy is None or kept is None:
         return []
-    entry = current[kept]
     assert entry is not None, "a conflict's loser exists"
     origin = copy if kept in outcome.kept_on else path
     actions = [

@@ -94,7 +94,7 @@ class Decisions:
 
     def entry(self, side: Side, path: str) -> Entry | None:
         """What `side` holds at `path` before the per-path actions."""
-        return self.state.sides[side].get(path)
+        return self.state.side(side).get(path)
 
     def final(self, side: Side, path: str) -> Entry | None:
         """What `side` holds at `path` once the plan is applied."""
@@ -123,9 +123,13 @@ def reconcile(scope: Scope, policy: Policy, when: datetime) -> Plan:
     moved = (Side.A, Side.B) if policy.mode is Mode.TWO_WAY else (Side.A,)
     decisions = Decisions(replay_renames(scope.ancestor, scope.a, scope.b, moved))
     paths = set(decisions.state.ancestor)
-    paths.update(*(entries.keys() for entries in decisions.state.sides.values()))
+    paths.update(decisions.state.a, decisions.state.b)
+    state, outcomes = decisions.state, decisions.outcomes
     for path in paths:
-        decisions.outcomes[path] = _decide(decisions, path, policy)
+        known = state.ancestor.get(path)
+        outcomes[path] = _decide(
+            known.entry if known is not None else None, state.a.get(path), state.b.get(path), policy
+        )
     for path in sorted(paths, key=lambda key: key.count("/"), reverse=True):
         _keep_parents(decisions, path, policy)
     conflicts = _conflicts(decisions, when)
@@ -145,11 +149,9 @@ def union_merge(
     return reconcile(Scope({}, a, b), policy, when)
 
 
-def _decide(decisions: Decisions, path: str, policy: Policy) -> Outcome:
-    """The outcome of one path on its own, before directories are kept for their contents."""
-    known = decisions.state.ancestor.get(path)
-    o = known.entry if known is not None else None
-    a, b = decisions.entry(Side.A, path), decisions.entry(Side.B, path)
+def _decide(o: Entry | None, a: Entry | None, b: Entry | None, policy: Policy) -> Outcome:
+    """The outcome of one path on its own (o: the ancestor's entry), before directories are kept
+    for their contents."""
     if same(a, b):
         return Outcome(Side.A, Side.B)
     if policy.mode is Mode.ONE_WAY or same(o, b):
@@ -207,12 +209,13 @@ def _keep_parents(decisions: Decisions, path: str, policy: Policy) -> None:
     parent = parent_of(path)
     if not parent or parent not in decisions.outcomes:
         return
-    for side in (Side.A, Side.B):
-        final = decisions.final(side, parent)
-        if decisions.final(side, path) is None or (final is not None and final.kind is Kind.DIR):
+    # One-way-safe and one-way never write A, whose own tree is whole.
+    for side in (Side.A, Side.B) if policy.mode is Mode.TWO_WAY else (Side.B,):
+        if decisions.final(side, path) is None:
             continue
-        if policy.mode is not Mode.TWO_WAY and side is Side.A:
-            continue  # one-way-safe and one-way never write A (whose own tree is whole)
+        final = decisions.final(side, parent)
+        if final is not None and final.kind is Kind.DIR:
+            continue
         holder = _directory_holder(decisions, parent)
         outcome = decisions.outcomes[parent]
         outcome.take_b = holder

@@ -26,8 +26,13 @@ class Replayed:
     """The renames to apply first, and the entries as they stand once they are applied."""
 
     ancestor: dict[str, Ancestor]
-    sides: dict[Side, dict[str, Entry]]
+    a: dict[str, Entry]
+    b: dict[str, Entry]
     actions: list[Action] = field(default_factory=list)
+
+    def side(self, side: Side) -> dict[str, Entry]:
+        """One side's entries (an identity test: hashing an Enum costs a Python call)."""
+        return self.a if side is Side.A else self.b
 
 
 def replay_renames(
@@ -37,11 +42,11 @@ def replay_renames(
     moved_sides: tuple[Side, ...],
 ) -> Replayed:
     """Find the renames made on each of `moved_sides` and replay them on the opposite side."""
-    state = Replayed(dict(ancestor), {Side.A: dict(a), Side.B: dict(b)})
+    state = Replayed(dict(ancestor), dict(a), dict(b))
     scope = set(ancestor) | set(a) | set(b)
     moved: list[str] = []  # both ends of every replayed rename: nothing inside them is replayed
     for side in moved_sides:
-        by_inode = _unique_inodes(state.sides[side])
+        by_inode = _unique_inodes(state.side(side))
         for path in sorted(state.ancestor, key=lambda key: key.count("/")):
             if any(is_within(path, end) for end in moved):
                 continue
@@ -68,7 +73,7 @@ def _rename_target(
     state: Replayed, side: Side, path: str, by_inode: dict[int, str], scope: set[str]
 ) -> str | None:
     """Where `side` renamed `path` to, when the rename can be replayed on the other side."""
-    here, there = state.sides[side], state.sides[side.other]
+    here, there = state.side(side), state.side(side.other)
     known = state.ancestor[path]
     if path in here:
         return None
@@ -103,7 +108,7 @@ def _same_or_absent(known: Ancestor | None, entry: Entry | None) -> bool:
 
 def _replay(state: Replayed, side: Side, origin: str, target: str) -> None:
     """Plan the rename on `side` and move that side's and the ancestor's entries along."""
-    entries = state.sides[side]
+    entries = state.side(side)
     expected = entries.get(target)
     records = [Record(key, None) for key in state.ancestor if is_within(key, target)]
     records += [Record(key, None) for key in state.ancestor if is_within(key, origin)]
