@@ -938,21 +938,26 @@ def test_one_way_safe_keeps_the_destinations_work_and_leaves_the_source_alone(
 
 
 @settings(max_examples=200, deadline=None)
-@given(operations, operations, st.sampled_from(list(ConflictPolicy)))
+@given(operations, operations, st.sampled_from(list(ConflictPolicy)), st.sampled_from(list(Mode)))
 def test_the_union_merge_deletes_nothing_and_converges(
-    on_a: list[tuple[str, str, str]], on_b: list[tuple[str, str, str]], conflict: ConflictPolicy
+    on_a: list[tuple[str, str, str]],
+    on_b: list[tuple[str, str, str]],
+    conflict: ConflictPolicy,
+    mode: Mode,
 ) -> None:
     world = random_world([], on_a, on_b)
     world.ancestor = {}  # first start: no state
     versions = last_writes(world)
-    policy = Policy(conflict=conflict)
+    policy = Policy(mode, conflict)
     plan = union_merge(world.a, world.b, policy, WHEN)
     assert not [action for action in plan.actions if action.kind is ActionKind.DELETE]
     world.apply(plan)
-    assert equal_trees(world.a, world.b)
+    if mode is Mode.TWO_WAY:
+        assert equal_trees(world.a, world.b)
     for version in versions:
-        assert any(version.same(entry) for entry in world.a.values()), f"lost {version}"
-    again = reconcile_all(world, policy)
+        assert any(version.same(entry) for entry in [*world.a.values(), *world.b.values()])
+    merged = SAFE if mode is Mode.ONE_WAY else policy  # how one-way is merged
+    again = reconcile_all(world, merged)
     assert not again.writes() and not again.conflicts, again
 
 

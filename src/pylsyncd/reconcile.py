@@ -145,7 +145,11 @@ def union_merge(
     Reconcile against an empty ancestor, which never deletes: a path on one side is a creation;
     on both and different, a conflict whose loser is kept as a copy (never "newer wins" silently:
     at first start nobody knows which side was edited last, and mtimes copied by tools lie).
+    MODE one-way is merged as one-way-safe: without an ancestor, nothing says that what only the
+    destination holds was ever the source's, so nothing may be deleted.
     """
+    if policy.mode is Mode.ONE_WAY:
+        policy = Policy(Mode.ONE_WAY_SAFE, policy.conflict)
     return reconcile(Scope({}, a, b), policy, when)
 
 
