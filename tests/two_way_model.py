@@ -32,34 +32,65 @@ class World:
         """The tree of one side."""
         return self.a if side is Side.A else self.b
 
-    def apply(self, plan: Plan) -> None:
-        """Apply every action in order, checking each before it writes."""
+    def apply(self, plan: Plan, skip_mismatches: bool = False) -> list[str]:
+        """Apply every action in order, checking each before it writes (a compare-and-swap).
+
+        A failed check is an AssertionError, or with `skip_mismatches` (sides changed since the
+        plan was made) the action is skipped and its path handed back, as the real applier does.
+        """
         assert plan.halt is None, plan.halt
+        handed_back = []
         for action in plan.actions:
+            mismatch = self._mismatch(action)
+            if mismatch is not None:
+                assert skip_mismatches, mismatch
+                handed_back.append(action.path)
+                continue
             inode = self._apply(action)
             for record in action.records_after(inode):
                 if record.ancestor is None:
                     self.ancestor.pop(record.path, None)
                 else:
                     self.ancestor[record.path] = record.ancestor
+        return handed_back
 
-    def _apply(self, action: Action) -> int:
-        """One action; the inode it left at its path (0 when nothing is there)."""
+    def _mismatch(self, action: Action) -> str | None:
+        """Why `action` must not be applied now (None: the side is as the plan saw it)."""
         if action.kind is ActionKind.RECORD:
-            return 0
+            return None
         tree = self.side(action.side)
         here = tree.get(action.path)
-        assert here == action.expected, f"{action}: found {here}"
+        if here != action.expected:
+            return f"{action}: found {here}"
         parent = parent_of(action.path)
-        assert not parent or tree[parent].kind is Kind.DIR, f"{action}: no parent directory"
+        if parent and (parent not in tree or tree[parent].kind is not Kind.DIR):
+            return f"{action}: no parent directory"
+        replaces_directory = here is not None and here.kind is Kind.DIR
+        if action.kind is ActionKind.RENAME:
+            if tree.get(action.origin) != action.entry:
+                return f"{action}: the origin changed"
+            return f"{action}: over a directory" if replaces_directory else None
+        if action.kind is ActionKind.COPY:
+            origin = self.side(action.side.other).get(action.origin)
+            if origin != action.entry:
+                return f"{action}: the origin holds {origin}"
+        if replaces_directory and action.kind is not ActionKind.SET_ATTRIBUTES:
+            inside = [key for key in tree if key != action.path and is_within(key, action.path)]
+            if inside:
+                return f"{action}: {action.path} still holds {inside}"
+        return None
+
+    def _apply(self, action: Action) -> int:
+        """One checked action; the inode it left at its path (0 when nothing is there)."""
+        tree = self.side(action.side)
+        here = tree.get(action.path)
+        if action.kind is ActionKind.RECORD:
+            return 0
         if action.kind is ActionKind.DELETE:
-            self._assert_empty(tree, action.path)
             del tree[action.path]
             return 0
         assert action.entry is not None
         if action.kind is ActionKind.RENAME:
-            assert tree.get(action.origin) == action.entry, f"{action}: origin changed"
-            assert here is None or here.kind is not Kind.DIR, f"{action}: over a directory"
             for key in [key for key in tree if is_within(key, action.origin)]:
                 tree[rebase(key, action.origin, action.path)] = tree.pop(key)
             return action.entry.inode
@@ -67,18 +98,9 @@ class World:
             assert here is not None
             tree[action.path] = replace(action.entry, inode=here.inode)
             return here.inode
-        origin = self.side(action.side.other).get(action.origin)
-        assert origin == action.entry, f"{action}: the origin holds {origin}"
-        if here is not None and here.kind is Kind.DIR:
-            self._assert_empty(tree, action.path)
         inode = next(self.inodes)
         tree[action.path] = action.entry.with_inode(inode)
         return inode
-
-    @staticmethod
-    def _assert_empty(tree: Tree, path: str) -> None:
-        inside = [key for key in tree if key != path and is_within(key, path)]
-        assert not inside, f"{path} still holds {inside}"
 
 
 def contents(tree: Mapping[str, Entry]) -> dict[str, Entry]:
