@@ -222,3 +222,20 @@ def test_the_state_file_is_never_inside_a_root(tmp_path: Path) -> None:
     assert outside.parent == tmp_path / "state" and outside.name.startswith("src-")
     other = state_path(tmp_path / "state", PairIdentity(str(source), str(tmp_path / "b" / "src")))
     assert other != outside
+
+
+def test_a_directorys_known_subtree_is_listed_and_kept_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "pair.state"
+    store = AncestorStore(path)
+    store.save(new_state(sample_entries()))
+    state = loaded(path)
+    assert sorted(state.entries.within("d")) == ["d", "d/hashed", "d/link"]
+    assert sorted(state.entries.within("")) == sorted(sample_entries())
+    entry = Ancestor(Entry(Kind.FILE, 1, 1), 1, 2)
+    store.append(state, [Record("d/new", entry), Record("d/link", None)])
+    state.entries["d/deep"] = Ancestor(Entry(Kind.DIR), 3, 4)
+    state.entries["d/deep/x"] = entry
+    del state.entries["d/hashed"]
+    assert sorted(state.entries.within("d")) == ["d", "d/deep", "d/deep/x", "d/new"]
+    assert state.entries.within("d/deep/x") == ["d/deep/x"]
+    assert state.entries.within("absent") == []

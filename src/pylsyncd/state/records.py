@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator, MutableMapping
 
 from pylsyncd.entries import Ancestor, Entry, Kind
+from pylsyncd.events import parent_of
 from pylsyncd.plan import Record
 
 # op, kind, path length, target length, digest length, size, mtime_ns, mode, inode A, inode B
@@ -31,10 +32,16 @@ class CorruptRecord(ValueError):
 
 
 class AncestorEntries(MutableMapping[str, Ancestor]):
-    """The ancestor's entries by path; loaded entries are decoded on first read."""
+    """The ancestor's entries by path; loaded entries are decoded on first read.
+
+    `within` lists a directory's known subtree (what reconcile needs for a touched directory)
+    from an index of children built on first use and kept up to date after, so that a batch of
+    directory events does not scan 100,000 paths for each.
+    """
 
     def __init__(self, entries: Iterable[tuple[str, Ancestor]] = ()) -> None:
         self._values: dict[str, Ancestor | bytes] = dict(entries)
+        self._children: dict[str, set[str]] | None = None
 
     def __getitem__(self, path: str) -> Ancestor:
         value = self._values[path]
@@ -43,10 +50,41 @@ class AncestorEntries(MutableMapping[str, Ancestor]):
         return value
 
     def __setitem__(self, path: str, known: Ancestor) -> None:
+        if self._children is not None and path not in self._values:
+            self._index(path)
         self._values[path] = known
 
     def __delitem__(self, path: str) -> None:
         del self._values[path]
+        if self._children is not None:
+            self._children[parent_of(path)].discard(path)
+
+    def within(self, directory: str) -> list[str]:
+        """`directory` itself (when known) and every known path below it ("" is the root)."""
+        if self._children is None:
+            self._children = {}
+            for path in self._values:
+                self._index(path)
+        found = [directory] if directory in self._values else []
+        pending = [directory]
+        while pending:
+            for child in self._children.get(pending.pop(), ()):
+                if child in self._values:
+                    found.append(child)
+                pending.append(child)
+        return found
+
+    def _index(self, path: str) -> None:
+        """Enter `path` under its parent, and any unknown parent under its own (so that a path
+        whose directory has no entry of its own is still found below the root)."""
+        assert self._children is not None
+        while path:
+            parent = parent_of(path)
+            known = parent in self._children
+            self._children.setdefault(parent, set()).add(path)
+            if known:
+                return
+            path = parent
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -82,12 +120,17 @@ class AncestorEntries(MutableMapping[str, Ancestor]):
             if stop > end or not path_length or op not in (_SET, _FORGET):
                 raise CorruptRecord(f"a malformed record at byte {offset}")
             path = data[start : start + path_length].decode(encoding, errors)
+            if op == _SET and code not in _KINDS:
+                raise CorruptRecord(f"an unknown entry kind {code} at byte {offset}")
+            if self._children is not None:  # an append after `within` was used: keep the index
+                if op == _FORGET and path in values:
+                    self._children[parent_of(path)].discard(path)
+                elif op == _SET and path not in values:
+                    self._index(path)
             if op == _FORGET:
                 values.pop(path, None)
-            elif code in _KINDS:
-                values[path] = data[offset:stop]
             else:
-                raise CorruptRecord(f"an unknown entry kind {code} at byte {offset}")
+                values[path] = data[offset:stop]
             offset = stop
             count += 1
         return count
