@@ -105,13 +105,19 @@ def test_restart_terms_a_sleeping_command_and_kills_one_that_ignores_term(
     def lines() -> list[str]:
         return log.read_text().splitlines() if log.exists() else []
 
+    def arrive(name: str) -> None:
+        """A file renamed into the source: one event, so one batch and one run (a file written
+        in place may come as two batches, its creation and its close, and two runs)."""
+        (tmp_path / name).write_text(name)
+        (tmp_path / name).rename(src / name)
+
     daemon = daemons.start(
         daemon_args(src, dst, "direct", f"--on-sync={polite}", "--on-sync-busy=restart")
     )
     daemon.wait_ready()
-    (src / "one").write_text("1")
+    arrive("one")
     wait_until(lambda: len(lines()) == 1)
-    (src / "two").write_text("2")
+    arrive("two")
     wait_until(lambda: len(lines()) == 3, message=lambda: str(lines()))
     first = lines()[0].split()[1]
     assert lines()[:2] == [f"start {first}", f"term {first}"]
@@ -126,10 +132,10 @@ def test_restart_terms_a_sleeping_command_and_kills_one_that_ignores_term(
         )
     )  # fmt: skip
     daemon.wait_ready()
-    (src / "three").write_text("3")
+    arrive("three")
     wait_until(lambda: len(lines()) == 1)
     pid = int(lines()[0].split()[1])
-    (src / "four").write_text("4")
+    arrive("four")
     wait_until(lambda: len(lines()) == 2, timeout=10)
     assert not Path(f"/proc/{pid}").exists(), "the command that ignored TERM was killed"
     daemon.stop()  # the running one too, within its stop timeout
