@@ -18,6 +18,10 @@ class NewDirectories:
         self._made: dict[str, set[str]] = {}
         self.on = True
 
+    def __len__(self) -> int:
+        """How many directories it holds."""
+        return len(self._made)
+
     def start(self) -> None:
         """From now on, directories created are remembered (a batch's changes begin)."""
         self._made = {}
@@ -32,6 +36,11 @@ class NewDirectories:
         """The run has just made the directory at `path`: it is empty."""
         if self.on:
             self._made[path] = set()
+
+    def done(self, path: str) -> None:
+        """The run has synced all of the directory at `path` (a tree): what it knows of it is
+        not needed again. A first sync would otherwise hold every directory of the tree."""
+        self._made.pop(path, None)
 
     def note(self, parent: str, name: str) -> None:
         """`name` in `parent` may exist from now on."""

@@ -53,9 +53,8 @@ class TreeSync(Run):
         self.linked: set[tuple[int, int]] = set()  # inodes whose other names this run copied
         # While set, directories met in a listing go to it, unsynced (`FullSync.sync_top`).
         self.defer: Callable[[str], None] | None = None
-        # Whether a grown file may be updated by its new tail alone, compared whole later
-        # (`compare_later`): for live changes, not for a comparison of the whole tree, which
-        # may find a destination from long ago.
+        # Whether a grown file may be updated by its tail alone, compared whole later: for live
+        # changes, not for a whole tree's comparison, which may find a destination from long ago.
         self.trust_appends = False
         self.fresh = NewDirectories()  # what is known missing in directories it created
 
@@ -70,9 +69,8 @@ class TreeSync(Run):
         """Make the destination's `path` (and below it, when `recursive`) what the source holds.
 
         An entry that goes or changes type between two of these steps is looked at again and
-        synced as it is then: that is the source's normal life, never a failure (its change
-        raised an event of its own, which this sync may already have served). `found`: the
-        caller's lstat of the source entry, just taken, if any.
+        synced as it is then: the source's normal life, never a failure (its change raised an
+        event of its own, which this sync may have served). `found`: the caller's fresh lstat.
         """
         for _ in range(_LOOKS):
             try:
@@ -172,6 +170,8 @@ class TreeSync(Run):
             self.fresh.created(path)
         if recursive or not created:  # an empty directory has no extras to remove
             self._sync_children(path, fd, recursive, empty=created)
+        if recursive:
+            self.fresh.done(path)
         if recursive and path and self.defer is None:
             self.set_times_now(path)
 
