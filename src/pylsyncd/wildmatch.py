@@ -16,27 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pylsyncd.byte_classes import MalformedClassError, byte_class, parse_class
+
 __all__ = ["Rule", "parse_line"]
 
-_STAR, _QUESTION, _BACKSLASH, _OPEN, _CLOSE, _SLASH = (c for c in b"*?\\[]/")
-_BANG, _CARET, _COLON, _DASH = (c for c in b"!^:-")
-
-# git's POSIX classes use the C library's ctype in the C locale: ASCII only.
-_ASCII = range(0x80)
-_POSIX_CLASSES: dict[bytes, frozenset[int]] = {
-    b"alnum": frozenset(c for c in _ASCII if bytes([c]).isalnum()),
-    b"alpha": frozenset(c for c in _ASCII if bytes([c]).isalpha()),
-    b"blank": frozenset(b" \t"),
-    b"cntrl": frozenset([*range(0x20), 0x7F]),
-    b"digit": frozenset(b"0123456789"),
-    b"graph": frozenset(range(0x21, 0x7F)),
-    b"lower": frozenset(b"abcdefghijklmnopqrstuvwxyz"),
-    b"print": frozenset(range(0x20, 0x7F)),
-    b"punct": frozenset(c for c in range(0x21, 0x7F) if not bytes([c]).isalnum()),
-    b"space": frozenset(b" \t\n\v\f\r"),
-    b"upper": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-    b"xdigit": frozenset(b"0123456789abcdefABCDEF"),
-}
+_STAR, _QUESTION, _BACKSLASH, _OPEN, _SLASH = (c for c in b"*?\\[/")
 
 
 class _NeverMatches(Exception):
@@ -135,8 +119,11 @@ def _translate(pattern: bytes) -> bytes:
             i += 1
             continue
         if c == _OPEN:
-            members, i = _parse_class(pattern, i + 1)
-            parts.append(_byte_class(members))
+            try:
+                members, i = parse_class(pattern, i + 1)
+            except MalformedClassError:
+                raise _NeverMatches from None
+            parts.append(byte_class(members))
             continue
         if c == _BACKSLASH:
             if i + 1 == n:
@@ -146,80 +133,3 @@ def _translate(pattern: bytes) -> bytes:
         parts.append(re.escape(bytes([c])))
         i += 1
     return b"".join(parts)
-
-
-def _parse_class(pattern: bytes, start: int) -> tuple[frozenset[int], int]:
-    """A class whose "[" is just before `start`: its bytes and the index after its "]".
-
-    A port of the class loop in git's dowild(): the first member is literal even if it is "]",
-    "[:name:]" is a POSIX class, a range's end may be escaped, and no class matches "/".
-    """
-    n = len(pattern)
-
-    def at(k: int) -> int:
-        return pattern[k] if k < n else 0
-
-    p = start
-    ch = at(p)
-    negated = ch in (_BANG, _CARET)
-    if negated:
-        p += 1
-        ch = at(p)
-    members: set[int] = set()
-    prev = 0
-    while True:
-        if ch == 0:
-            raise _NeverMatches
-        if ch == _BACKSLASH:
-            p += 1
-            ch = at(p)
-            if ch == 0:
-                raise _NeverMatches
-            members.add(ch)
-        elif ch == _DASH and prev and at(p + 1) and at(p + 1) != _CLOSE:
-            p += 1
-            ch = at(p)
-            if ch == _BACKSLASH:
-                p += 1
-                ch = at(p)
-                if ch == 0:
-                    raise _NeverMatches
-            members.update(range(prev, ch + 1))
-            ch = 0  # a range never starts another range
-        elif ch == _OPEN and at(p + 1) == _COLON:
-            name_start = p + 2
-            p = name_start
-            while at(p) and at(p) != _CLOSE:
-                p += 1
-            if not at(p):
-                raise _NeverMatches
-            if p - name_start - 1 < 0 or pattern[p - 1] != _COLON:
-                # Not a class name after all: "[" is a member and the scan goes on after it.
-                p = name_start - 2
-                ch = _OPEN
-                members.add(ch)
-            else:
-                name = pattern[name_start : p - 1]
-                if name not in _POSIX_CLASSES:
-                    raise _NeverMatches
-                members.update(_POSIX_CLASSES[name])
-                ch = 0
-        else:
-            members.add(ch)
-        prev = ch
-        p += 1
-        ch = at(p)
-        if ch == _CLOSE:  # only after a first member: "[]a]" holds "]" and "a"
-            break
-    if negated:
-        members = set(range(1, 256)) - members
-    members.discard(_SLASH)
-    members.discard(0)
-    return frozenset(members), p + 1
-
-
-def _byte_class(members: frozenset[int]) -> bytes:
-    """A set of bytes as a regex class; an empty set never matches."""
-    if not members:
-        return b"(?!)"
-    return b"[" + b"".join(b"\\x%02x" % c for c in sorted(members)) + b"]"
