@@ -8,8 +8,8 @@ symlinks are written to a temporary name and renamed into place (`DestinationTre
 follows a symlink below a root); a copy's origin is opened once and checked again by fstat, so
 the bytes written are the version the plan chose.
 
-A directory is created owner-writable and gets its mode once the plan is applied: a read-only
-directory would refuse the entries the same plan writes into it.
+A directory whose mode denies its owner writing gets it once the plan is applied (its record
+only then): a read-only directory would refuse the entries the same plan writes into it.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class PlanApplier:
         """Apply every action whose check passes; records are made durable in chunks."""
         applied = Applied()
         records: list[Record] = []
+        late: list[Record] = []  # directories whose mode waits for the end of the plan
         for action in plan.actions:
             try:
                 inode, written = self._apply(action)
@@ -96,13 +97,16 @@ class PlanApplier:
             if action.kind is not ActionKind.RECORD:
                 applied.written[action.side] += 1
                 applied.bytes += written
-            records.extend(action.records_after(inode))
+            if (action.side, action.path) in self._modes:
+                late.extend(action.records_after(inode))  # true once its mode is set
+            else:
+                records.extend(action.records_after(inode))
             if len(records) >= RECORDS_PER_APPEND:
                 self._record(records)
                 records = []
         self._set_directory_modes()
-        if records:
-            self._record(records)
+        if records or late:
+            self._record(records + late)
         applied.done = {action.path for action in plan.actions} - applied.handed_back
         return applied
 
@@ -160,7 +164,10 @@ class PlanApplier:
             if found is not None:
                 self._remove(tree, parent_fd, name, action.path, found)
             os.mkdir(name, 0o700, dir_fd=parent_fd)
-            self._modes[(action.side, action.path)] = entry.mode
+            if entry.mode & 0o700 == 0o700:
+                os.chmod(name, entry.mode, dir_fd=parent_fd, follow_symlinks=False)
+            else:
+                self._modes[(action.side, action.path)] = entry.mode
             return self._inode(parent_fd, name), 0
         if found is not None and found.kind is Kind.DIR:
             self._remove(tree, parent_fd, name, action.path, found)  # emptied by the plan

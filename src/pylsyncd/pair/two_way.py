@@ -122,7 +122,10 @@ class TwoWayPair:
         while self.pending.wait(self.config.delay, self.stopping,
                                 time.monotonic() + _ROOT_CHECK_EVERY):  # fmt: skip
             if self._halted is not None:
-                self.pending.take()  # nothing is propagated until a restart
+                # Nothing is propagated until a restart, which compares both whole trees.
+                dropped = self.pending.take().events
+                if dropped:
+                    log.debug("%s: halted: %d events not applied", self.name, dropped)
                 continue
             if not self._next_batch():
                 self.stopping.wait(self._retry.backoff)
@@ -140,7 +143,13 @@ class TwoWayPair:
             return self._step(self._sync.idle, time.monotonic())
         full, self._full, self._carried = self._full, False, set()
         started = time.monotonic()
-        return self._step(lambda: self._sync.batch(None if full else touched), started)
+        log.debug("%s: reconciling %d events, %s", self.name, taken.events,
+                  "both whole trees" if full else f"{len(touched)} paths")  # fmt: skip
+        before = self._batches
+        ok = self._step(lambda: self._sync.batch(None if full else touched), started)
+        if ok and self._batches == before:
+            log.debug("%s: in sync, nothing to write", self.name)  # the daemon's own echo
+        return ok
 
     def _step(self, reconcile: Callable[[], Reconciled], started: float) -> bool:
         """Run one reconcile; log and count what it did; halt on Halted. False on failure."""
@@ -157,7 +166,11 @@ class TwoWayPair:
         self._carried |= done.handed_back
         for conflict in done.conflicts:
             self._conflicts += 1
-            loser = f" kept as {conflict.copy}" if conflict.copy else " replaced (a conflict copy)"
+            loser = (
+                f" kept as {conflict.copy}"
+                if conflict.copy
+                else " not kept (a directory's mode, or a conflict copy itself)"
+            )
             log.warning(
                 "%s: conflict: both sides changed %s; the %s's version took it on both sides, "
                 "the %s's is%s",
