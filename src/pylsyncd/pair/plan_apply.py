@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pylsyncd.entries import Entry, Kind, Side
+from pylsyncd.pair import side_writes
 from pylsyncd.pair.side_tree import entry_of, matches, read_entry
 from pylsyncd.plan import Action, ActionKind, Plan, Record
 from pylsyncd.transfer.destination import DestinationTree
@@ -95,6 +96,7 @@ class PlanApplier:
                 applied.handed_back.add(action.path)
                 continue
             if action.kind is not ActionKind.RECORD:
+                log.debug("%s %s on the %s", action.kind.value, action.path, action.side.value)
                 applied.written[action.side] += 1
                 applied.bytes += written
             if (action.side, action.path) in self._modes:
@@ -171,21 +173,46 @@ class PlanApplier:
             return self._inode(parent_fd, name), 0
         if found is not None and found.kind is Kind.DIR:
             self._remove(tree, parent_fd, name, action.path, found)  # emptied by the plan
-        if entry.kind is Kind.SYMLINK:
-            status = lstat_at(origin_fd, origin_name)
-            if status is None:
-                raise _Skipped(f"the origin {action.origin!r} is gone")
-            tree.write_symlink(parent_fd, name, entry.target, status)
-            return self._inode(parent_fd, name), 0
-        source_fd = os.open(origin_name, _FILE_FLAGS, dir_fd=origin_fd)
+            found = None
+        expected = found  # what the path holds now that the plan's own removal is done
+
+        def unchanged() -> bool:
+            return matches(read_entry(tree, action.path), expected)
+
         try:
-            status = os.fstat(source_fd)
-            if not matches(entry_of(status), entry):
-                raise _Skipped(f"the origin {action.origin!r} changed as it was opened")
-            written = tree.files.write(parent_fd, name, source_fd, status, None, trust_append=False)
-        finally:
-            os.close(source_fd)
-        return self._inode(parent_fd, name), written.written
+            if entry.kind is Kind.SYMLINK:
+                status = lstat_at(origin_fd, origin_name)
+                if status is None:
+                    raise _Skipped(f"the origin {action.origin!r} is gone")
+                side_writes.write_symlink(
+                    parent_fd,
+                    name,
+                    entry.target,
+                    status,
+                    tree.ownership,
+                    unchanged,
+                    expected is not None,
+                )
+                return self._inode(parent_fd, name), 0
+            source_fd = os.open(origin_name, _FILE_FLAGS, dir_fd=origin_fd)
+            try:
+                status = os.fstat(source_fd)
+                if not matches(entry_of(status), entry):
+                    raise _Skipped(f"the origin {action.origin!r} changed as it was opened")
+                written = side_writes.write_file(
+                    parent_fd,
+                    name,
+                    source_fd,
+                    status,
+                    tree.ownership,
+                    unchanged,
+                    expected is not None,
+                )
+            finally:
+                os.close(source_fd)
+        except side_writes.PathTaken as taken:
+            raise _Skipped(str(taken)) from None
+        return self._inode(parent_fd, name), written
 
     def _remove(
         self, tree: DestinationTree, parent_fd: int, name: str, path: str, found: Entry | None

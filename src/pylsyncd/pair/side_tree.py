@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable
 
@@ -23,6 +24,9 @@ from pylsyncd.transfer.directories import DIR_FLAGS, GONE, lstat_at, split
 
 # (path, is_dir) -> whether the path is left out of the sync (EXCLUDES).
 Excluded = Callable[[str, bool], bool]
+# This daemon's temporary files (`transfer.file_writer.temp_name`): never synchronised, and
+# removed when a full read finds them (a kill -9 in the middle of a copy leaves one behind).
+OWN_TEMPORARY = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp\Z")
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _DIGEST_CHUNK = 1 << 20
 
@@ -79,8 +83,11 @@ def excluded_path(path: str, is_dir: bool, excluded: Excluded) -> bool:
     return excluded(path, is_dir)
 
 
-def read_subtree(tree: DestinationTree, path: str, excluded: Excluded) -> dict[str, Entry]:
-    """`path` (unless it is the root "") and every entry below it that is not excluded."""
+def read_subtree(
+    tree: DestinationTree, path: str, excluded: Excluded, leftovers: list[str] | None = None
+) -> dict[str, Entry]:
+    """`path` (unless it is the root "") and every entry below it that is not excluded; this
+    daemon's temporary files found on the way go to `leftovers` when it is given."""
     found: dict[str, Entry] = {}
     if path:
         entry = read_entry(tree, path)
@@ -102,11 +109,17 @@ def read_subtree(tree: DestinationTree, path: str, excluded: Excluded) -> dict[s
         if error.errno in (*GONE, errno.ELOOP):
             return found
         raise
-    _walk(fd, path, excluded, found)
+    _walk(fd, path, excluded, found, leftovers)
     return found
 
 
-def _walk(fd: int, path: str, excluded: Excluded, found: dict[str, Entry]) -> None:
+def _walk(
+    fd: int,
+    path: str,
+    excluded: Excluded,
+    found: dict[str, Entry],
+    leftovers: list[str] | None,
+) -> None:
     """Read the directory open at `fd` (closed here) into `found`, depth first."""
     directories: list[str] = []
     try:
@@ -118,6 +131,9 @@ def _walk(fd: int, path: str, excluded: Excluded, found: dict[str, Entry]) -> No
             if status is None:
                 continue
             is_dir = stat.S_ISDIR(status.st_mode)
+            if leftovers is not None and not is_dir and OWN_TEMPORARY.match(name):
+                leftovers.append(child)
+                continue
             if excluded(child, is_dir):
                 continue
             target = ""
@@ -143,7 +159,7 @@ def _walk(fd: int, path: str, excluded: Excluded, found: dict[str, Entry]) -> No
                     found.pop(f"{path}/{name}" if path else name, None)
                     continue
                 raise
-            _walk(child_fd, f"{path}/{name}" if path else name, excluded, found)
+            _walk(child_fd, f"{path}/{name}" if path else name, excluded, found, leftovers)
     finally:
         os.close(fd)
 

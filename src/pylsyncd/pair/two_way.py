@@ -12,7 +12,6 @@ plans nothing.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from pylsyncd.entries import Mode, Side
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.observer import UNOBSERVED, PairObserver
 from pylsyncd.pair.retry import Retry
-from pylsyncd.pair.side_tree import Excluded
+from pylsyncd.pair.side_tree import OWN_TEMPORARY, Excluded
 from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
 from pylsyncd.pair.two_sided_pending import TwoSidedPending
 from pylsyncd.pair.two_way_sync import Halted, Reconciled, TwoWaySync, state_dir_ready
@@ -35,7 +34,6 @@ from pylsyncd.watch import Watcher
 log = logging.getLogger("pylsyncd")
 
 _ROOT_CHECK_EVERY = 1.0  # seconds between looks at the roots' identities when nothing happens
-_OWN_TEMPORARY = re.compile(r"(^|/)\.pylsyncd\.[0-9a-f]{12}\.tmp$")  # our writes in progress
 OPEN_CONFLICTS_SHOWN = 50  # conflict copies the status lists by name
 
 
@@ -89,7 +87,8 @@ class TwoWayPair:
         """EXCLUDES, and this daemon's temporary files (a crash may leave one behind)."""
 
         def excluded(path: str, is_dir: bool) -> bool:
-            return _OWN_TEMPORARY.search(path) is not None or excludes.excludes(path, is_dir)
+            name = path.rpartition("/")[2]
+            return OWN_TEMPORARY.match(name) is not None or excludes.excludes(path, is_dir)
 
         return excluded
 

@@ -13,6 +13,7 @@ while the ancestor held two entries or more, stops the pair with nothing propaga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from pylsyncd.state import (
 )
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.destination import DestinationTree
+from pylsyncd.transfer.directories import split
 
 log = logging.getLogger("pylsyncd")
 
@@ -161,7 +163,9 @@ class TwoWaySync:
         ancestor: dict[str, Ancestor] = {}
         for path in [""] if touched is None else _outermost(touched):
             for side, tree in trees.items():
-                sides[side].update(read_subtree(tree, path, self.excluded))
+                leftovers: list[str] = []
+                sides[side].update(read_subtree(tree, path, self.excluded, leftovers))
+                _remove_leftovers(tree, leftovers)
             if touched is not None:
                 ancestor.update((known, entries[known]) for known in entries.within(path))
         empty = {side: root_is_empty(root, self.excluded) for side, root in self.roots.items()}
@@ -186,6 +190,18 @@ class TwoWaySync:
                     self.open_conflicts.discard(record.path)
                 else:
                     self.open_conflicts.add(record.path)
+
+
+def _remove_leftovers(tree: DestinationTree, leftovers: list[str]) -> None:
+    """Remove temporary files a killed daemon left (the only writer of a pair is its daemon, and
+    this one writes none between two reconciles)."""
+    for path in leftovers:
+        parent, name = split(path)
+        parent_fd = tree.open_dir(parent)
+        if parent_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=parent_fd)
+        log.debug("removed %s, a temporary file left by a daemon that was killed", path)
 
 
 def _outermost(paths: set[str]) -> list[str]:
