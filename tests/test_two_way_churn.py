@@ -164,6 +164,14 @@ def test_two_sided_churn_loses_no_version(tmp_path: Path, daemons: DaemonPool, s
             last_diff = str(error)
             return False
         last_diff = diff_snapshots(left, right)  # type: ignore[arg-type]
+        differing = {
+            path for path in left.keys() | right.keys() if left.get(path) != right.get(path)
+        }
+        last_diff += "\n" + "\n".join(
+            line
+            for line in churn.log
+            if any(f" {path}:" in line or line.endswith(f" {path}") for path in differing)
+        )
         return left == right
 
     wait_until(

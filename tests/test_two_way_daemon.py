@@ -282,7 +282,9 @@ def test_a_recreated_root_deletes_nothing_on_the_other_side(sides: Sides) -> Non
 def test_an_emptied_root_halts_the_pair(sides: Sides) -> None:
     for name in ("f1", "f2", "d/f3"):
         write_file(sides.a / name, name)
-    daemon = sides.start()
+    # A second for the batch: the volume's entries all go within it, as in an unmount (deleted
+    # one batch at a time, they would be ordinary deletions).
+    daemon = sides.start("--delay", "1")
     sides.wait_equal(daemon)
     for child in sides.b.iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -26,7 +26,7 @@ from pylsyncd.pair import side_writes
 from pylsyncd.pair.side_tree import entry_of, matches, read_entry
 from pylsyncd.plan import Action, ActionKind, Plan, Record
 from pylsyncd.transfer.destination import DestinationTree
-from pylsyncd.transfer.directories import GONE, lstat_at, split
+from pylsyncd.transfer.directories import DIR_FLAGS, GONE, lstat_at, split
 
 log = logging.getLogger("pylsyncd")
 
@@ -93,6 +93,12 @@ class PlanApplier:
                     continue
                 log.debug("failed %s", action, exc_info=True)
                 applied.error = applied.error or f"{action.path}: {error.strerror or error}"
+                applied.handed_back.add(action.path)
+                continue
+            except Exception as error:
+                # One entry's surprise must not stop the pair: it is retried with backoff.
+                log.debug("failed %s", action, exc_info=True)
+                applied.error = applied.error or f"{action.path}: {type(error).__name__}: {error}"
                 applied.handed_back.add(action.path)
                 continue
             if action.kind is not ActionKind.RECORD:
@@ -166,11 +172,15 @@ class PlanApplier:
             if found is not None:
                 self._remove(tree, parent_fd, name, action.path, found)
             os.mkdir(name, 0o700, dir_fd=parent_fd)
-            if entry.mode & 0o700 == 0o700:
-                os.chmod(name, entry.mode, dir_fd=parent_fd, follow_symlinks=False)
-            else:
-                self._modes[(action.side, action.path)] = entry.mode
-            return self._inode(parent_fd, name), 0
+            fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+            try:
+                if entry.mode & 0o700 == 0o700:
+                    os.fchmod(fd, entry.mode)
+                else:
+                    self._modes[(action.side, action.path)] = entry.mode
+                return os.fstat(fd).st_ino, 0
+            finally:
+                os.close(fd)
         if found is not None and found.kind is Kind.DIR:
             self._remove(tree, parent_fd, name, action.path, found)  # emptied by the plan
             found = None
@@ -230,12 +240,23 @@ class PlanApplier:
             os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=parent_fd,
                      follow_symlinks=False)  # fmt: skip
             return found.inode
-        if found.mode != entry.mode:
-            os.chmod(name, entry.mode, dir_fd=parent_fd, follow_symlinks=False)
-        if found.kind is Kind.FILE and found.mtime_ns != entry.mtime_ns:
-            status = lstat_at(parent_fd, name)
-            atime = entry.mtime_ns if status is None else status.st_atime_ns
-            os.utime(name, ns=(atime, entry.mtime_ns), dir_fd=parent_fd, follow_symlinks=False)
+        # Through a descriptor of the entry itself: O_NOFOLLOW fails on a symlink put there since
+        # the check, and the inode says it is still the entry the plan saw.
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+        except PermissionError:
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            status = os.fstat(fd)
+            if status.st_ino != found.inode:
+                raise _Skipped("replaced since it was checked")
+            if found.mode != entry.mode:
+                # chmod through /proc: fchmod refuses an O_PATH descriptor.
+                os.chmod(f"/proc/self/fd/{fd}", entry.mode)
+            if found.kind is Kind.FILE and found.mtime_ns != entry.mtime_ns:
+                os.utime(f"/proc/self/fd/{fd}", ns=(status.st_atime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
         return found.inode
 
     def _inode(self, parent_fd: int, name: str) -> int:
