@@ -368,3 +368,64 @@ def test_sigterm_stops_a_two_way_pair(sides: Sides) -> None:
     daemon = sides.start()
     daemon.send(signal.SIGTERM)
     assert daemon.wait_exit() == 0
+
+
+def test_trees_copied_without_their_times_merge_without_conflict_copies(sides: Sides) -> None:
+    for i in range(5):
+        write_file(sides.a / f"f{i}", f"same {i}", mtime_ns=1_600_000_000_000_000_000)
+        write_file(sides.b / f"f{i}", f"same {i}")  # as `cp` without -a leaves them
+    write_file(sides.a / "differs", "aaaa")
+    write_file(sides.b / "differs", "bbbb")
+    daemon = sides.start()
+    tree = sides.wait_equal(daemon)
+    copies = [path for path in tree if CONFLICT_COPY.search(path)]
+    assert [path.partition(".")[0] for path in copies] == ["differs"], copies
+    warnings = [line for line in daemon.lines if "WARNING" in line and "conflict:" in line]
+    assert len(warnings) == 1 and "changed differs;" in warnings[0], warnings
+
+
+def test_excluded_paths_are_never_copied_nor_deleted(sides: Sides) -> None:
+    write_file(sides.a / "build/out.o", "a's")
+    write_file(sides.b / "cache.tmp", "b's")
+    write_file(sides.a / "kept", "x")
+    write_file(sides.a / "other", "y")
+    daemon = sides.start("--exclude", "build/", "--exclude", "*.tmp")
+    wait_until(lambda: (sides.b / "kept").exists() and (sides.a / "other").exists())
+    write_file(sides.b / "new.tmp", "b's too")
+    (sides.a / "build/out.o").unlink()
+    write_file(sides.a / "later", "z")
+    wait_until(lambda: (sides.b / "later").exists())
+    assert not (sides.b / "build").exists() and not (sides.a / "cache.tmp").exists()
+    assert not (sides.a / "new.tmp").exists() and (sides.b / "cache.tmp").read_text() == "b's"
+    daemon.stop()
+
+
+def test_a_directory_deleted_while_the_other_side_added_in_it_comes_back(sides: Sides) -> None:
+    write_file(sides.a / "d/old", "old")
+    write_file(sides.a / "keep", "k")
+    daemon = sides.start()
+    sides.wait_equal(daemon)
+    daemon.stop()
+    shutil.rmtree(sides.a / "d")
+    write_file(sides.b / "d/added", "new work")
+    daemon = sides.start()
+    tree = sides.wait_equal(daemon)
+    assert "d/added" in tree and "d/old" not in tree  # the unchanged file stays deleted
+
+
+@pytest.mark.parametrize(("policy", "winner"), [("source", "from a"), ("destination", "from b")])
+def test_conflict_policy_chooses_the_winner(sides: Sides, policy: str, winner: str) -> None:
+    write_file(sides.a / "f.txt", "base")
+    daemon = sides.start("--conflict", policy)
+    sides.wait_equal(daemon)
+    daemon.stop()
+    # The older edit wins when the policy names its side: newer mtimes do not decide.
+    write_file(sides.a / "f.txt", "from a", mtime_ns=1_700_000_000_000_000_000)
+    write_file(sides.b / "f.txt", "from b", mtime_ns=1_700_000_001_000_000_000)
+    if policy == "destination":
+        write_file(sides.b / "f.txt", "from b", mtime_ns=1_600_000_000_000_000_000)
+    daemon = sides.start("--conflict", policy)
+    tree = sides.wait_equal(daemon)
+    assert (sides.a / "f.txt").read_text() == winner
+    (copy,) = [path for path in tree if CONFLICT_COPY.search(path)]
+    assert (sides.a / copy).read_text() == ("from b" if winner == "from a" else "from a")
