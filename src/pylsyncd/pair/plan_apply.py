@@ -150,7 +150,10 @@ class PlanApplier:
             return entry.inode, 0
         if action.kind is ActionKind.SET_ATTRIBUTES:
             assert found is not None
-            return self._set_attributes(parent_fd, name, found, entry), 0
+            try:
+                return side_writes.set_attributes(parent_fd, name, found, entry), 0
+            except side_writes.PathTaken as taken:
+                raise _Skipped(str(taken)) from None
         return self._copy(action, tree, parent_fd, name, found, entry)
 
     def _copy(
@@ -233,31 +236,6 @@ class PlanApplier:
             os.rmdir(name, dir_fd=parent_fd)
         else:
             os.unlink(name, dir_fd=parent_fd)
-
-    def _set_attributes(self, parent_fd: int, name: str, found: Entry, entry: Entry) -> int:
-        """The same content: the winner's mode (a symlink has none of its own) and times."""
-        if found.kind is Kind.SYMLINK:
-            os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=parent_fd,
-                     follow_symlinks=False)  # fmt: skip
-            return found.inode
-        # Through a descriptor of the entry itself: O_NOFOLLOW fails on a symlink put there since
-        # the check, and the inode says it is still the entry the plan saw.
-        try:
-            fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
-        except PermissionError:
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
-        try:
-            status = os.fstat(fd)
-            if status.st_ino != found.inode:
-                raise _Skipped("replaced since it was checked")
-            if found.mode != entry.mode:
-                # chmod through /proc: fchmod refuses an O_PATH descriptor.
-                os.chmod(f"/proc/self/fd/{fd}", entry.mode)
-            if found.kind is Kind.FILE and found.mtime_ns != entry.mtime_ns:
-                os.utime(f"/proc/self/fd/{fd}", ns=(status.st_atime_ns, entry.mtime_ns))
-        finally:
-            os.close(fd)
-        return found.inode
 
     def _inode(self, parent_fd: int, name: str) -> int:
         status = lstat_at(parent_fd, name)

@@ -6,6 +6,7 @@ name was taken meanwhile, atomically: a file created by someone else while the c
 is never replaced) and its temporary name removed. Where the plan saw an entry, the path is
 checked again right before the rename over it: what is left is the microseconds between that
 check and the rename, the window every sync tool has without a kernel compare-and-swap.
+Attributes alone (`set_attributes`) are set through a descriptor of the entry the plan saw.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import os
 import stat
 from collections.abc import Callable
 
+from pylsyncd.entries import Entry, Kind
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.file_content import copy_range
 from pylsyncd.transfer.file_writer import open_temp, temp_name
+
+_ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class PathTaken(Exception):
@@ -107,3 +111,30 @@ def _put_in_place(
         os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return
     os.unlink(tmp, dir_fd=parent_fd)
+
+
+def set_attributes(parent_fd: int, name: str, found: Entry, entry: Entry) -> int:
+    """The same content: the winner's mode (a symlink has none of its own) and times; the
+    inode written. PathTaken when another entry stands there now."""
+    if found.kind is Kind.SYMLINK:
+        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=parent_fd,
+                 follow_symlinks=False)  # fmt: skip
+        return found.inode
+    # Through a descriptor of the entry itself: O_NOFOLLOW fails on a symlink put there since
+    # the check, and the inode says it is still the entry the plan saw.
+    try:
+        fd = os.open(name, _ENTRY_FLAGS, dir_fd=parent_fd)
+    except PermissionError:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        status = os.fstat(fd)
+        if status.st_ino != found.inode:
+            raise PathTaken("replaced since it was checked")
+        if found.mode != entry.mode:
+            # chmod through /proc: fchmod refuses an O_PATH descriptor.
+            os.chmod(f"/proc/self/fd/{fd}", entry.mode)
+        if found.kind is Kind.FILE and found.mtime_ns != entry.mtime_ns:
+            os.utime(f"/proc/self/fd/{fd}", ns=(status.st_atime_ns, entry.mtime_ns))
+    finally:
+        os.close(fd)
+    return found.inode

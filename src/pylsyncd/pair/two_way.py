@@ -25,6 +25,7 @@ from pylsyncd.pair.retry import Retry
 from pylsyncd.pair.side_tree import OWN_TEMPORARY, Excluded
 from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
 from pylsyncd.pair.two_sided_pending import TwoSidedPending
+from pylsyncd.pair.two_way_report import TwoWayReport
 from pylsyncd.pair.two_way_sync import Halted, Reconciled, TwoWaySync, state_dir_ready
 from pylsyncd.state import PairIdentity, state_path
 from pylsyncd.status import PairState, PairStatus
@@ -34,7 +35,6 @@ from pylsyncd.watch import Watcher
 log = logging.getLogger("pylsyncd")
 
 _ROOT_CHECK_EVERY = 1.0  # seconds between looks at the roots' identities when nothing happens
-OPEN_CONFLICTS_SHOWN = 50  # conflict copies the status lists by name
 
 
 class TwoWayPair:
@@ -77,10 +77,7 @@ class TwoWayPair:
         self._full = False  # a side lost events: compare both whole trees
         self._halted: str | None = None
         self._stopped = False
-        self._conflicts = 0
-        self._batches = 0  # applied batches that wrote something
-        self._last: tuple[float, int, float] | None = None  # when, changes, milliseconds
-        self._changes = self._bytes = 0
+        self._report = TwoWayReport(self.name)
 
     @staticmethod
     def _excluded(excludes: ExcludeRules) -> Excluded:
@@ -144,9 +141,9 @@ class TwoWayPair:
         started = time.monotonic()
         log.debug("%s: reconciling %d events, %s", self.name, taken.events,
                   "both whole trees" if full else f"{len(touched)} paths")  # fmt: skip
-        before = self._batches
+        before = self._report.batches
         ok = self._step(lambda: self._sync.batch(None if full else touched), started)
-        if ok and self._batches == before:
+        if ok and self._report.batches == before:
             log.debug("%s: in sync, nothing to write", self.name)  # the daemon's own echo
         return ok
 
@@ -163,26 +160,7 @@ class TwoWayPair:
             self._full = True  # what failed is not known: compare everything next time
             return False
         self._carried |= done.handed_back
-        for conflict in done.conflicts:
-            self._conflicts += 1
-            loser = (
-                f" kept as {conflict.copy}"
-                if conflict.copy
-                else " not kept (a directory's mode, or a conflict copy itself)"
-            )
-            log.warning(
-                "%s: conflict: both sides changed %s; the %s's version took it on both sides, "
-                "the %s's is%s",
-                self.name, conflict.path, conflict.winner.value, conflict.loser.value, loser,
-            )  # fmt: skip
-        if done.changes:
-            elapsed = (time.monotonic() - started) * 1000
-            self._batches += 1
-            self._changes += done.changes
-            self._bytes += done.bytes
-            self._last = (time.time(), done.changes, elapsed)
-            log.info("%s: batch: %d changes, %d bytes in %.0f ms",
-                     self.name, done.changes, done.bytes, elapsed)  # fmt: skip
+        self._report.done(done, started)
         if done.error is not None:
             self._retry.failed("applying changes", done.error)
             return False
@@ -209,24 +187,16 @@ class TwoWayPair:
             state = PairState.FAILING
         else:
             state = PairState.LIVE if self.ready.is_set() else PairState.INITIAL_SYNC
-        last_at, last_changes, last_ms = self._last or (None, 0, 0.0)
         watch = self._watches[Side.A].watching, self._watches[Side.B].watching
-        return PairStatus(
-            source=self.config.source,
-            destination=self.config.destination,
-            state=state,
-            initial_sync_done=self.ready.is_set(),
-            pending_events=len(self.pending),
-            last_batch_at=last_at,
-            last_batch_changes=last_changes,
-            last_batch_ms=round(last_ms, 1),
-            last_error=self._halted or self._retry.last_error,
+        return self._report.status(
+            self.config,
+            state,
+            ready=self.ready.is_set(),
+            pending=len(self.pending),
+            error=self._halted or self._retry.last_error,
             failing_since=self._retry.failing_since,
             watch=f"source {watch[0]}, destination {watch[1]}",
-            changes_total=self._changes,
-            bytes_total=self._bytes,
-            conflicts_total=self._conflicts,
-            open_conflicts=tuple(sorted(self._sync.open_conflicts)[:OPEN_CONFLICTS_SHOWN]),
+            open_conflicts=self._sync.open_conflicts,
         )
 
     def wake(self) -> None:
