@@ -191,9 +191,10 @@ def test_an_edit_beats_a_delete(sides: Sides) -> None:
     assert "conflict" not in daemon.log_text()
 
 
-def test_one_edit_is_one_transfer_and_no_echo(sides: Sides) -> None:
+@pytest.mark.parametrize("watch", ["inotify", "poll"])
+def test_one_edit_is_one_transfer_and_no_echo(sides: Sides, watch: str) -> None:
     write_file(sides.a / "f", "base")
-    daemon = sides.start()
+    daemon = sides.start("--watch", watch, "--poll-period", "1")
     sides.wait_equal(daemon)
     for side, other in ((sides.a, sides.b), (sides.b, sides.a)):
         mark = daemon.mark()
