@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,3 +431,20 @@ def test_conflict_policy_chooses_the_winner(sides: Sides, policy: str, winner: s
     assert (sides.a / "f.txt").read_text() == winner
     (copy,) = [path for path in tree if CONFLICT_COPY.search(path)]
     assert (sides.a / copy).read_text() == ("from b" if winner == "from a" else "from a")
+
+
+def test_a_volume_replaced_while_running_halts_the_pair(sides: Sides) -> None:
+    """A fresh, empty tmpfs mounted over the destination (a remount): the pair halts, and the
+    source keeps every file."""
+    write_file(sides.a / "f1", "1")
+    write_file(sides.a / "d/f2", "2")
+    daemon = sides.start()
+    sides.wait_equal(daemon)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(sides.b)], check=True)
+    try:
+        daemon.wait_for_log(r"ERROR .*halted: the destination root changed identity")
+        wait_until(lambda: sides.status()["state"] == "halted")
+        assert sorted(p.name for p in sides.a.iterdir()) == ["d", "f1"]
+        daemon.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(sides.b)], check=False)
