@@ -272,6 +272,6 @@ def test_status_file_json_names_each_field(tmp_path: Path) -> None:
         "source", "destination", "state", "initial_sync_done", "pending_events",
         "last_batch_at", "last_batch_changes", "last_batch_ms", "last_error", "failing_since",
         "watch", "changes_total", "bytes_total", "failures_total", "oldest_pending_at",
-        "sync_started_at", "sync_entries", "sync_total",
+        "sync_started_at", "sync_entries", "sync_total", "conflicts_total", "open_conflicts",
     }  # fmt: skip
     assert document["pairs"][0]["state"] == "live"

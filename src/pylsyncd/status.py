@@ -39,6 +39,7 @@ class PairState(Enum):
     FAILING = "failing"  # its last transfer failed; retrying with backoff
     PAUSED = "paused"  # the source is gone (unmounted, removed); waiting for it to return
     STOPPED = "stopped"  # the daemon stopped
+    HALTED = "halted"  # two-way: a root vanished, was replaced or emptied; nothing propagated
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class PairStatus:
     sync_started_at: float | None = None
     sync_entries: int = 0
     sync_total: int | None = None
+    # Two-way and one-way-safe: conflicts met since the daemon started, and the conflict copies
+    # both sides hold now (open until a person removes them; removing one side's is enough).
+    conflicts_total: int = 0
+    open_conflicts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,13 @@ def read_status(path: str) -> DaemonStatus:
         with open(path, encoding="utf-8") as file:
             document = json.load(file)
         pairs = tuple(
-            PairStatus(**{**pair, "state": PairState(pair["state"])})
+            PairStatus(
+                **{
+                    **pair,
+                    "state": PairState(pair["state"]),
+                    "open_conflicts": tuple(pair.get("open_conflicts", ())),
+                }
+            )
             for pair in document.pop("pairs")
         )
         return DaemonStatus(**document, pairs=pairs)
@@ -224,6 +235,8 @@ def pair_problems(pairs: tuple[PairStatus, ...], now: float, failing_for: float)
         name = f"{pair.source} -> {pair.destination}"
         if pair.state is PairState.STOPPED:
             problems.append(f"{name}: stopped")
+        elif pair.state is PairState.HALTED:
+            problems.append(f"{name}: halted: {pair.last_error}")
         elif pair.failing_since is not None and now - pair.failing_since > failing_for:
             problems.append(
                 f"{name}: failing for {now - pair.failing_since:.0f} s: {pair.last_error}"
@@ -264,6 +277,12 @@ def describe_status(status: DaemonStatus, now: float) -> str:
             lines.append(f"  failing for:    {ago(now - pair.failing_since)}")
         if pair.last_error:
             lines.append(f"  last error:     {pair.last_error}")
+        if pair.conflicts_total or pair.open_conflicts:
+            lines.append(
+                f"  conflicts:      {pair.conflicts_total} since start, "
+                f"{len(pair.open_conflicts)} open"
+            )
+            lines.extend(f"    {copy}" for copy in pair.open_conflicts)
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from pylsyncd.config import Config, PairConfig
+from pylsyncd.entries import Mode, Side
 from pylsyncd.errors import ConfigError, DestinationError, ForcedExit, PairStopped, ShutdownTimeout
 from pylsyncd.git_excludes import pair_excludes
 from pylsyncd.pair import Pair, pair_name
@@ -28,6 +29,7 @@ from pylsyncd.watch.choice import WatcherChoice
 
 if TYPE_CHECKING:
     from pylsyncd.metrics import DaemonMetrics
+    from pylsyncd.pair.two_way import TwoWayPair
 
 log = logging.getLogger("pylsyncd")
 
@@ -211,8 +213,10 @@ def _build_pair(
     stopping: threading.Event,
     grace: float,
     metrics: DaemonMetrics | None = None,
-) -> Pair:
+) -> Pair | TwoWayPair:
     """One pair with the transfer and the watchers its settings choose."""
+    if config.mode is not Mode.ONE_WAY:
+        return _build_two_way_pair(config, ownership, stopping, metrics)
     name = pair_name(config)
     excludes, unwatched = pair_excludes(config)
     watchers = WatcherChoice(name, config, unwatched)
@@ -226,6 +230,35 @@ def _build_pair(
         stopping=stopping,
         grace=grace,
         observer=observer,
+    )
+    if metrics is not None:
+        metrics.follow(name, pair.pending, pair.ready.is_set)
+    return pair
+
+
+def _build_two_way_pair(
+    config: PairConfig,
+    ownership: Ownership,
+    stopping: threading.Event,
+    metrics: DaemonMetrics | None,
+) -> TwoWayPair:
+    """A two-way or one-way-safe pair: both roots watched, each as WATCH chooses for it."""
+    # Imported here: its state loads hashlib (OpenSSL, see file_writer), which one-way never needs.
+    from pylsyncd.pair.two_way import TwoWayPair, destination_config, two_way_name
+
+    excludes, unwatched = pair_excludes(config)
+    name = two_way_name(config)
+    watchers = {}
+    for side, side_config in ((Side.A, config), (Side.B, destination_config(config))):
+        choice = WatcherChoice(f"{name} [{side.value}]", side_config, unwatched)
+        watchers[side] = (choice.chosen(), choice)
+    pair = TwoWayPair(
+        config,
+        watchers=watchers,
+        excludes=excludes,
+        ownership=ownership,
+        stopping=stopping,
+        observer=UNOBSERVED if metrics is None else metrics.pair(name),
     )
     if metrics is not None:
         metrics.follow(name, pair.pending, pair.ready.is_set)

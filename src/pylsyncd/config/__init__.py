@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pylsyncd.config.file import load_file
+from pylsyncd.config.mode_checks import check_sync_mode
 from pylsyncd.config.paths import check_overlaps, check_pair_paths
 from pylsyncd.config.settings import (
     BY_NAME,
@@ -130,7 +131,9 @@ def _pair_config(spec: PairSpec, layer: Layer) -> PairConfig:
         if setting.adds_to and setting.name in layer:
             base = fields.get(setting.adds_to, BY_NAME[setting.adds_to].default)
             fields[setting.adds_to] = base + layer[setting.name]
-    return PairConfig(source=source, destination=destination, **fields)
+    pair = PairConfig(source=source, destination=destination, **fields)
+    check_sync_mode(pair)
+    return pair
 
 
 # --- the layers -------------------------------------------------------------------------------

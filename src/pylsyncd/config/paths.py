@@ -84,6 +84,6 @@ def check_overlaps(pairs: Sequence[PairConfig]) -> None:
         j_feeds_i = destination_j == source_i or _within(destination_j, source_i)
         if i_feeds_j and j_feeds_i:
             raise ConfigError(
-                f"{both} mirror each other: two-way sync is not supported; "
-                "keep one direction, or sync to a third directory"
+                f"{both} mirror each other: two pairs cannot sync both ways, they would undo "
+                "each other's deletions; give one pair with MODE=two-way instead"
             )

@@ -35,6 +35,7 @@ from pylsyncd.config.observability import (
     OnSyncBusy,
     parse_on_sync_busy,
 )
+from pylsyncd.config.sync_mode import DEFAULT_STATE_DIR, parse_conflict, parse_mode, parse_state_dir
 from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
 from pylsyncd.config.values import (
     parse_backend,
@@ -50,6 +51,7 @@ from pylsyncd.config.values import (
     parse_status_file,
     parse_watch,
 )
+from pylsyncd.entries import ConflictPolicy, Mode
 
 
 class Scope(Enum):
@@ -183,6 +185,25 @@ SETTINGS = (
         "backend", _PAIR, "--backend",
         "how changes reach the destination: in-process file operations or one rsync per batch",
         kind=choice(parse_backend, enum_values(Backend)), default=Backend.DIRECT,
+    ),
+    Setting(
+        "mode", _PAIR, "--mode",
+        "which way changes flow: one-way mirrors the source; two-way syncs both ways, keeping "
+        "what both sides last agreed on in STATE_DIR; one-way-safe mirrors the source but never "
+        "deletes or overwrites what was made or changed in the destination",
+        kind=choice(parse_mode, enum_values(Mode)), default=Mode.ONE_WAY,
+    ),
+    Setting(
+        "conflict", _PAIR, "--conflict",
+        "two-way and one-way-safe: who takes a path both sides changed; the other version is "
+        "kept beside it on both sides as NAME.sync-conflict-DATE-TIME-SIDE.EXT",
+        kind=choice(parse_conflict, enum_values(ConflictPolicy)), default=ConflictPolicy.NEWER,
+    ),
+    Setting(
+        "state_dir", _PAIR, "--state-dir",
+        "two-way and one-way-safe: the directory where each pair keeps its state, outside both "
+        "roots; put it on a volume so a recreated container remembers it",
+        kind=absolute_file(parse_state_dir), default=DEFAULT_STATE_DIR,
     ),
     Setting(
         "delete", _PAIR, "--delete",
@@ -333,6 +354,9 @@ class PairConfig:
     gitignore: bool = _DEFAULT["gitignore"]
     delay: float = _DEFAULT["delay"]
     backend: Backend = _DEFAULT["backend"]
+    mode: Mode = _DEFAULT["mode"]
+    conflict: ConflictPolicy = _DEFAULT["conflict"]
+    state_dir: str = _DEFAULT["state_dir"]
     delete: DeleteMode = _DEFAULT["delete"]
     init: bool = _DEFAULT["init"]
     rsync_args: tuple[str, ...] = _DEFAULT["rsync_args"]

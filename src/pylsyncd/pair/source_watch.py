@@ -15,13 +15,22 @@ from typing import Protocol
 
 from pylsyncd.events import Event, EventKind
 from pylsyncd.pair.observer import PairObserver, ResyncReason
-from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
 from pylsyncd.watch.choice import describe_watcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
+
+
+class EventSink(Protocol):
+    """Where a source watch puts what it reads (`PendingEvents`, or one side of a two-way set)."""
+
+    def add(self, events: list[Event]) -> None:
+        """Queue events the watcher reported."""
+
+    def wake(self) -> None:
+        """End the pair thread's wait."""
 
 
 class WatcherFactory(Protocol):
@@ -46,7 +55,7 @@ class SourceWatch:
         source: str,
         watcher: Watcher,
         watchers: WatcherFactory,
-        pending: PendingEvents,
+        pending: EventSink,
         stopping: threading.Event,
         observer: PairObserver,
     ) -> None:

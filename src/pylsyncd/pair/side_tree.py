@@ -1,0 +1,225 @@
+"""What one side of a two-way pair holds: entries read below its root, never through a symlink.
+
+Reconcile sees each side as a map of relative path -> `Entry`. This module reads those maps: a
+touched path and its subtree (a live batch), or the whole tree (the start). Directories are
+opened one component at a time with O_NOFOLLOW (`transfer.directories`), as the writes are, so
+a symlink that appears anywhere below a root is read as a symlink and never followed.
+
+A directory's size and mtime are read as 0: reconcile compares directories by type and mode
+only, and the applier's compare-and-swap must not see a directory as changed because an earlier
+action of the same plan created a file in it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Callable
+
+from pylsyncd.entries import Entry, Kind
+from pylsyncd.transfer.destination import DestinationTree
+from pylsyncd.transfer.directories import DIR_FLAGS, GONE, lstat_at, split
+
+# (path, is_dir) -> whether the path is left out of the sync (EXCLUDES).
+Excluded = Callable[[str, bool], bool]
+# This daemon's temporary files (`transfer.file_writer.temp_name`): never synchronised, and
+# removed when a full read finds them (a kill -9 in the middle of a copy leaves one behind).
+OWN_TEMPORARY = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp\Z")
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_DIGEST_CHUNK = 1 << 20
+
+
+def entry_of(status: os.stat_result, target: str = "") -> Entry | None:
+    """The entry a stat describes; None for what is not synchronised (sockets, devices)."""
+    mode = status.st_mode
+    if stat.S_ISREG(mode):
+        kind = Kind.FILE
+    elif stat.S_ISDIR(mode):
+        return Entry(Kind.DIR, 0, 0, stat.S_IMODE(mode), "", status.st_ino)
+    elif stat.S_ISLNK(mode):
+        kind = Kind.SYMLINK
+    else:
+        return None
+    return Entry(
+        kind, status.st_size, status.st_mtime_ns, stat.S_IMODE(mode), target, status.st_ino
+    )
+
+
+def matches(found: Entry | None, expected: Entry | None) -> bool:
+    """The compare-and-swap's test: the same content under the same inode (or both absent)."""
+    if found is None or expected is None:
+        return found is expected
+    return found.inode == expected.inode and found.same(expected)
+
+
+def read_entry(tree: DestinationTree, path: str) -> Entry | None:
+    """What `tree` holds at `path` now (None: nothing, or something not synchronised)."""
+    parent, name = split(path)
+    parent_fd = tree.open_dir(parent)
+    if parent_fd is None:
+        return None
+    status = lstat_at(parent_fd, name)
+    if status is None:
+        return None
+    target = ""
+    if stat.S_ISLNK(status.st_mode):
+        try:
+            target = os.readlink(name, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno in (*GONE, errno.EINVAL):  # gone or replaced since the lstat
+                return None
+            raise
+    return entry_of(status, target)
+
+
+def excluded_path(path: str, is_dir: bool, excluded: Excluded) -> bool:
+    """Whether `path` or one of its directories is excluded."""
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        if excluded("/".join(parts[:depth]), True):
+            return True
+    return excluded(path, is_dir)
+
+
+def read_subtree(
+    tree: DestinationTree, path: str, excluded: Excluded, leftovers: list[str] | None = None
+) -> dict[str, Entry]:
+    """`path` (unless it is the root "") and every entry below it that is not excluded; this
+    daemon's temporary files found on the way go to `leftovers` when it is given."""
+    found: dict[str, Entry] = {}
+    if path:
+        entry = read_entry(tree, path)
+        if entry is None or excluded_path(path, entry.kind is Kind.DIR, excluded):
+            return found
+        found[path] = entry
+        if entry.kind is not Kind.DIR:
+            return found
+    parent_fd = tree.open_dir(split(path)[0]) if path else None
+    if path and parent_fd is None:
+        return found
+    try:
+        fd = (
+            os.open(split(path)[1], DIR_FLAGS, dir_fd=parent_fd)
+            if path
+            else os.open(tree.root, DIR_FLAGS)
+        )
+    except OSError as error:
+        if error.errno in (*GONE, errno.ELOOP):
+            return found
+        raise
+    _walk(fd, path, excluded, found, leftovers)
+    return found
+
+
+def _walk(
+    fd: int,
+    path: str,
+    excluded: Excluded,
+    found: dict[str, Entry],
+    leftovers: list[str] | None,
+) -> None:
+    """Read the directory open at `fd` (closed here) into `found`, depth first."""
+    directories: list[str] = []
+    try:
+        with os.scandir(fd) as listing:
+            names = [entry.name for entry in listing]
+        for name in names:
+            child = f"{path}/{name}" if path else name
+            status = lstat_at(fd, name)
+            if status is None:
+                continue
+            is_dir = stat.S_ISDIR(status.st_mode)
+            if leftovers is not None and not is_dir and OWN_TEMPORARY.match(name):
+                leftovers.append(child)
+                continue
+            if excluded(child, is_dir):
+                continue
+            target = ""
+            if stat.S_ISLNK(status.st_mode):
+                try:
+                    target = os.readlink(name, dir_fd=fd)
+                except OSError as error:
+                    if error.errno in (*GONE, errno.EINVAL):
+                        continue
+                    raise
+            entry = entry_of(status, target)
+            if entry is None:
+                continue
+            found[child] = entry
+            if is_dir:
+                directories.append(name)
+        # One descriptor open per level at a time: a deep or wide tree never runs out of them.
+        for name in directories:
+            try:
+                child_fd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (*GONE, errno.ELOOP):
+                    found.pop(f"{path}/{name}" if path else name, None)
+                    continue
+                raise
+            _walk(child_fd, f"{path}/{name}" if path else name, excluded, found, leftovers)
+    finally:
+        os.close(fd)
+
+
+def root_is_empty(root: str, excluded: Excluded) -> bool:
+    """Whether the root holds nothing that is synchronised (for the halt rule)."""
+    with os.scandir(root) as listing:
+        return not any(
+            not excluded(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing
+        )
+
+
+def with_digests(
+    a: dict[str, Entry], b: dict[str, Entry], trees: tuple[DestinationTree, DestinationTree]
+) -> None:
+    """Give same-size files that differ in times or mode a content digest on both sides.
+
+    At a first start between trees copied without their times (cp without -a), every file
+    would otherwise be a conflict with a copy; equal digests make it a change of times only.
+    """
+    for path, left in a.items():
+        right = b.get(path)
+        if (
+            right is None
+            or left.kind is not Kind.FILE
+            or right.kind is not Kind.FILE
+            or left.size != right.size
+            or left.same(right)
+        ):
+            continue
+        digests = [_digest(tree, path) for tree in trees]
+        if digests[0] is not None and digests[1] is not None:
+            a[path] = _with_digest(left, digests[0])
+            b[path] = _with_digest(right, digests[1])
+
+
+def _with_digest(entry: Entry, digest: bytes) -> Entry:
+    return Entry(
+        entry.kind, entry.size, entry.mtime_ns, entry.mode, entry.target, entry.inode, digest
+    )
+
+
+def _digest(tree: DestinationTree, path: str) -> bytes | None:
+    """A BLAKE2b digest of the file at `path`; None when it cannot be read (then no digest)."""
+    parent, name = split(path)
+    parent_fd = tree.open_dir(parent)
+    if parent_fd is None:
+        return None
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+    except OSError:
+        return None
+    import hashlib  # here: only a first start needs it, and it loads OpenSSL (see file_writer)
+
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        while chunk := os.read(fd, _DIGEST_CHUNK):
+            digest.update(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return digest.digest()

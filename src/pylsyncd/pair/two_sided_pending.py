@@ -1,0 +1,110 @@
+"""Events of both sides of a two-way pair, waiting for the next batch, each with its side.
+
+Each side's `SourceWatch` feeds its own `SideFeed`; the pair thread waits on the one condition
+they share, and takes both sides' events at once, coalesced per side (a path's events on one
+side say nothing of the other's).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pylsyncd.coalesce import Batch, coalesce
+from pylsyncd.entries import Side
+from pylsyncd.events import Event
+
+
+@dataclass(frozen=True)
+class TwoSidedBatch:
+    """What one take hands over: each side's coalesced batch, and how many events in all."""
+
+    a: Batch = field(default_factory=Batch)
+    b: Batch = field(default_factory=Batch)
+    events: int = 0
+
+    @property
+    def full_resync(self) -> bool:
+        """Whether either side lost events: both whole trees must be compared."""
+        return self.a.full_resync or self.b.full_resync
+
+    def touched(self) -> set[str]:
+        """Every path either side's events name (both ends of a rename)."""
+        paths: set[str] = set()
+        for batch in (self.a, self.b):
+            paths.update(change.path for change in batch.changes)
+            for move in batch.moves:
+                paths.update((move.source, move.target))
+        return paths
+
+
+class TwoSidedPending:
+    """The events both sides' readers add, and the wait of the pair thread."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._events: dict[Side, list[Event]] = {Side.A: [], Side.B: []}
+        self._since: float | None = None  # when the oldest waiting event arrived (monotonic)
+
+    def feed(self, side: Side) -> SideFeed:
+        """Where `side`'s watch adds its events."""
+        return SideFeed(self, side)
+
+    def add(self, side: Side, events: list[Event]) -> None:
+        """Queue events one side's watcher reported."""
+        with self._condition:
+            self._events[side].extend(events)
+            if self._since is None:
+                self._since = time.monotonic()
+            self._condition.notify()
+
+    def wake(self) -> None:
+        """End a `wait` now (after `stopping` is set)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def __len__(self) -> int:
+        with self._condition:
+            return sum(len(events) for events in self._events.values())
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest waiting event has waited; 0 when none waits."""
+        with self._condition:
+            return 0.0 if self._since is None else time.monotonic() - self._since
+
+    def wait(self, delay: float, stopping: threading.Event, wake_at: float) -> bool:
+        """Wait until the oldest event has waited `delay` seconds or `wake_at` (monotonic) has
+        come; False if stopping first."""
+        with self._condition:
+            while not stopping.is_set():
+                due = wake_at if self._since is None else min(self._since + delay, wake_at)
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._condition.wait(remaining)
+            return False
+
+    def take(self) -> TwoSidedBatch:
+        """Both sides' events, coalesced per side (outside the lock, as `PendingEvents` does)."""
+        with self._condition:
+            a, b = self._events[Side.A], self._events[Side.B]
+            self._events = {Side.A: [], Side.B: []}
+            self._since = None
+        return TwoSidedBatch(coalesce(a), coalesce(b), len(a) + len(b))
+
+
+class SideFeed:
+    """One side's entry into the shared set: what a `SourceWatch` adds to and wakes."""
+
+    def __init__(self, pending: TwoSidedPending, side: Side) -> None:
+        self._pending = pending
+        self._side = side
+
+    def add(self, events: list[Event]) -> None:
+        """Queue this side's events."""
+        self._pending.add(self._side, events)
+
+    def wake(self) -> None:
+        """End the pair thread's wait."""
+        self._pending.wake()

@@ -1,0 +1,224 @@
+"""A two-way (or one-way-safe) pair: both roots watched, each batch reconciled and applied.
+
+Three threads per pair: one reader per root (`SourceWatch`, each with the pair's WATCH choice
+for its root) feeding `TwoSidedPending`, and the pair thread (`TwoWayPair.run`), which takes
+both sides' events, reconciles the touched paths (`TwoWaySync`) and applies the plan.
+
+No echo: the daemon's own writes raise events on the side written; that batch reads those paths
+on both sides, finds them equal to the ancestor (which holds the state after the write) and
+plans nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from pylsyncd.config import PairConfig
+from pylsyncd.entries import Mode, Side
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.observer import UNOBSERVED, PairObserver
+from pylsyncd.pair.retry import Retry
+from pylsyncd.pair.side_tree import OWN_TEMPORARY, Excluded
+from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
+from pylsyncd.pair.two_sided_pending import TwoSidedPending
+from pylsyncd.pair.two_way_report import TwoWayReport
+from pylsyncd.pair.two_way_sync import Halted, Reconciled, TwoWaySync, state_dir_ready
+from pylsyncd.state import PairIdentity, state_path
+from pylsyncd.status import PairState, PairStatus
+from pylsyncd.transfer import Ownership
+from pylsyncd.watch import Watcher
+
+log = logging.getLogger("pylsyncd")
+
+_ROOT_CHECK_EVERY = 1.0  # seconds between looks at the roots' identities when nothing happens
+
+
+class TwoWayPair:
+    """Keeps both roots of one pair in agreement until `stopping` is set, or halts."""
+
+    def __init__(
+        self,
+        config: PairConfig,
+        *,
+        watchers: Mapping[Side, tuple[Watcher, WatcherFactory]],
+        excludes: ExcludeRules,
+        ownership: Ownership,
+        stopping: threading.Event,
+        observer: PairObserver = UNOBSERVED,
+    ) -> None:
+        self.config = config
+        self.name = two_way_name(config)
+        self.stopping = stopping
+        self.pending = TwoSidedPending()
+        self.ready = threading.Event()
+        self.fatal: str | None = None
+        self.state_file = state_path(config.state_dir, _identity(config))
+        self._sync = TwoWaySync(self.name, config, self._excluded(excludes), ownership,
+                                self.state_file)  # fmt: skip
+        roots = {Side.A: config.source, Side.B: config.destination}
+        self._watches = {
+            side: SourceWatch(
+                f"{self.name} [{side.value}]",
+                roots[side],
+                watcher,
+                factory,
+                self.pending.feed(side),
+                stopping,
+                observer if side is Side.A else UNOBSERVED,
+            )
+            for side, (watcher, factory) in watchers.items()
+        }
+        self._retry = Retry(self.name, observer)
+        self._carried: set[str] = set()  # paths handed back by the last apply
+        self._full = False  # a side lost events: compare both whole trees
+        self._halted: str | None = None
+        self._stopped = False
+        self._report = TwoWayReport(self.name)
+
+    @staticmethod
+    def _excluded(excludes: ExcludeRules) -> Excluded:
+        """EXCLUDES, and this daemon's temporary files (a crash may leave one behind)."""
+
+        def excluded(path: str, is_dir: bool) -> bool:
+            name = path.rpartition("/")[2]
+            return OWN_TEMPORARY.match(name) is not None or excludes.excludes(path, is_dir)
+
+        return excluded
+
+    def run(self) -> None:
+        """The pair thread's body; an unexpected error ends it with `fatal` set."""
+        try:
+            for watch in self._watches.values():
+                watch.start()  # before the first reconcile: nothing changes unseen
+            state_dir_ready(self.config.state_dir)
+            self._live()
+        except Exception as error:
+            self.fatal = f"{type(error).__name__}: {error}"
+            log.debug("%s: stopped by an unexpected error", self.name, exc_info=True)
+        finally:
+            self.stopping.set()
+            for watch in self._watches.values():
+                watch.close()
+            self._stopped = True
+
+    def _live(self) -> None:
+        """The start's reconcile, then batches until stopping (or a halt)."""
+        log.info("%s: comparing both sides with their state %s", self.name, self.state_file)
+        started = time.monotonic()
+        while not self._step(self._sync.start, started):
+            if self._halted is not None or self.stopping.wait(self._retry.backoff):
+                break
+        if self._halted is None and not self.stopping.is_set():
+            self.ready.set()
+            log.info("%s: live, watching both sides", self.name)
+        while self.pending.wait(self.config.delay, self.stopping,
+                                time.monotonic() + _ROOT_CHECK_EVERY):  # fmt: skip
+            if self._halted is not None:
+                # Nothing is propagated until a restart, which compares both whole trees.
+                dropped = self.pending.take().events
+                if dropped:
+                    log.debug("%s: halted: %d events not applied", self.name, dropped)
+                continue
+            if not self._next_batch():
+                self.stopping.wait(self._retry.backoff)
+        if self._halted is None and self.ready.is_set():
+            for watch in self._watches.values():
+                watch.join()
+            self._next_batch()  # what was changed before the stop
+
+    def _next_batch(self) -> bool:
+        """Reconcile what both sides' events touched; False after a failure."""
+        taken = self.pending.take()
+        self._full = self._full or taken.full_resync
+        touched = taken.touched() | self._carried
+        if not touched and not self._full:
+            return self._step(self._sync.idle, time.monotonic())
+        full, self._full, self._carried = self._full, False, set()
+        started = time.monotonic()
+        log.debug("%s: reconciling %d events, %s", self.name, taken.events,
+                  "both whole trees" if full else f"{len(touched)} paths")  # fmt: skip
+        before = self._report.batches
+        ok = self._step(lambda: self._sync.batch(None if full else touched), started)
+        if ok and self._report.batches == before:
+            log.debug("%s: in sync, nothing to write", self.name)  # the daemon's own echo
+        return ok
+
+    def _step(self, reconcile: Callable[[], Reconciled], started: float) -> bool:
+        """Run one reconcile; log and count what it did; halt on Halted. False on failure."""
+        try:
+            done = reconcile()
+        except Halted as halt:
+            self._halt(str(halt))
+            return False
+        except OSError as error:
+            log.debug("%s: reconcile failed", self.name, exc_info=True)
+            self._retry.failed("reconciling", f"{error.strerror or error}")
+            self._full = True  # what failed is not known: compare everything next time
+            return False
+        self._carried |= done.handed_back
+        self._report.done(done, started)
+        if done.error is not None:
+            self._retry.failed("applying changes", done.error)
+            return False
+        self._retry.succeeded()
+        return True
+
+    def _halt(self, reason: str) -> None:
+        """Stop propagating anything; say once how to resume."""
+        self._halted = reason
+        log.error(
+            "%s: halted: %s; nothing was propagated. Bring the root back as it was and restart "
+            "pylsyncd to resume; if the change was meant, remove %s before restarting: the "
+            "pair then starts with a union merge, which deletes nothing",
+            self.name, reason, self.state_file,
+        )  # fmt: skip
+
+    def status(self) -> PairStatus:
+        """This pair's line in the status file."""
+        if self._stopped and self._halted is None:
+            state = PairState.STOPPED
+        elif self._halted is not None:
+            state = PairState.HALTED
+        elif self._retry.failing_since is not None:
+            state = PairState.FAILING
+        else:
+            state = PairState.LIVE if self.ready.is_set() else PairState.INITIAL_SYNC
+        watch = self._watches[Side.A].watching, self._watches[Side.B].watching
+        return self._report.status(
+            self.config,
+            state,
+            ready=self.ready.is_set(),
+            pending=len(self.pending),
+            error=self._halted or self._retry.last_error,
+            failing_since=self._retry.failing_since,
+            watch=f"source {watch[0]}, destination {watch[1]}",
+            open_conflicts=self._sync.open_conflicts,
+        )
+
+    def wake(self) -> None:
+        """After `stopping` is set: end the readers' and the pair thread's waits now."""
+        for watch in self._watches.values():
+            watch.wake()
+        self.pending.wake()
+
+    def cancel(self) -> None:
+        """Nothing runs outside this process: the pair thread ends within one action."""
+
+
+def two_way_name(config: PairConfig) -> str:
+    """How the log names a two-way or one-way-safe pair."""
+    arrow = "<->" if config.mode is Mode.TWO_WAY else "->"
+    return f"{config.source} {arrow} {config.destination} ({config.mode.value})"
+
+
+def _identity(config: PairConfig) -> PairIdentity:
+    return PairIdentity(config.source, config.destination)
+
+
+def destination_config(config: PairConfig) -> PairConfig:
+    """The pair's settings with its destination as the root watched (for `WatcherChoice`)."""
+    return replace(config, source=config.destination)

@@ -1,0 +1,201 @@
+"""Seeded random churn on both sides of a two-way pair at once; once quiet, nothing is lost.
+
+One thread interleaves operations on both roots while the daemon runs (the daemon's reads and
+writes race them, which is what the compare-and-swap is for): new files, same-size rewrites,
+renames over files, deletions, chmods, symlinks, file/directory swaps, hard links. Once quiet:
+- both sides hold the same tree (conflict copies included);
+- for every path, when the last operation on it (on either side) wrote a version (a new file, a
+  rewrite, a symlink), that version exists: at the path, or in a conflict copy of it. Nothing
+  later could have replaced it. (A rename is not a write: what it moves may be a version this
+  side got from the other, which the other then replaced.)
+
+Three seeds of 2 s run in the suite; at scale:
+`TWO_WAY_CHURN_SEEDS=1-100 TWO_WAY_CHURN_SECONDS=10 ./dev test tests/test_two_way_churn.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from helpers import DaemonPool, diff_snapshots, tree_snapshot, wait_until
+
+SECONDS = float(os.environ.get("TWO_WAY_CHURN_SECONDS", "2"))
+DIRECTORIES = ("d0", "d1", "d2")  # never removed: the versions in them are checked
+NAMES = tuple(f"{d}/f{i}" for d in DIRECTORIES for i in range(6))
+SWAPS = tuple(f"swap/s{i}" for i in range(4))  # turned into files and directories
+
+
+def seeds() -> list[int]:
+    spec = os.environ.get("TWO_WAY_CHURN_SEEDS", "1-3")
+    first, _, last = spec.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+@dataclass
+class Churn:
+    """The operations of one seed, and the last version each path was given (None: removed)."""
+
+    roots: tuple[Path, Path]
+    rng: random.Random
+    seed: int
+    counter: int = 0
+    last: dict[str, str | None] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    def version(self, size: int | None = None) -> str:
+        self.counter += 1
+        text = f"seed {self.seed} version {self.counter:06d};"
+        return text if size is None else (text * (size // len(text) + 1))[:size]
+
+    def step(self) -> None:
+        root = self.rng.choice(self.roots)
+        side = root.name
+        path, other = self.rng.choice(NAMES), self.rng.choice(NAMES)
+        target = root / path
+        kind = self.rng.choice(
+            ("write", "write", "rewrite", "delete", "rename", "chmod", "symlink", "swap")
+        )
+        try:
+            if kind == "write":
+                content = self.version() * self.rng.randint(1, 40)
+                _replace_with_file(target, content)
+                self.last[path] = content
+            elif kind == "rewrite" and target.is_file() and not target.is_symlink():
+                size = target.stat().st_size
+                content = self.version(max(size, 1))
+                target.write_text(content)  # in place, same size
+                self.last[path] = content
+            elif kind == "delete" and (target.is_file() or target.is_symlink()):
+                target.unlink()
+                self.last[path] = None
+            elif kind == "rename" and (target.is_file() or target.is_symlink()):
+                if other != path:
+                    # Not a write: the version moved may be one this side got from the other,
+                    # which the other then replaced (renamed away and back is no change at all).
+                    os.replace(target, root / other)
+                    self.last[other] = self.last[path] = None
+            elif kind == "chmod" and target.is_file() and not target.is_symlink():
+                os.chmod(target, self.rng.choice((0o600, 0o644, 0o640, 0o755)))
+            elif kind == "symlink":
+                link = f"link-{self.version()}"
+                if target.is_symlink() or target.is_file():
+                    target.unlink()
+                target.symlink_to(link)
+                self.last[path] = "->" + link
+            elif kind == "swap":
+                self._swap(root)
+            elif kind == "link" and target.is_file() and not target.is_symlink():
+                other = root / self.rng.choice(SWAPS[:1]).replace("swap/", "swap-links-")
+                other.unlink(missing_ok=True)
+                os.link(target, other)
+            else:
+                return
+        except OSError:
+            return  # the daemon changed the tree under this operation: a race, not a failure
+        self.log.append(f"{side}: {kind} {path}: {str(self.last.get(path))[:30]!r}")
+        if kind == "rename":
+            self.log.append(f"{side}: renamed onto {other}")
+
+    def _swap(self, root: Path) -> None:
+        target = root / self.rng.choice(SWAPS)
+        target.parent.mkdir(exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+            target.write_text(self.version())
+        else:
+            target.unlink(missing_ok=True)
+            target.mkdir()
+            (target / "inside").write_text(self.version())
+
+
+def _replace_with_file(target: Path, content: str) -> None:
+    if target.is_symlink():
+        target.unlink()
+    target.write_text(content)
+
+
+def _content(root: Path, path: str) -> str | None:
+    full = root / path
+    if full.is_symlink():
+        return "->" + os.readlink(full)
+    if full.is_file():
+        return full.read_text()
+    return None
+
+
+def _view(root: Path) -> dict[str, object]:
+    return {
+        path: entry._replace(mtime_ns=0) if entry.kind == "dir" else entry
+        for path, entry in tree_snapshot(root).items()
+    }
+
+
+@pytest.mark.parametrize("seed", seeds())
+def test_two_sided_churn_loses_no_version(tmp_path: Path, daemons: DaemonPool, seed: int) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        for directory in DIRECTORIES:
+            (root / directory).mkdir(parents=True)
+    daemon = daemons.start(
+        [str(a), str(b), "--mode", "two-way", "--state-dir", str(tmp_path / "state"),
+         "--delay", "0", "--log-level", os.environ.get("TWO_WAY_CHURN_LOG_LEVEL", "info")]
+    )  # fmt: skip
+    daemon.wait_ready()
+    churn = Churn((a, b), random.Random(seed), seed)
+    deadline = time.monotonic() + SECONDS
+    while time.monotonic() < deadline:
+        churn.step()
+        if churn.rng.random() < 0.2:
+            time.sleep(churn.rng.random() * 0.01)  # let a batch run now and then
+    last_diff = ""
+
+    def equal() -> bool:
+        nonlocal last_diff
+        try:
+            left, right = _view(a), _view(b)
+        except OSError as error:
+            last_diff = str(error)
+            return False
+        last_diff = diff_snapshots(left, right)  # type: ignore[arg-type]
+        differing = {
+            path for path in left.keys() | right.keys() if left.get(path) != right.get(path)
+        }
+        last_diff += "\n" + "\n".join(
+            line
+            for line in churn.log
+            if any(f" {path}:" in line or line.endswith(f" {path}") for path in differing)
+        )
+        return left == right
+
+    wait_until(
+        equal,
+        30,
+        message=lambda: (
+            f"seed {seed}: the sides differ:\n{last_diff}\n"
+            + "\n".join(churn.log[-30:])
+            + "\n"
+            + daemon.report()
+        ),
+    )
+    lost = []
+    for path, version in churn.last.items():
+        if version is None:
+            continue
+        directory, _, name = path.rpartition("/")
+        kept = [_content(a, path)] + [
+            _content(a, f"{directory}/{other}")
+            for other in os.listdir(a / directory)
+            if other.startswith(f"{name}.sync-conflict-")
+        ]
+        if version not in kept:
+            lost.append(f"{path}: {version[:40]!r}, found {[k and k[:40] for k in kept]}")
+            lost.extend(f"    {line}" for line in churn.log if f" {path}:" in line)
+    assert not lost, f"seed {seed}: lost versions:\n" + "\n".join(lost) + "\n" + daemon.report()
+    daemon.stop()
