@@ -81,7 +81,11 @@ def include_rules(batch: Batch, source_is_dir: Callable[[str], bool]) -> list[st
 
 
 class RsyncTransfer:
-    """Mirrors `source` into `destination` (a local path, later also `host:/path`) with rsync."""
+    """Mirrors `source` into `destination` (a local path; see `remote` for `host:/path`)."""
+
+    # Whether the destination can be read here: the extras of a directory, the destination's
+    # hard links, big files and ignored entries are looked up in it only then.
+    local = True
 
     def __init__(
         self,
@@ -137,12 +141,17 @@ class RsyncTransfer:
             return Outcome()
         extras = (
             _extras(batch, self.source, self.destination, self.excludes, self._unsettled_dirs)
-            if self.delete
+            if self.delete and self.local
             else ()
         )
-        other_names = _other_names(batch, self.source, self.destination, self.hard_links)
-        batch = Batch((), batch.changes + extras + other_names)
-        rest, big = split_big_files(batch, self.source, self.destination, self.in_place_size)
+        if self.local:
+            extras += _other_names(batch, self.source, self.destination, self.hard_links)
+        batch = Batch((), batch.changes + extras)
+        rest, big = (
+            split_big_files(batch, self.source, self.destination, self.in_place_size)
+            if self.local
+            else (batch, Batch())
+        )
         outcome = self._run_batch(rest) if rest.changes else Outcome()
         if big.changes and outcome.ok:
             in_place = self._run_batch(big, *IN_PLACE_OPTIONS)
@@ -210,7 +219,8 @@ class RsyncTransfer:
     def _ignored(self, batch: Batch | None) -> bytes:
         """Anchored excludes of what git ignores where rsync walks, for its rules on stdin: they
         come before the batch's include rules, since rsync takes the first rule that matches."""
-        found = ignored_paths(self.excludes, (self.source, self.destination), batch)
+        roots = (self.source, self.destination) if self.local else (self.source,)
+        found = ignored_paths(self.excludes, roots, batch)
         return b"".join(
             os.fsencode(f"- /{escape_pattern(path)}{'/' if is_dir else ''}") + b"\0"
             for path, is_dir in found
@@ -368,6 +378,8 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 def _read_line(line: bytes, outcome: Outcome, progress: Progress | None) -> None:
     stat_line = _STAT.match(line)
+    if line.startswith(b"Total bytes sent: "):
+        log.debug("rsync: %s", line.decode(errors="replace"))  # what crossed the wire
     if stat_line is not None:
         value = int(stat_line.group(2).replace(b",", b""))
         if stat_line.group(1).startswith(b"Number"):
