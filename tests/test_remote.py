@@ -6,6 +6,7 @@ local directory; every byte of it still went through ssh and rsync.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
+from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
 from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.transfer.ssh_master import SshMaster
 from sshd import Sshd, children_of
@@ -88,15 +89,40 @@ def test_a_renamed_tree_is_renamed_on_the_remote(
     (src / "tree").rename(src / "moved")
     wait_for_mirror(src, dst, timeout=30, daemon=daemon)
     assert (dst / "moved" / "d7" / "f777").stat().st_ino == inode  # renamed, not copied
-    replay = daemon.wait_for_log(
-        r"renamed 1 on the remote \(0 refused\) with (\d+) bytes", since=mark
-    )
-    sent = daemon.wait_for_log(r"rsync: Total bytes sent: ([\d,]+)", since=mark)
-    stdin_bytes, rsync_bytes = int(replay.group(1)), int(sent.group(1).replace(",", ""))
+    stdin_bytes, rsync_bytes = _rename_bytes(daemon, mark)
     print(
-        f"rename of a 10,000-file tree: {stdin_bytes} bytes of replay input, {rsync_bytes} by rsync"
+        f"rename of a 10,000-file tree: {stdin_bytes} B of replay input, {rsync_bytes} B by rsync"
     )
     assert stdin_bytes + rsync_bytes < 1000
+
+
+def test_a_renamed_100_mb_file_is_renamed_on_the_remote(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    with open(src / "big.bin", "wb") as file:
+        for _ in range(100):
+            file.write(os.urandom(1024 * 1024))
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready(timeout=120)
+    wait_for_mirror(src, dst, timeout=60, daemon=daemon)
+    inode = (dst / "big.bin").stat().st_ino
+    mark = daemon.mark()
+    (src / "big.bin").rename(src / "renamed.bin")
+    wait_for_mirror(src, dst, timeout=30, daemon=daemon)
+    assert (dst / "renamed.bin").stat().st_ino == inode
+    stdin_bytes, rsync_bytes = _rename_bytes(daemon, mark)
+    print(f"rename of a 100 MB file: {stdin_bytes} B of replay input, {rsync_bytes} B by rsync")
+    assert stdin_bytes + rsync_bytes < 1000
+
+
+def _rename_bytes(daemon: Daemon, since: int) -> tuple[int, int]:
+    """The bytes a batch's rename replay read on stdin, and those its rsync sent."""
+    replay = daemon.wait_for_log(
+        r"renamed 1 on the remote \(0 refused\) with (\d+) bytes", since=since
+    )
+    sent = daemon.wait_for_log(r"rsync: Total bytes sent: ([\d,]+)", since=since)
+    return int(replay.group(1)), int(sent.group(1).replace(",", ""))
 
 
 def test_100_batches_cost_one_login(
@@ -133,20 +159,34 @@ def test_an_unreachable_host_at_start_fails_then_recovers(
     src, dst = dirs
     write_file(src / "a", "a")
     server = Sshd(tmp_path / "sshd")  # not started
+    status_file = tmp_path / "status.json"
     try:
-        daemon = daemons.start(_remote_args(src, dst, server))
-        failing = (
-            r"initial sync failed: ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused"
+        daemon = daemons.start(_remote_args(src, dst, server, "--status-file", str(status_file)))
+        refused = r"ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused"
+        daemon.wait_for_log(rf"initial sync failed: {refused}; retrying with backoff")
+        status = wait_until(lambda: _pair_status(status_file).get("state") == "failing", 10)
+        assert re.fullmatch(refused, str(_pair_status(status_file)["last_error"])), status
+        # Three attempts (0.5 s, then 1 s of backoff), each ssh's own try.
+        wait_until(
+            lambda: len(re.findall(f"no master connection.*{refused}", daemon.log_text())) >= 3
         )
-        daemon.wait_for_log(failing)
-        daemon.wait_for_log(r"DEBUG|debug", timeout=5)
         server.start()
         daemon.wait_ready(timeout=60)
         wait_for_mirror(src, dst, daemon=daemon)
-        assert len(re.findall(failing, daemon.log_text())) == 1  # said once, not at every retry
-        assert daemon.wait_for_log(r"recovered after")
+        said = re.findall(rf"ERROR .*{refused}", daemon.log_text())
+        assert len(said) == 1  # said once, not at every retry
+        daemon.wait_for_log(r"recovered after")
+        wait_until(lambda: _pair_status(status_file).get("state") == "live", 10)
     finally:
         server.stop()
+
+
+def _pair_status(path: Path) -> dict[str, object]:
+    """The only pair's entry in the status file; empty before the file is written."""
+    try:
+        return dict(json.loads(path.read_text())["pairs"][0])
+    except FileNotFoundError:
+        return {}
 
 
 def test_a_symlink_planted_in_the_remote_destination_is_not_followed(

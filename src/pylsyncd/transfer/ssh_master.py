@@ -14,6 +14,7 @@ its own; the batch is retried, and the retry starts a new master.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.errors import ConfigError
 from pylsyncd.transfer.children import stop_child
+
+log = logging.getLogger(__name__)
 
 # How long a new master may take to connect and authenticate before the attempt fails; ssh's
 # own ConnectTimeout covers the TCP connection, this the whole login.
@@ -89,7 +92,9 @@ class SshMaster:
             errors.seek(0)
             lines = [line.strip() for line in errors.read().decode(errors="replace").splitlines()]
         said = [line for line in lines if line]
-        return said[-1] if said else f"ssh exited with status {process.returncode}"
+        error = said[-1] if said else f"ssh exited with status {process.returncode}"
+        log.debug("no master connection to %s: %s", self.remote.login, error)  # every attempt
+        return error
 
     def client(self) -> list[str]:
         """The ssh command of a client of this master: it never opens a connection itself."""
