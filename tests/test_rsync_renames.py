@@ -98,3 +98,20 @@ def test_with_deletion_off_a_rename_keeps_the_old_name(dirs: tuple[Path, Path]) 
     outcome = transfer.apply(Batch((Move("a", "b", False),), ()))
     assert (outcome.ok, outcome.moved) == (True, 0)
     assert sorted(os.listdir(dst)) == ["a", "b"]
+
+
+def test_a_rename_of_a_tree_a_batch_just_missed_copies_its_new_name(
+    dirs: tuple[Path, Path],
+) -> None:
+    # A file is made in a tree, the tree is renamed, and the file's event is applied before the
+    # rename's: rsync finds the file gone (vanished, exit 24) and the destination's tree lacks
+    # it. The rename is replayed, then what it carried must still arrive.
+    src, dst = dirs
+    write_file(src / "tree" / "old", "old")
+    transfer = _transfer(src, dst)
+    write_file(src / "tree" / "new", "made just before the rename")
+    (src / "tree").rename(src / "moved")
+    assert transfer.apply(Batch((), (Change("tree/new", ChangeKind.SYNC),))).ok
+    outcome = transfer.apply(Batch((Move("tree", "moved", True),), ()))
+    assert (outcome.ok, outcome.moved) == (True, 1)
+    assert_trees_equal(src, dst)

@@ -27,7 +27,7 @@ from pylsyncd.transfer.rsync_errors import judge, report_unreadable
 from pylsyncd.transfer.rsync_extras import extras, is_dir_at, other_names
 from pylsyncd.transfer.rsync_ignored import ignored_paths
 from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
-from pylsyncd.transfer.rsync_renames import replay_renames, run_here
+from pylsyncd.transfer.rsync_renames import RecentPaths, replay_renames, run_here
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class RsyncTransfer:
         self.hard_links = HardLinks(source, excludes)
         self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
         self.rename_root = destination  # the destination's path where renames run
+        self._recent = RecentPaths()
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         # rsync compares whole seconds unless told otherwise: a change within the same second
@@ -138,7 +139,7 @@ class RsyncTransfer:
             self.hard_links.moved(move.source, move.target)
         # With deletions off a rename keeps its old name: both ends are left to rsync.
         moved, batch = (
-            replay_renames(batch, self.rename_root, self.source, self._run_renames)
+            replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
             else (0, batch.without_moves())
         )
@@ -165,6 +166,7 @@ class RsyncTransfer:
             outcome.error = in_place.error
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
         outcome.moved = moved
+        self._recent.add(batch, outcome.ok)
         if outcome.ok:
             self._unsettled_dirs.clear()
         else:
@@ -234,8 +236,7 @@ class RsyncTransfer:
 
     def cancel(self) -> None:
         """Stop a running rsync (TERM, then KILL, reaped): used when the shutdown grace runs out."""
-        process = self._process
-        if process is not None:
+        if (process := self._process) is not None:
             stop_child(process, grace=_TERM_GRACE)
 
     def _run(self, command: list[str], stdin: bytes, progress: Progress | None = None) -> Outcome:

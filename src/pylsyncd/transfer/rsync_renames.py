@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
-from pylsyncd.events import parent_of
+from pylsyncd.events import is_within, parent_of
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +87,43 @@ def refused(stdout: bytes) -> set[str]:
     return {os.fsdecode(name) for name in stdout.split(b"\0") if name}
 
 
+# How long the paths of a batch stay recent (see `RecentPaths`): the direct backend's bounds for
+# its vanished paths.
+_RECENT_BATCHES = 3
+_RECENT_SECONDS = 5.0
+
+
+class RecentPaths:
+    """The paths of the last few batches. rsync skips a source file that vanished (its exit 24)
+    and a tree renamed meanwhile holds it under its new name: the destination's copy at the old
+    name may then lack what was renamed with it. A rename of a tree that a recent batch touched
+    (or after a failed batch) is followed by a full copy of its new name, as before renames were
+    replayed; a rename of a quiet tree, the user's usual one, stays a rename."""
+
+    def __init__(self) -> None:
+        self._batches: deque[tuple[float, tuple[str, ...], bool]] = deque()
+
+    def add(self, batch: Batch, ok: bool) -> None:
+        """Remember a batch rsync ran, and whether it went through."""
+        now = time.monotonic()
+        self._batches.append((now, tuple(change.path for change in batch.changes), ok))
+        while len(self._batches) > _RECENT_BATCHES and self._batches[0][0] < now - _RECENT_SECONDS:
+            self._batches.popleft()
+
+    def doubtful(self, move: Move) -> bool:
+        """Whether the destination's copy at the move's old name may be stale."""
+        return any(
+            not ok or any(is_within(path, move.source) for path in paths)
+            for _, paths, ok in self._batches
+        )
+
+
 def replay_renames(
     batch: Batch,
     root: str,
     source_root: str,
     run: Callable[[bytes], subprocess.CompletedProcess[bytes]],
+    recent: RecentPaths,
 ) -> tuple[int, Batch]:
     """The batch's renames replayed by `run` (the command here or on the remote) in the
     destination at `root`: how many were made, and what rsync still has to do. A failed run
@@ -104,12 +138,13 @@ def replay_renames(
     not_made = refused(result.stdout)
     moved = len(batch.moves) - len(not_made)
     log.debug("renamed %d (%d refused) with %d bytes of input", moved, len(not_made), len(stdin))
-    return moved, after_renames(batch, not_made, source_root)
+    return moved, after_renames(batch, not_made, source_root, recent)
 
 
-def after_renames(batch: Batch, not_made: set[str], source_root: str) -> Batch:
+def after_renames(batch: Batch, not_made: set[str], source_root: str, recent: RecentPaths) -> Batch:
     """What rsync still does once the renames ran: the parents' times, a renamed directory's own
-    attributes, an old name made again since; both ends in full for a rename not made."""
+    attributes (all of it, when its copy may be stale), an old name made again since; both ends
+    in full for a rename not made."""
     changes: list[Change] = []
     for move in batch.moves:
         if move.source in not_made:
@@ -117,7 +152,9 @@ def after_renames(batch: Batch, not_made: set[str], source_root: str) -> Batch:
             continue
         changes.append(Change(parent_of(move.source), ChangeKind.SYNC))
         changes.append(Change(parent_of(move.target), ChangeKind.SYNC))
-        if move.is_dir:
+        if recent.doubtful(move):
+            changes.append(Change(move.target, ChangeKind.SYNC_TREE))
+        elif move.is_dir:
             changes.append(Change(move.target, ChangeKind.SYNC))
         if os.path.lexists(os.path.join(source_root, move.source)):
             changes.append(Change(move.source, ChangeKind.SYNC_TREE))
