@@ -15,7 +15,7 @@ from pylsyncd.config.settings import BY_NAME, DAEMON_SETTINGS, LAYERED, PAIR_SET
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # PairConfig and Config fields that are the pairs themselves, not settings of one.
-_NOT_SETTINGS = {"source", "destination", "pairs"}
+_NOT_SETTINGS = {"source", "destination", "remote", "pairs"}
 
 
 def _fields(cls: type) -> dict[str, object]:

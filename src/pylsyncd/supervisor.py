@@ -30,6 +30,7 @@ from pylsyncd.watch.choice import WatcherChoice
 if TYPE_CHECKING:
     from pylsyncd.metrics import DaemonMetrics
     from pylsyncd.pair.two_way import TwoWayPair
+    from pylsyncd.transfer.ssh_master import SshConnections
 
 log = logging.getLogger("pylsyncd")
 
@@ -104,14 +105,26 @@ def run(config: Config) -> int:
     one line and exits with its status.
     """
     metrics = _serve_metrics(config)  # first: a port that is taken touches nothing on disk
+    connections = _ssh_connections(config)  # before anything runs: ssh missing is exit 2
     requests = _StopRequests()
     requests.install()
     try:
-        return _run(config, requests, _Stopping(requests.write_fd), metrics)
+        return _run(config, requests, _Stopping(requests.write_fd), metrics, connections)
     finally:
         requests.close()
+        if connections is not None:
+            connections.close()  # every ssh master stopped, their sockets' directory removed
         if metrics is not None:
             metrics.close()
+
+
+def _ssh_connections(config: Config) -> SshConnections | None:
+    """The ssh masters' home, when a destination is remote (checks that ssh and rsync exist)."""
+    if all(pair.remote is None for pair in config.pairs):
+        return None
+    from pylsyncd.transfer.ssh_master import SshConnections
+
+    return SshConnections()
 
 
 def _serve_metrics(config: Config) -> DaemonMetrics | None:
@@ -137,10 +150,13 @@ def _run(
     requests: _StopRequests,
     stopping: threading.Event,
     metrics: DaemonMetrics | None,
+    connections: SshConnections | None = None,
 ) -> int:
     """`run` once the signals are handled."""
     ownership = Ownership.for_daemon(config.puid, config.pgid)
     for pair_config in config.pairs:
+        if pair_config.remote is not None:
+            continue  # rsync's --mkpath makes it, once the target answers
         try:
             _create_destination(pair_config.destination, ownership)
         except OSError as error:
@@ -149,7 +165,8 @@ def _run(
             ) from None
 
     pairs = [
-        _build_pair(c, ownership, stopping, config.shutdown_grace, metrics) for c in config.pairs
+        _build_pair(c, ownership, stopping, config.shutdown_grace, metrics, connections)
+        for c in config.pairs
     ]
     status_file = (
         StatusFile(config.status_file, lambda: tuple(pair.status() for pair in pairs))
@@ -213,6 +230,7 @@ def _build_pair(
     stopping: threading.Event,
     grace: float,
     metrics: DaemonMetrics | None = None,
+    connections: SshConnections | None = None,
 ) -> Pair | TwoWayPair:
     """One pair with the transfer and the watchers its settings choose."""
     if config.mode is not Mode.ONE_WAY:
@@ -223,7 +241,7 @@ def _build_pair(
     observer = UNOBSERVED if metrics is None else metrics.pair(name)
     pair = Pair(
         config,
-        transfer=make_transfer(config, excludes, ownership),
+        transfer=make_transfer(config, excludes, ownership, connections),
         watcher=watchers.chosen(),
         watchers=watchers,
         excludes=excludes,

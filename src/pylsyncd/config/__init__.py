@@ -14,6 +14,7 @@ from typing import Any
 from pylsyncd.config.file import load_file
 from pylsyncd.config.mode_checks import check_sync_mode
 from pylsyncd.config.paths import check_overlaps, check_pair_paths
+from pylsyncd.config.remote import split_destinations
 from pylsyncd.config.settings import (
     BY_NAME,
     DAEMON_SETTINGS,
@@ -125,13 +126,22 @@ def _given(layer: Layer, settings: Sequence[Setting]) -> dict[str, Any]:
 
 
 def _pair_config(spec: PairSpec, layer: Layer) -> PairConfig:
-    source, destination = check_pair_paths(spec)
+    source, destination, remote = check_pair_paths(spec)
     fields = _given(layer, [setting for setting in PAIR_SETTINGS if not setting.adds_to])
     for setting in PAIR_SETTINGS:
         if setting.adds_to and setting.name in layer:
             base = fields.get(setting.adds_to, BY_NAME[setting.adds_to].default)
             fields[setting.adds_to] = base + layer[setting.name]
-    pair = PairConfig(source=source, destination=destination, **fields)
+    if remote is not None:
+        # The direct backend writes with file-system calls, which reach no other host: unset,
+        # BACKEND means rsync for a remote destination; asked for by name, it is a mistake.
+        if fields.get("backend", Backend.RSYNC) is not Backend.RSYNC:
+            raise ConfigError(
+                f"BACKEND=direct cannot write to remote destination {destination}: "
+                "the direct backend is local only; use BACKEND=rsync or leave it unset"
+            )
+        fields["backend"] = Backend.RSYNC
+    pair = PairConfig(source=source, destination=destination, remote=remote, **fields)
     check_sync_mode(pair)
     return pair
 
@@ -194,7 +204,7 @@ def _env_pair_specs(sources: str, destinations: str) -> tuple[PairSpec, ...]:
             "in the same order"
         )
     source_list = split_entries(sources, "SOURCES", "paths")
-    destination_list = split_entries(destinations, "DESTINATIONS", "paths")
+    destination_list = split_destinations(destinations, "DESTINATIONS")
     if len(source_list) != len(destination_list):
         entries = "entry" if len(source_list) == 1 else "entries"
         raise ConfigError(

@@ -24,11 +24,13 @@ from pylsyncd.config.toml_values import (
 )
 from pylsyncd.config.values import (
     check_patterns,
+    check_ssh_args,
     parse_bool,
     parse_excludes,
     parse_id,
     parse_rsync_args,
     parse_size,
+    parse_ssh_args,
     read_exclude_file,
 )
 
@@ -138,6 +140,11 @@ SWITCH = Kind(
 ARGUMENTS = Kind(
     from_text=parse_rsync_args,
     from_toml=lambda value, label, _: check_rsync_args(toml_strings(value, label), label),
+    metavar="ARGS",
+)
+SSH_ARGUMENTS = Kind(
+    from_text=parse_ssh_args,
+    from_toml=lambda value, label, _: check_ssh_args(toml_strings(value, label), label),
     metavar="ARGS",
 )
 # Exclude patterns: ':'-separated in the environment, one per flag, a TOML array.

@@ -6,6 +6,7 @@ import itertools
 import os
 from collections.abc import Sequence
 
+from pylsyncd.config.remote import RemoteDestination, parse_remote
 from pylsyncd.config.settings import PairConfig
 from pylsyncd.config.types import PairSpec
 from pylsyncd.errors import ConfigError
@@ -24,16 +25,16 @@ def _within(inner: str, outer: str) -> bool:
     return inner != outer and (outer == "/" or inner.startswith(outer + "/"))
 
 
-def check_pair_paths(spec: PairSpec) -> tuple[str, str]:
-    """The pair's normalised paths, after the checks that need only this pair."""
+def check_pair_paths(spec: PairSpec) -> tuple[str, str, RemoteDestination | None]:
+    """The pair's normalised paths, after the checks that need only this pair; and the remote
+    destination, when the destination is on another host (then nothing local is checked for it).
+    """
     source = _normalise(spec.source, spec.source_label)
+    remote = parse_remote(spec.destination, spec.destination_label)
+    _check_source(source, spec.source_label)
+    if remote is not None:
+        return source, str(remote), remote
     destination = _normalise(spec.destination, spec.destination_label)
-    if not os.path.exists(source):
-        raise ConfigError(
-            f"{spec.source_label} {source!r} does not exist: create it or fix the path"
-        )
-    if not os.path.isdir(source):
-        raise ConfigError(f"{spec.source_label} {source!r} is not a directory: give a directory")
     if os.path.lexists(destination) and not os.path.isdir(destination):
         raise ConfigError(
             f"{spec.destination_label} {destination!r} exists but is not a directory: "
@@ -58,11 +59,26 @@ def check_pair_paths(spec: PairSpec) -> tuple[str, str]:
             f"source {source!r} is inside its destination {destination!r}: {loop}; "
             "give a destination that does not contain the source"
         )
-    return source, destination
+    return source, destination, None
+
+
+def _check_source(source: str, label: str) -> None:
+    if not os.path.exists(source):
+        raise ConfigError(f"{label} {source!r} does not exist: create it or fix the path")
+    if not os.path.isdir(source):
+        raise ConfigError(f"{label} {source!r} is not a directory: give a directory")
 
 
 def check_overlaps(pairs: Sequence[PairConfig]) -> None:
     """Pairs that would fight over files or mirror each other are refused."""
+    remote = [pair for pair in pairs if pair.remote is not None]
+    for i, j in itertools.combinations(range(len(remote)), 2):
+        if remote[i].destination == remote[j].destination:
+            raise ConfigError(
+                f"pairs {remote[i].source} -> {remote[i].destination} and {remote[j].source} -> "
+                f"{remote[j].destination} share a destination: give each pair its own"
+            )
+    pairs = [pair for pair in pairs if pair.remote is None]
     real = [(os.path.realpath(pair.source), os.path.realpath(pair.destination)) for pair in pairs]
     for i, j in itertools.combinations(range(len(pairs)), 2):
         (source_i, destination_i), (source_j, destination_j) = real[i], real[j]

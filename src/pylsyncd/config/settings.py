@@ -19,6 +19,7 @@ from pylsyncd.config.kinds import (
     PATTERN_FILE,
     PATTERNS,
     SIZE,
+    SSH_ARGUMENTS,
     SWITCH,
     FlagForm,
     Kind,
@@ -35,6 +36,7 @@ from pylsyncd.config.observability import (
     OnSyncBusy,
     parse_on_sync_busy,
 )
+from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.config.sync_mode import DEFAULT_STATE_DIR, parse_conflict, parse_mode, parse_state_dir
 from pylsyncd.config.types import LOG_LEVELS, Backend, DeleteMode, WatchMode
 from pylsyncd.config.values import (
@@ -155,8 +157,9 @@ SETTINGS = (
     ),
     Setting(
         "destinations", _PAIR, "DST",
-        "where its source is mirrored, created when missing; DESTINATIONS lists them "
-        "':'-separated, one per source, in the same order",
+        "where its source is mirrored, created when missing: a path, or [user@]host:/path or "
+        "ssh://[user@]host[:port]/path over ssh; DESTINATIONS lists them ':'-separated, one "
+        "per source, in the same order",
     ),
     Setting(
         "excludes", _PAIR, "--exclude",
@@ -228,6 +231,12 @@ SETTINGS = (
         "options that would delete the source, skip changes, show half-written files or break "
         "the batch (--remove-source-files, -n, --inplace, --delete*, --include...) are refused",
         kind=ARGUMENTS, default=(),
+    ),
+    Setting(
+        "ssh_args", _PAIR, "--ssh-args",
+        "extra ssh options for a remote destination's connection, split like a shell does; "
+        "write --ssh-args='-i /keys/id -o UserKnownHostsFile=/keys/known_hosts'",
+        kind=SSH_ARGUMENTS, default=(),
     ),
     Setting(
         "in_place_size", _PAIR, "--in-place-size",
@@ -349,7 +358,7 @@ class PairConfig:
     """One source -> destination mirror and the settings that apply to it."""
 
     source: str  # absolute, normalised path of an existing directory
-    destination: str  # absolute, normalised path (created at start when missing)
+    destination: str  # absolute, normalised path (created at start when missing), or `remote`
     excludes: tuple[str, ...] = _DEFAULT["excludes"]  # EXCLUDES then EXCLUDE_FROM's lines
     gitignore: bool = _DEFAULT["gitignore"]
     delay: float = _DEFAULT["delay"]
@@ -360,6 +369,7 @@ class PairConfig:
     delete: DeleteMode = _DEFAULT["delete"]
     init: bool = _DEFAULT["init"]
     rsync_args: tuple[str, ...] = _DEFAULT["rsync_args"]
+    ssh_args: tuple[str, ...] = _DEFAULT["ssh_args"]
     in_place_size: int = _DEFAULT["in_place_size"]
     allow_empty_source: bool = _DEFAULT["allow_empty_source"]
     watch: WatchMode = _DEFAULT["watch"]
@@ -371,6 +381,8 @@ class PairConfig:
     on_sync_paths: tuple[str, ...] = _DEFAULT["on_sync_paths"]
     on_sync_busy: OnSyncBusy = _DEFAULT["on_sync_busy"]
     on_sync_stop_timeout: float = _DEFAULT["on_sync_stop_timeout"]
+    # The destination on another host, when it is one (`destination` is then its ssh:// form).
+    remote: RemoteDestination | None = None
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,39 @@ def parse_rsync_args(text: str, label: str) -> tuple[str, ...]:
     return check_rsync_args(arguments, label)
 
 
+# ssh options the daemon sets itself for its one connection per target (see transfer/ssh_master):
+# a master of the user's, a control socket elsewhere or a backgrounded ssh would escape it.
+_OWN_SSH_FLAGS = ("-M", "-S", "-O", "-f", "-N", "-W", "-G", "-T", "-t")
+_OWN_SSH_OPTIONS = ("controlmaster", "controlpath", "controlpersist")
+
+
+def parse_ssh_args(text: str, label: str) -> tuple[str, ...]:
+    """Extra ssh options, split as a shell would; those that would break the one master
+    connection per target (-M, -S, -f, ControlPath=...) are refused."""
+    try:
+        arguments = tuple(shlex.split(text))
+    except ValueError as error:
+        raise ConfigError(
+            f"{label}={text!r} cannot be split into arguments ({error}): quote it as in a shell"
+        ) from None
+    return check_ssh_args(arguments, label)
+
+
+def check_ssh_args(arguments: tuple[str, ...], label: str) -> tuple[str, ...]:
+    """The arguments, once none of them is one the daemon sets itself."""
+    for index, argument in enumerate(arguments):
+        option = argument
+        if argument == "-o" and index + 1 < len(arguments):
+            option = "-o" + arguments[index + 1]
+        name = option[2:].split("=", 1)[0].split(None, 1)[0].lower() if option[2:] else ""
+        if argument[:2] in _OWN_SSH_FLAGS or (option.startswith("-o") and name in _OWN_SSH_OPTIONS):
+            raise ConfigError(
+                f"{label} may not give {argument!r}: the daemon runs its own ssh master "
+                "connection per target; remove it"
+            )
+    return arguments
+
+
 def split_entries(text: str, label: str, what: str) -> list[str]:
     """The ':'-separated entries of `text`; an empty entry is an error."""
     entries = text.split(":")

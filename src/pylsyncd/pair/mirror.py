@@ -248,4 +248,6 @@ def empty_source_would_wipe(config: PairConfig, excludes: ExcludeRules) -> bool:
                 not excludes.excludes(e.name, e.is_dir(follow_symlinks=False)) for e in entries
             )
 
-    return not has_entries(config.source) and has_entries(config.destination)
+    # A remote destination cannot be listed here: an empty source is taken to have one to lose.
+    remote = config.remote is not None
+    return not has_entries(config.source) and (remote or has_entries(config.destination))

@@ -12,23 +12,22 @@ from __future__ import annotations
 import logging
 import os
 import re
-import stat
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
-from pylsyncd.coalesce import Batch, Change, ChangeKind
+from pylsyncd.coalesce import Batch, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.children import stop_child
-from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
+from pylsyncd.transfer.rsync_extras import extras, is_dir_at, other_names
 from pylsyncd.transfer.rsync_ignored import ignored_paths
 from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
-from pylsyncd.transfer.source import SourceChangedError, SourceTree
+from pylsyncd.transfer.rsync_renames import RecentPaths, replay_renames, run_here
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,11 @@ def include_rules(batch: Batch, source_is_dir: Callable[[str], bool]) -> list[st
 
 
 class RsyncTransfer:
-    """Mirrors `source` into `destination` (a local path, later also `host:/path`) with rsync."""
+    """Mirrors `source` into `destination` (a local path; see `remote` for `host:/path`)."""
+
+    # Whether the destination can be read here: the extras of a directory, the destination's
+    # hard links, big files and ignored entries are looked up in it only then.
+    local = True
 
     def __init__(
         self,
@@ -110,6 +113,8 @@ class RsyncTransfer:
         self.reported_unreadable: set[str] = set()
         self.hard_links = HardLinks(source, excludes)
         self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
+        self.rename_root = destination  # the destination's path where renames run
+        self._recent = RecentPaths()
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         # rsync compares whole seconds unless told otherwise: a change within the same second
@@ -132,17 +137,27 @@ class RsyncTransfer:
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         for move in batch.moves:
             self.hard_links.moved(move.source, move.target)
-        batch = batch.without_moves()  # rsync cannot rename: both ends become tree syncs
-        if not batch.changes:
-            return Outcome()
-        extras = (
-            _extras(batch, self.source, self.destination, self.excludes, self._unsettled_dirs)
+        # With deletions off a rename keeps its old name: both ends are left to rsync.
+        moved, batch = (
+            replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
+            else (0, batch.without_moves())
+        )
+        if not batch.changes:
+            return Outcome(moved=moved)
+        added = (
+            extras(batch, self.source, self.destination, self.excludes, self._unsettled_dirs)
+            if self.delete and self.local
             else ()
         )
-        other_names = _other_names(batch, self.source, self.destination, self.hard_links)
-        batch = Batch((), batch.changes + extras + other_names)
-        rest, big = split_big_files(batch, self.source, self.destination, self.in_place_size)
+        if self.local:
+            added += other_names(batch, self.source, self.destination, self.hard_links)
+        batch = Batch((), batch.changes + added)
+        rest, big = (
+            split_big_files(batch, self.source, self.destination, self.in_place_size)
+            if self.local
+            else (batch, Batch())
+        )
         outcome = self._run_batch(rest) if rest.changes else Outcome()
         if big.changes and outcome.ok:
             in_place = self._run_batch(big, *IN_PLACE_OPTIONS)
@@ -150,12 +165,17 @@ class RsyncTransfer:
             outcome.bytes += in_place.bytes
             outcome.error = in_place.error
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
+        outcome.moved = moved
+        self._recent.add(batch, outcome.ok)
         if outcome.ok:
             self._unsettled_dirs.clear()
         else:
             outcome.failed = batch
             self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
         return outcome
+
+    def _run_renames(self, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        return run_here(stdin)  # a remote destination's runs there (`remote`)
 
     def _run_batch(self, batch: Batch, *options: str) -> Outcome:
         """rsync over exactly the batch's paths: one run, or two for a big batch."""
@@ -208,21 +228,15 @@ class RsyncTransfer:
         return self._run(self._command(*options, delete=delete) + self._paths(), ignored, progress)
 
     def _ignored(self, batch: Batch | None) -> bytes:
-        """Anchored excludes of what git ignores where rsync walks, for its rules on stdin: they
-        come before the batch's include rules, since rsync takes the first rule that matches."""
-        found = ignored_paths(self.excludes, (self.source, self.destination), batch)
-        return b"".join(
-            os.fsencode(f"- /{escape_pattern(path)}{'/' if is_dir else ''}") + b"\0"
-            for path, is_dir in found
-        )
+        roots = (self.source, self.destination) if self.local else (self.source,)
+        return ignored_rules(self.excludes, roots, batch)
 
     def _source_is_dir(self, path: str) -> bool:
-        return _is_dir(self.source, path)
+        return is_dir_at(self.source, path)
 
     def cancel(self) -> None:
         """Stop a running rsync (TERM, then KILL, reaped): used when the shutdown grace runs out."""
-        process = self._process
-        if process is not None:
+        if (process := self._process) is not None:
             stop_child(process, grace=_TERM_GRACE)
 
     def _run(self, command: list[str], stdin: bytes, progress: Progress | None = None) -> Outcome:
@@ -267,92 +281,13 @@ class RsyncTransfer:
         return outcome, raced
 
 
-def _extras(
-    batch: Batch,
-    source_root: str,
-    destination_root: str,
-    excludes: ExcludeRules,
-    unsettled: set[str],
-) -> tuple[Change, ...]:
-    """Deletions of what the destination has and the source lacks, in the directories that
-    the batch syncs on their own and in those of a failed run (`unsettled`), with deletions on.
-
-    rsync deletes only what a rule includes, and a directory synced on its own includes none
-    of its entries. The direct backend removes extras on every directory sync; this is the
-    same for rsync: an entry that a transfer reading the source late copied, and that was
-    then renamed or deleted, raises no event under the name the destination has.
-    """
-    directories = unsettled | {
-        change.path
-        for change in batch.changes
-        if change.kind is ChangeKind.SYNC and _is_dir(source_root, change.path)
-    }
-    if not directories:
-        return ()
-    # Both sides listed one component at a time, never through a symlink.
-    source, destination = SourceTree(source_root), DestinationView(destination_root)
-    extras: list[Change] = []
-    try:
-        for directory in sorted(directories):
-            try:
-                present = {entry.name for entry in source.children(directory)}
-                found = destination.children(directory)
-            except SourceChangedError:
-                continue  # gone from the source (or not a directory): its own change says
-            # PermissionError: an UnreadableSourceError, or a destination we may not list.
-            except (PermissionError, FileNotFoundError, NotADirectoryError):
-                continue  # unknown contents: remove nothing
-            for name, is_dir in found.items():
-                path = f"{directory}/{name}" if directory else name
-                if name not in present and not excludes.excludes(path, is_dir):
-                    extras.append(Change(path, ChangeKind.DELETE))
-    finally:
-        source.close()
-        destination.close()
-    return tuple(extras)
-
-
-def _is_dir(root: str, path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(os.path.join(root, path)).st_mode)
-    except OSError:
-        return False
-
-
-def _other_names(
-    batch: Batch, source_root: str, destination_root: str, hard_links: HardLinks
-) -> tuple[Change, ...]:
-    """Syncs of the other names of hard-linked files the batch copies: a change made through
-    one name raised no event for the others."""
-    source, destination = SourceTree(source_root), DestinationView(destination_root)
-    others: dict[str, None] = {}
-    try:
-        for change in batch.changes:
-            # A tree sync of a file is the end of a rename rsync cannot replay: the file may
-            # have changed before it was renamed, within the batch.
-            if change.kind is ChangeKind.DELETE:
-                continue
-            try:
-                status = source.lstat(change.path)
-                if status is None:  # gone: a change made through it may not have reached
-                    names = hard_links.others_of_vanished(change.path)  # the others
-                elif status.st_nlink < 2 or not stat.S_ISREG(status.st_mode):
-                    continue
-                else:
-                    changed = (
-                        change.kind is ChangeKind.SYNC_TREE
-                        or destination.lstat(change.path) is not None
-                    )
-                    names = hard_links.others(change.path, status, changed=changed)
-            except OSError:
-                continue  # rsync says what is wrong with it
-            others.update(dict.fromkeys(names))
-        # rsync copies every path of the batch (--ignore-times): found names included.
-        others.update(dict.fromkeys(name for name, _ in hard_links.search()))
-    finally:
-        source.close()
-        destination.close()
-    return tuple(Change(path, ChangeKind.SYNC) for path in others)
+def ignored_rules(excludes: ExcludeRules, roots: tuple[str, ...], batch: Batch | None) -> bytes:
+    """Anchored excludes of what git ignores where rsync walks, for its rules on stdin: they
+    come before the batch's include rules, since rsync takes the first rule that matches."""
+    return b"".join(
+        os.fsencode(f"- /{escape_pattern(path)}{'/' if is_dir else ''}") + b"\0"
+        for path, is_dir in ignored_paths(excludes, roots, batch)
+    )
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
@@ -368,6 +303,8 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 def _read_line(line: bytes, outcome: Outcome, progress: Progress | None) -> None:
     stat_line = _STAT.match(line)
+    if line.startswith(b"Total bytes sent: "):
+        log.debug("rsync: %s", line.decode(errors="replace"))  # what crossed the wire
     if stat_line is not None:
         value = int(stat_line.group(2).replace(b",", b""))
         if stat_line.group(1).startswith(b"Number"):

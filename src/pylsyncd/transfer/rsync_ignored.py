@@ -19,7 +19,7 @@ from pylsyncd.git_excludes import GitExcludes
 
 
 def ignored_paths(
-    excludes: ExcludeRules, roots: tuple[str, str], batch: Batch | None
+    excludes: ExcludeRules, roots: tuple[str, ...], batch: Batch | None
 ) -> list[tuple[str, bool]]:
     """(path, is_dir) of every topmost entry git ignores where rsync walks: below the batch's
     tree syncs and deletions (None: the whole tree), in the source and in the destination.

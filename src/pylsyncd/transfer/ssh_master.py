@@ -1,0 +1,160 @@
+"""One ssh connection per remote target: a master that every rsync and remote command goes through.
+
+lsyncd opens a new ssh connection for every rsync and every move (its #416: one user's login
+records grew to 765 MB). Here each target has one master connection (`ssh -M -N`), a child the
+daemon owns, in its own session: `ControlPersist=no`, since ControlPersist would make ssh fork
+into the background, out of our reach. Its control socket lives in a directory only the daemon
+may enter (0700, under $XDG_RUNTIME_DIR or the temporary directory), made at start and removed
+at exit. Clients (rsync's `-e`, the rename replay) name the socket with `-S` and
+`ControlMaster=no`, and a `ProxyCommand` that fails: ssh tries the socket before any proxy, so
+when the master is gone a client fails instead of opening (and authenticating) a connection of
+its own; the batch is retried, and the retry starts a new master.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+
+from pylsyncd.config.remote import RemoteDestination
+from pylsyncd.errors import ConfigError
+from pylsyncd.transfer.children import stop_child
+
+log = logging.getLogger(__name__)
+
+# How long a new master may take to connect and authenticate before the attempt fails; ssh's
+# own ConnectTimeout covers the TCP connection, this the whole login.
+_LOGIN_TIMEOUT = 30.0
+_CONNECT_TIMEOUT = 10
+_TERM_GRACE = 2.0
+# A dropped connection (a host that vanished without a FIN) is noticed within about 15 s.
+_KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+
+
+class SshMaster:
+    """The master connection of one target, started on first use and again after it drops."""
+
+    def __init__(self, remote: RemoteDestination, ssh_args: Sequence[str], socket: str) -> None:
+        self.remote = remote
+        self.ssh_args = tuple(ssh_args)
+        self.socket = socket
+        self.logins = 0  # masters started that logged in: one per connection lost, not per batch
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _port(self) -> list[str]:
+        return [] if self.remote.port is None else ["-p", str(self.remote.port)]
+
+    def connect(self) -> str | None:
+        """Make sure the master is up; None when it is, else ssh's own line saying why not."""
+        with self._lock:
+            process = self._process
+            if process is not None and process.poll() is None and os.path.exists(self.socket):
+                return None
+            self._stop()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.socket)  # left by a master that was killed
+            return self._start()
+
+    def _start(self) -> str | None:
+        command = [
+            "ssh", "-M", "-N", "-S", _escaped(self.socket),
+            "-o", "ControlPersist=no", "-o", "BatchMode=yes",
+            "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE,
+            *self._port(), *self.ssh_args, "--", self.remote.login,
+        ]  # fmt: skip
+        with open(os.memfd_create("ssh-errors", os.MFD_CLOEXEC), "w+b") as errors:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                start_new_session=True,  # a Ctrl-C meant for us does not cut the connection
+            )
+            self._process = process
+            deadline = time.monotonic() + _LOGIN_TIMEOUT
+            # ssh makes the socket once it has logged in; until then, or until it gives up, wait.
+            while process.poll() is None and not os.path.exists(self.socket):
+                if time.monotonic() > deadline:
+                    self._stop()
+                    return f"ssh to {self.remote.login} did not log in within {_LOGIN_TIMEOUT:g} s"
+                time.sleep(0.005)
+            if process.poll() is None:
+                self.logins += 1
+                return None
+            errors.seek(0)
+            lines = [line.strip() for line in errors.read().decode(errors="replace").splitlines()]
+        said = [line for line in lines if line]
+        error = said[-1] if said else f"ssh exited with status {process.returncode}"
+        log.debug("no master connection to %s: %s", self.remote.login, error)  # every attempt
+        return error
+
+    def client(self) -> list[str]:
+        """The ssh command of a client of this master: it never opens a connection itself."""
+        return [
+            "ssh", "-S", _escaped(self.socket), "-o", "ControlMaster=no",
+            "-o", "ProxyCommand=false", "-o", "BatchMode=yes", *self._port(),
+        ]  # fmt: skip
+
+    def run(self, command: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        """Run a constant `command` on the target, its data on stdin (never in the command)."""
+        return subprocess.run(
+            [*self.client(), "--", self.remote.login, command],
+            input=stdin,
+            capture_output=True,
+            start_new_session=True,
+            check=False,
+        )
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            stop_child(self._process, grace=_TERM_GRACE)
+            self._process = None
+
+    def close(self) -> None:
+        """Stop the master: TERM, then KILL; reaped."""
+        with self._lock:
+            self._stop()
+
+
+def _escaped(path: str) -> str:
+    # ssh expands %-tokens in a control path; ours is a plain path.
+    return path.replace("%", "%%")
+
+
+class SshConnections:
+    """The masters of all remote targets and the private directory of their sockets."""
+
+    def __init__(self) -> None:
+        for tool in ("ssh", "rsync"):
+            if shutil.which(tool) is None:
+                raise ConfigError(
+                    f"a remote destination needs {tool}, which is not on PATH: install it "
+                    "(Debian: apt-get install openssh-client rsync)"
+                )
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        parent = runtime if runtime and os.path.isdir(runtime) else None
+        # mkdtemp makes it 0700: nobody else may reach a socket that logs in as us.
+        self.directory = tempfile.mkdtemp(prefix="pylsyncd-ssh-", dir=parent)
+        self._masters: list[SshMaster] = []
+
+    def master(self, remote: RemoteDestination, ssh_args: Sequence[str]) -> SshMaster:
+        """A new target's master (not connected yet: the pair connects it, and retries)."""
+        # A short name: a socket's path must fit in 108 bytes.
+        socket = os.path.join(self.directory, str(len(self._masters)))
+        master = SshMaster(remote, ssh_args, socket)
+        self._masters.append(master)
+        return master
+
+    def close(self) -> None:
+        """Stop every master and remove the sockets' directory."""
+        for master in self._masters:
+            master.close()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,230 @@
+"""Remote destinations, end to end: the daemon mirrors into a real sshd on 127.0.0.1 via ssh://.
+
+The "remote" host is this one (root@127.0.0.1), so the test reads the remote destination as a
+local directory; every byte of it still went through ssh and rsync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
+from pylsyncd.config.remote import RemoteDestination
+from pylsyncd.transfer.ssh_master import SshMaster
+from sshd import Sshd, children_of
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A running sshd whose keys live in the test's directory."""
+    server = Sshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _remote_args(src: Path, dst: Path, server: Sshd, *extra: str) -> list[str]:
+    target = f"ssh://root@127.0.0.1:{server.port}{dst}"
+    return daemon_args(src, target, "rsync", "--ssh-args", server.ssh_args, *extra)
+
+
+def _masters(pid: int) -> list[int]:
+    """The daemon's ssh master processes."""
+    found = []
+    for child in children_of(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command[0] == b"ssh" and b"-M" in command:
+            found.append(child)
+    return found
+
+
+def test_edits_arrive(daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd) -> None:
+    src, dst = dirs
+    write_file(src / "kept.txt", "before")
+    write_file(src / "sub" / "gone.txt", "x")
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    wait_for_mirror(src, dst, daemon=daemon)
+    write_file(src / "kept.txt", "after")
+    write_file(src / "new" / "deep" / "file", "new")
+    (src / "sub" / "gone.txt").unlink()
+    os.symlink("kept.txt", src / "link")
+    for name in (b"-leading", b"new\nline", b"\xff\xfe-bytes"):
+        write_file(os.path.join(os.fsencode(src), name), "odd name")
+    wait_for_mirror(src, dst, daemon=daemon)
+
+
+def test_a_missing_remote_directory_is_made(
+    daemons: DaemonPool, tmp_path: Path, sshd: Sshd
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "not" / "yet" / "there"
+    write_file(src / "a", "a")
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    wait_for_mirror(src, dst, daemon=daemon)
+
+
+def test_a_renamed_tree_is_renamed_on_the_remote(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    for number in range(10_000):
+        write_file(src / "tree" / f"d{number // 100}" / f"f{number}", f"content {number}" * 10)
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready(timeout=120)
+    wait_for_mirror(src, dst, timeout=60, daemon=daemon)
+    inode = (dst / "tree" / "d7" / "f777").stat().st_ino
+    mark = daemon.mark()
+    (src / "tree").rename(src / "moved")
+    wait_for_mirror(src, dst, timeout=30, daemon=daemon)
+    assert (dst / "moved" / "d7" / "f777").stat().st_ino == inode  # renamed, not copied
+    stdin_bytes, rsync_bytes = _rename_bytes(daemon, mark)
+    print(
+        f"rename of a 10,000-file tree: {stdin_bytes} B of replay input, {rsync_bytes} B by rsync"
+    )
+    assert stdin_bytes + rsync_bytes < 1000
+
+
+def test_a_renamed_100_mb_file_is_renamed_on_the_remote(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    with open(src / "big.bin", "wb") as file:
+        for _ in range(100):
+            file.write(os.urandom(1024 * 1024))
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready(timeout=120)
+    wait_for_mirror(src, dst, timeout=60, daemon=daemon)
+    inode = (dst / "big.bin").stat().st_ino
+    mark = daemon.mark()
+    (src / "big.bin").rename(src / "renamed.bin")
+    wait_for_mirror(src, dst, timeout=30, daemon=daemon)
+    assert (dst / "renamed.bin").stat().st_ino == inode
+    stdin_bytes, rsync_bytes = _rename_bytes(daemon, mark)
+    print(f"rename of a 100 MB file: {stdin_bytes} B of replay input, {rsync_bytes} B by rsync")
+    assert stdin_bytes + rsync_bytes < 1000
+
+
+def _rename_bytes(daemon: Daemon, since: int) -> tuple[int, int]:
+    """The bytes a batch's rename replay read on stdin, and those its rsync sent."""
+    replay = daemon.wait_for_log(r"renamed 1 \(0 refused\) with (\d+) bytes", since=since)
+    sent = daemon.wait_for_log(r"rsync: Total bytes sent: ([\d,]+)", since=since)
+    return int(replay.group(1)), int(sent.group(1).replace(",", ""))
+
+
+def test_100_batches_cost_one_login(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    for number in range(100):
+        # Each file waited for before the next is written: a batch of its own.
+        write_file(src / f"file{number}", str(number))
+        wait_until(lambda n=number: (dst / f"file{n}").exists(), 10)  # type: ignore[misc]
+    wait_for_mirror(src, dst, daemon=daemon)
+    assert sshd.logins() == 1, sshd.lines
+
+
+def test_a_killed_master_is_started_again(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    os.kill(master, signal.SIGKILL)
+    wait_until(lambda: master not in _masters(daemon.pid), 10)
+    write_file(src / "after-kill", "still arrives")
+    wait_for_mirror(src, dst, daemon=daemon)
+    assert sshd.logins() == 2
+
+
+def test_an_unreachable_host_at_start_fails_then_recovers(
+    daemons: DaemonPool, dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    src, dst = dirs
+    write_file(src / "a", "a")
+    server = Sshd(tmp_path / "sshd")  # not started
+    status_file = tmp_path / "status.json"
+    try:
+        daemon = daemons.start(_remote_args(src, dst, server, "--status-file", str(status_file)))
+        refused = r"ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused"
+        daemon.wait_for_log(rf"initial sync failed: {refused}; retrying with backoff")
+        status = wait_until(lambda: _pair_status(status_file).get("state") == "failing", 10)
+        assert re.fullmatch(refused, str(_pair_status(status_file)["last_error"])), status
+        # Three attempts (0.5 s, then 1 s of backoff), each ssh's own try.
+        wait_until(
+            lambda: len(re.findall(f"no master connection.*{refused}", daemon.log_text())) >= 3
+        )
+        server.start()
+        daemon.wait_ready(timeout=60)
+        wait_for_mirror(src, dst, daemon=daemon)
+        said = re.findall(rf"ERROR .*{refused}", daemon.log_text())
+        assert len(said) == 1  # said once, not at every retry
+        daemon.wait_for_log(r"recovered after")
+        wait_until(lambda: _pair_status(status_file).get("state") == "live", 10)
+    finally:
+        server.stop()
+
+
+def _pair_status(path: Path) -> dict[str, object]:
+    """The only pair's entry in the status file; empty before the file is written."""
+    try:
+        return dict(json.loads(path.read_text())["pairs"][0])
+    except FileNotFoundError:
+        return {}
+
+
+def test_a_symlink_planted_in_the_remote_destination_is_not_followed(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd, tmp_path: Path
+) -> None:
+    src, dst = dirs
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_file(outside / "precious", "keep")
+    write_file(src / "dir" / "file", "content")
+    write_file(src / "other" / "x", "x")
+    write_file(src / "other" / "stays", "sent again, from the source")
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    wait_for_mirror(src, dst, daemon=daemon)
+    # Someone on the remote host replaces two directories of the destination by symlinks to
+    # a directory outside it; then renames in the source go through both.
+    for name in ("dir", "other"):
+        os.rename(dst / name, tmp_path / f"{name}-away")
+        os.symlink(outside, dst / name)
+    mark = daemon.mark()
+    (src / "dir" / "file").rename(src / "dir" / "renamed")
+    (src / "other" / "x").rename(src / "x-out")
+    (src / "other").rename(src / "other2")
+    wait_for_mirror(src, dst, daemon=daemon)
+    assert sorted(os.listdir(outside)) == ["precious"]
+    assert (outside / "precious").read_text() == "keep"
+    assert not (dst / "dir").is_symlink()
+    daemon.wait_for_log(r"\((?:[1-9]\d*) refused\)", since=mark)
+
+
+def test_a_client_never_logs_in_without_the_master(sshd: Sshd, tmp_path: Path) -> None:
+    remote = RemoteDestination("127.0.0.1", str(tmp_path), "root", sshd.port)
+    master = SshMaster(remote, shlex.split(sshd.ssh_args), str(tmp_path / "no-socket"))
+    result = master.run("true", b"")  # no master started: its socket does not exist
+    assert result.returncode != 0
+    assert sshd.logins() == 0
+    assert master.connect() is None
+    try:
+        assert master.run("true", b"").returncode == 0
+        assert sshd.logins() == 1
+    finally:
+        master.close()

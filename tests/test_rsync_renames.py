@@ -1,0 +1,117 @@
+"""The local rsync backend's renames, replayed as renames (the same replay as a remote's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from helpers import assert_trees_equal, write_file
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer.rsync import RsyncTransfer
+
+
+def _transfer(src: Path, dst: Path, *, delete: bool = True) -> RsyncTransfer:
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=delete)
+    assert transfer.full_sync(delete=True).ok
+    return transfer
+
+
+def test_a_renamed_tree_keeps_its_inodes(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    for number in range(2000):
+        write_file(src / "tree" / f"d{number // 100}" / f"f{number}", str(number))
+    transfer = _transfer(src, dst)
+    inode = (dst / "tree" / "d3" / "f345").stat().st_ino
+    (src / "tree").rename(src / "moved")
+    outcome = transfer.apply(Batch((Move("tree", "moved", True),), ()))
+    assert outcome.ok, outcome.error
+    assert (outcome.moved, outcome.copied) == (1, 0)
+    assert (dst / "moved" / "d3" / "f345").stat().st_ino == inode
+    assert_trees_equal(src, dst)
+
+
+def test_odd_names_are_renamed(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    names = [b"-leading", b"new\nline", b"\xff-bytes", b"star*[x]"]
+    for name in names:
+        write_file(os.path.join(os.fsencode(src), name), "x")
+    transfer = _transfer(src, dst)
+    moves = []
+    for name in names:
+        os.rename(os.path.join(os.fsencode(src), name), os.path.join(os.fsencode(src), name + b"2"))
+        moves.append(Move(os.fsdecode(name), os.fsdecode(name + b"2"), False))
+    outcome = transfer.apply(Batch(tuple(moves), ()))
+    assert (outcome.ok, outcome.moved) == (True, len(names))
+    assert_trees_equal(src, dst)
+
+
+def test_a_rename_over_a_directory_replaces_it(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    write_file(src / "a" / "x", "a")
+    write_file(src / "b" / "y", "b")
+    transfer = _transfer(src, dst)
+    (src / "b" / "y").unlink()
+    (src / "b").rmdir()
+    (src / "a").rename(src / "b")
+    outcome = transfer.apply(Batch((Move("a", "b", True),), (Change("b/y", ChangeKind.DELETE),)))
+    assert outcome.ok, outcome.error
+    assert_trees_equal(src, dst)
+
+
+def test_a_symlink_in_the_destination_is_never_followed(
+    dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    src, dst = dirs
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_file(src / "dir" / "file", "content")
+    write_file(src / "tree" / "inner", "inner")
+    write_file(src / "over", "over")
+    transfer = _transfer(src, dst)
+    # A parent of the old name, a directory being renamed and the new name: all symlinks to
+    # outside the destination.
+    for name in ("dir", "tree"):
+        os.rename(dst / name, tmp_path / f"{name}-away")
+        os.symlink(outside, dst / name)
+    os.symlink(outside, dst / "target")
+    (src / "dir" / "file").rename(src / "dir" / "renamed")
+    (src / "tree").rename(src / "tree2")
+    (src / "over").rename(src / "target")
+    moves = (
+        Move("dir/file", "dir/renamed", False),
+        Move("tree", "tree2", True),
+        Move("over", "target", False),
+    )
+    outcome = transfer.apply(Batch(moves, ()))
+    assert outcome.ok, outcome.error
+    assert outcome.moved == 1  # only `over`, whose parent is the destination itself
+    assert os.listdir(outside) == []
+    assert_trees_equal(src, dst)
+
+
+def test_with_deletion_off_a_rename_keeps_the_old_name(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    write_file(src / "a", "a")
+    transfer = _transfer(src, dst, delete=False)
+    (src / "a").rename(src / "b")
+    outcome = transfer.apply(Batch((Move("a", "b", False),), ()))
+    assert (outcome.ok, outcome.moved) == (True, 0)
+    assert sorted(os.listdir(dst)) == ["a", "b"]
+
+
+def test_a_rename_of_a_tree_a_batch_just_missed_copies_its_new_name(
+    dirs: tuple[Path, Path],
+) -> None:
+    # A file is made in a tree, the tree is renamed, and the file's event is applied before the
+    # rename's: rsync finds the file gone (vanished, exit 24) and the destination's tree lacks
+    # it. The rename is replayed, then what it carried must still arrive.
+    src, dst = dirs
+    write_file(src / "tree" / "old", "old")
+    transfer = _transfer(src, dst)
+    write_file(src / "tree" / "new", "made just before the rename")
+    (src / "tree").rename(src / "moved")
+    assert transfer.apply(Batch((), (Change("tree/new", ChangeKind.SYNC),))).ok
+    outcome = transfer.apply(Batch((Move("tree", "moved", True),), ()))
+    assert (outcome.ok, outcome.moved) == (True, 1)
+    assert_trees_equal(src, dst)
