@@ -29,7 +29,8 @@ NOT_ZERO_AT_START = {
 FAMILIES = {
     "pylsyncd_events", "pylsyncd_batches", "pylsyncd_batch_duration_seconds",
     "pylsyncd_event_to_applied_seconds", "pylsyncd_transferred_bytes", "pylsyncd_errors",
-    "pylsyncd_full_resyncs", "pylsyncd_on_sync_runs", "pylsyncd_pending_changes",
+    "pylsyncd_full_resyncs", "pylsyncd_on_sync_runs", "pylsyncd_conflicts",
+    "pylsyncd_pending_changes",
     "pylsyncd_oldest_pending_change_age_seconds", "pylsyncd_watches",
     "pylsyncd_last_successful_batch_timestamp_seconds", "pylsyncd_initial_sync_done",
     "pylsyncd_build_info",

@@ -26,6 +26,7 @@ from helpers import (
     write_file,
 )
 from helpers import Entry as Snapshot
+from test_metrics import scrape, value
 
 CONFLICT_COPY = re.compile(r"\.sync-conflict-\d{8}-\d{6}-(source|destination)")
 BATCH = r"\(two-way\): batch: "
@@ -161,8 +162,10 @@ def test_both_sides_edited_while_down_keep_both_versions(sides: Sides) -> None:
     daemon.stop()
     write_file(sides.a / "notes.txt", "from a", mtime_ns=2_000_000_000_000_000_000)
     write_file(sides.b / "notes.txt", "from b", mtime_ns=1_900_000_000_000_000_000)
-    daemon = sides.start()
+    daemon = sides.start("--metrics-addr", "127.0.0.1:0")
+    port = int(daemon.wait_for_log(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1))
     line = daemon.wait_for_log(r"WARNING .*conflict: both sides changed notes\.txt").string
+    wait_until(lambda: value(scrape(port), "pylsyncd_conflicts_total") == 1)
     tree = sides.wait_equal(daemon)
     copies = [path for path in tree if CONFLICT_COPY.search(path)]
     assert len(copies) == 1 and copies[0].startswith("notes.sync-conflict-")

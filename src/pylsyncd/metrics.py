@@ -80,6 +80,9 @@ class DaemonMetrics:
             "pylsyncd_full_resyncs", "Whole-tree comparisons while live, by reason", "reason"
         )
         self.on_sync_runs = counter("pylsyncd_on_sync_runs", "ON_SYNC runs by result", "result")
+        self.conflicts = counter(
+            "pylsyncd_conflicts", "Paths both sides of a two-way pair changed differently"
+        )
         self.pending = gauge("pylsyncd_pending_changes", "Changes waiting to be applied")
         self.oldest = gauge(
             "pylsyncd_oldest_pending_change_age_seconds",
@@ -147,6 +150,7 @@ class PairMetrics:
         self._errors = {kind: metrics.errors.labels(name, kind.value) for kind in FailureKind}
         self._resyncs = {r: metrics.resyncs.labels(name, r.value) for r in ResyncReason}
         self._runs = {result: metrics.on_sync_runs.labels(name, result) for result in RUN_RESULTS}
+        self._conflicts = metrics.conflicts.labels(name)
         self._pending = metrics.pending.labels(name)
         self._oldest = metrics.oldest.labels(name)
         self._watches = metrics.watches.labels(name)
@@ -197,6 +201,9 @@ class PairMetrics:
     def full_resync(self, reason: ResyncReason) -> None:
         """A whole-tree comparison while live."""
         self._resyncs[reason].inc()
+
+    def conflicted(self) -> None:
+        self._conflicts.inc()
 
     def on_sync_ran(self, ok: bool) -> None:
         """An ON_SYNC run ended."""

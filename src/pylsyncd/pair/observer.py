@@ -50,6 +50,9 @@ class PairObserver(Protocol):
     def on_sync_ran(self, ok: bool) -> None:
         """An ON_SYNC run ended: exit status 0, or not."""
 
+    def conflicted(self) -> None:
+        """Both sides of a two-way pair changed a path differently (one conflict)."""
+
 
 class _Unobserved:
     """A pair nobody observes: every call does nothing."""
@@ -70,6 +73,9 @@ class _Unobserved:
         """Nothing to count."""
 
     def on_sync_ran(self, ok: bool) -> None:
+        """Nothing to count."""
+
+    def conflicted(self) -> None:
         """Nothing to count."""
 
 

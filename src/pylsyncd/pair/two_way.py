@@ -77,7 +77,7 @@ class TwoWayPair:
         self._full = False  # a side lost events: compare both whole trees
         self._halted: str | None = None
         self._stopped = False
-        self._report = TwoWayReport(self.name)
+        self._report = TwoWayReport(self.name, observer)
 
     @staticmethod
     def _excluded(excludes: ExcludeRules) -> Excluded:

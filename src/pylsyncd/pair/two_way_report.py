@@ -7,6 +7,7 @@ import logging
 import time
 
 from pylsyncd.config import PairConfig
+from pylsyncd.pair.observer import UNOBSERVED, PairObserver
 from pylsyncd.pair.two_way_sync import Reconciled
 from pylsyncd.status import PairState, PairStatus
 
@@ -18,8 +19,9 @@ OPEN_CONFLICTS_SHOWN = 50  # conflict copies the status lists by name
 class TwoWayReport:
     """Counts and logs what each reconcile of one pair did."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, observer: PairObserver = UNOBSERVED) -> None:
         self.name = name
+        self.observer = observer
         self.conflicts = 0  # since the daemon started
         self.batches = 0  # reconciles that wrote something
         self.changes = 0
@@ -30,6 +32,7 @@ class TwoWayReport:
         """Log the conflicts and the batch line of one reconcile (`started`: monotonic)."""
         for conflict in done.conflicts:
             self.conflicts += 1
+            self.observer.conflicted()
             loser = (
                 f" kept as {conflict.copy}"
                 if conflict.copy
