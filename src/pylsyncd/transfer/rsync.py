@@ -137,7 +137,7 @@ class RsyncTransfer:
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         for move in batch.moves:
             self.hard_links.moved(move.source, move.target)
-        # With deletions off a rename keeps its old name: both ends are left to rsync.
+        events = batch.changes  # with deletions off, a rename keeps its old name: no replay
         moved, batch = (
             replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
@@ -166,7 +166,7 @@ class RsyncTransfer:
             outcome.error = in_place.error
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
         outcome.moved = moved
-        self._recent.add(batch, outcome.ok)
+        self._recent.add(events)
         if outcome.ok:
             self._unsettled_dirs.clear()
         else:

@@ -87,34 +87,36 @@ def refused(stdout: bytes) -> set[str]:
     return {os.fsdecode(name) for name in stdout.split(b"\0") if name}
 
 
-# How long the paths of a batch stay recent (see `RecentPaths`): the direct backend's bounds for
-# its vanished paths.
-_RECENT_BATCHES = 3
+# How long the paths of a batch's events stay recent (see `RecentPaths`): the move that
+# explains a file rsync did not find comes in the next batch or so, milliseconds later.
 _RECENT_SECONDS = 5.0
 
 
 class RecentPaths:
-    """The paths of the last few batches. rsync skips a source file that vanished (its exit 24)
-    and a tree renamed meanwhile holds it under its new name: the destination's copy at the old
-    name may then lack what was renamed with it. A rename of a tree that a recent batch touched
-    (or after a failed batch) is followed by a full copy of its new name, as before renames were
-    replayed; a rename of a quiet tree, the user's usual one, stays a rename."""
+    """The paths of the events of the batches that ended in the last few seconds. A file made in
+    a tree just before the tree was renamed is not found by the batch that names it (the tree
+    has its new name already), and the destination's tree lacks it when the rename comes: a
+    rename of a tree such a batch touched is followed by a full copy of its new name. A rename
+    of a quiet tree, the user's usual one, stays a rename."""
 
     def __init__(self) -> None:
-        self._batches: deque[tuple[float, tuple[str, ...], bool]] = deque()
+        self._batches: deque[tuple[float, tuple[str, ...]]] = deque()
 
-    def add(self, batch: Batch, ok: bool) -> None:
-        """Remember a batch rsync ran, and whether it went through."""
+    def add(self, events: Sequence[Change]) -> None:
+        """Remember the paths of a batch's events, once rsync has run for them."""
         now = time.monotonic()
-        self._batches.append((now, tuple(change.path for change in batch.changes), ok))
-        while len(self._batches) > _RECENT_BATCHES and self._batches[0][0] < now - _RECENT_SECONDS:
+        if events:
+            self._batches.append((now, tuple(change.path for change in events)))
+        while self._batches and self._batches[0][0] < now - _RECENT_SECONDS:
             self._batches.popleft()
 
     def doubtful(self, move: Move) -> bool:
-        """Whether the destination's copy at the move's old name may be stale."""
+        """Whether the destination's copy at the move's old name may lack what it carried."""
+        since = time.monotonic() - _RECENT_SECONDS
         return any(
-            not ok or any(is_within(path, move.source) for path in paths)
-            for _, paths, ok in self._batches
+            any(is_within(path, move.source) for path in paths)
+            for ended, paths in self._batches
+            if ended >= since
         )
 
 
