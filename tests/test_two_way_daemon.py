@@ -451,3 +451,22 @@ def test_a_volume_replaced_while_running_halts_the_pair(sides: Sides) -> None:
         daemon.stop()
     finally:
         subprocess.run(["umount", "-l", str(sides.b)], check=False)
+
+
+def test_a_same_size_rewrite_within_one_mtime_tick_arrives(sides: Sides) -> None:
+    daemon = sides.start()
+    for side, other in ((sides.a, sides.b), (sides.b, sides.a)):
+        write_file(side / "f", f"first from {side.name}")
+        wait_until(lambda other=other, side=side: _text(other / "f") == f"first from {side.name}")
+        mtime = os.lstat(side / "f").st_mtime_ns
+        # As a second write lands within the same timestamp tick: same size, same mtime.
+        write_file(side / "f", f"again from {side.name}", mtime_ns=mtime)
+        wait_until(lambda other=other, side=side: _text(other / "f") == f"again from {side.name}")
+    sides.wait_equal(daemon)
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None

@@ -18,7 +18,7 @@ import re
 import stat
 from collections.abc import Callable
 
-from pylsyncd.entries import Entry, Kind
+from pylsyncd.entries import Ancestor, Entry, Kind, Side
 from pylsyncd.transfer.destination import DestinationTree
 from pylsyncd.transfer.directories import DIR_FLAGS, GONE, lstat_at, split
 
@@ -29,6 +29,11 @@ Excluded = Callable[[str, bool], bool]
 OWN_TEMPORARY = re.compile(r"\.pylsyncd\.[0-9a-f]{12}\.tmp\Z")
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _DIGEST_CHUNK = 1 << 20
+# A same-size rewrite keeps its mtime only when it lands within one timestamp tick (a few ms on
+# ext4) of the write before it, which the daemon then had just synced: only a file written this
+# recently is worth reading whole to find one (and only one this small).
+_TICK_SUSPECT_NS = 2_000_000_000
+_DIGEST_AT_MOST = 16 << 20
 
 
 def entry_of(status: os.stat_result, target: str = "") -> Entry | None:
@@ -223,3 +228,36 @@ def _digest(tree: DestinationTree, path: str) -> bytes | None:
     finally:
         os.close(fd)
     return digest.digest()
+
+
+def unseen_rewrites(
+    written: dict[Side, set[str]],
+    sides: dict[Side, dict[str, Entry]],
+    ancestor: dict[str, Ancestor],
+    trees: dict[Side, DestinationTree],
+    now_ns: int,
+) -> None:
+    """Find the files rewritten at the same size within one mtime tick of their last sync.
+
+    Size and mtime cannot tell them from the ancestor, but the watcher reported a write on one
+    side only: when that side's content differs from the other's (which the ancestor holds), both
+    sides get their digests, and the ancestor the unchanged side's, so reconcile sees the change.
+    """
+    for side in (Side.A, Side.B):
+        for path in written[side] - written[side.other]:
+            mine, theirs, known = sides[side].get(path), sides[side.other].get(path), None
+            if mine is None or theirs is None or mine.kind is not Kind.FILE:
+                continue
+            known = ancestor.get(path)
+            if known is None or not mine.same(theirs) or not known.entry.same(mine):
+                continue
+            if mine.size > _DIGEST_AT_MOST or now_ns - mine.mtime_ns > _TICK_SUSPECT_NS:
+                continue
+            ours, other = _digest(trees[side], path), _digest(trees[side.other], path)
+            if ours is None or other is None or ours == other:
+                continue
+            sides[side][path] = _with_digest(mine, ours)
+            sides[side.other][path] = _with_digest(theirs, other)
+            ancestor[path] = Ancestor(
+                _with_digest(known.entry, other), known.inode_a, known.inode_b
+            )

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pylsyncd.coalesce import Batch, coalesce
+from pylsyncd.coalesce import Batch, ChangeKind, coalesce
 from pylsyncd.entries import Side
 from pylsyncd.events import Event
 
@@ -28,6 +28,14 @@ class TwoSidedBatch:
     def full_resync(self) -> bool:
         """Whether either side lost events: both whole trees must be compared."""
         return self.a.full_resync or self.b.full_resync
+
+    def written(self) -> dict[Side, set[str]]:
+        """Per side, the paths its events say were written (created, modified, moved there)."""
+        found: dict[Side, set[str]] = {}
+        for side, batch in ((Side.A, self.a), (Side.B, self.b)):
+            paths = {c.path for c in batch.changes if c.kind is not ChangeKind.DELETE}
+            found[side] = paths | {move.target for move in batch.moves}
+        return found
 
     def touched(self) -> set[str]:
         """Every path either side's events name (both ends of a rename)."""

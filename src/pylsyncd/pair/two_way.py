@@ -142,7 +142,8 @@ class TwoWayPair:
         log.debug("%s: reconciling %d events, %s", self.name, taken.events,
                   "both whole trees" if full else f"{len(touched)} paths")  # fmt: skip
         before = self._report.batches
-        ok = self._step(lambda: self._sync.batch(None if full else touched), started)
+        written = taken.written()
+        ok = self._step(lambda: self._sync.batch(None if full else touched, written), started)
         if ok and self._report.batches == before:
             log.debug("%s: in sync, nothing to write", self.name)  # the daemon's own echo
         return ok

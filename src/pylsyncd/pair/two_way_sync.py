@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,13 @@ from pylsyncd.config import PairConfig
 from pylsyncd.conflict_names import is_conflict_copy
 from pylsyncd.entries import Ancestor, Entry, Side
 from pylsyncd.pair.plan_apply import PlanApplier
-from pylsyncd.pair.side_tree import Excluded, read_subtree, root_is_empty, with_digests
+from pylsyncd.pair.side_tree import (
+    Excluded,
+    read_subtree,
+    root_is_empty,
+    unseen_rewrites,
+    with_digests,
+)
 from pylsyncd.plan import Conflict, Record
 from pylsyncd.reconcile import Policy, Scope, reconcile, union_merge
 from pylsyncd.state import (
@@ -93,12 +100,15 @@ class TwoWaySync:
         self.open_conflicts = {path for path in loaded.entries if is_conflict_copy(path)}
         return self._reconcile(None)
 
-    def batch(self, touched: set[str] | None) -> Reconciled:
-        """Reconcile the touched paths and their subtrees (None: both whole trees)."""
+    def batch(
+        self, touched: set[str] | None, written: dict[Side, set[str]] | None = None
+    ) -> Reconciled:
+        """Reconcile the touched paths and their subtrees (None: both whole trees); `written`:
+        the paths each side's watcher reported written."""
         self.check_roots()
         if touched is not None and "" in touched:
             touched = None
-        return self._reconcile(touched)
+        return self._reconcile(touched, written=written)
 
     def idle(self) -> Reconciled:
         """Nothing happened: only look at the roots (Halted when one is gone or replaced)."""
@@ -126,14 +136,20 @@ class TwoWaySync:
                 ) from None
         return identities
 
-    def _reconcile(self, touched: set[str] | None, *, merge: bool = False) -> Reconciled:
+    def _reconcile(
+        self,
+        touched: set[str] | None,
+        *,
+        merge: bool = False,
+        written: dict[Side, set[str]] | None = None,
+    ) -> Reconciled:
         assert self.state is not None
         trees = {
             side: DestinationTree(root, lambda _: None, self.ownership, 0)
             for side, root in self.roots.items()
         }
         try:
-            scope = self._scope(trees, touched)
+            scope = self._scope(trees, touched, written)
             if merge:
                 a, b = dict(scope.a), dict(scope.b)
                 with_digests(a, b, (trees[Side.A], trees[Side.B]))
@@ -155,7 +171,12 @@ class TwoWaySync:
             applied.changes, applied.bytes, conflicts, applied.handed_back, applied.error
         )
 
-    def _scope(self, trees: dict[Side, DestinationTree], touched: set[str] | None) -> Scope:
+    def _scope(
+        self,
+        trees: dict[Side, DestinationTree],
+        touched: set[str] | None,
+        written: dict[Side, set[str]] | None,
+    ) -> Scope:
         """Both sides and the ancestor for the touched paths and all below them."""
         assert self.state is not None
         entries = self.state.entries
@@ -168,6 +189,8 @@ class TwoWaySync:
                 _remove_leftovers(tree, leftovers)
             if touched is not None:
                 ancestor.update((known, entries[known]) for known in entries.within(path))
+        if touched is not None and written is not None:
+            unseen_rewrites(written, sides, ancestor, trees, time.time_ns())
         empty = {side: root_is_empty(root, self.excluded) for side, root in self.roots.items()}
         if empty[Side.A] and empty[Side.B]:
             empty = {Side.A: False, Side.B: False}  # both empty: nothing is lost by agreeing
