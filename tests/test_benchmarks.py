@@ -67,12 +67,16 @@ def assert_complete(results: dict[str, Any], peers: list[str]) -> None:
     for peer in peers:
         live = results["live"][peer]
         assert set(live) == LIVE_WORKLOADS
+        # A peer's replica may end incomplete (lsyncd loses changes under load: the page says
+        # so); pylsyncd's never.
+        ours = peer.startswith("pylsyncd")
         for workload in LIVE_WORKLOADS:
-            assert live[workload]["complete"], f"{peer} {workload}: replica incomplete"
+            complete = live[workload]["complete"]
+            assert complete if ours else isinstance(complete, bool), f"{peer} {workload}"
             assert live[workload]["cpu_seconds"] >= 0
         assert live["edit"]["edits"] == results["sizes"]["edits"]
         for workload in ("storm", "rename", "delete"):
-            assert live[workload]["seconds"] is not None
+            assert live[workload]["seconds"] is not None or not live[workload]["complete"]
         idle = results["idle"][peer]
         assert idle["complete"] and idle["rss_mb"] > 0
     assert set(results["initial_sync"]) == {"cp -a", "rsync -a", *peers}
