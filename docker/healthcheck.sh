@@ -39,4 +39,6 @@ if [ -e "$reported" ]; then
     done
 fi
 : >"$reported"
+# The daemon may have removed marker and flag since the first look (a stop): answer for now.
+fresh || unhealthy "no fresh $marker"
 echo healthy

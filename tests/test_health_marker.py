@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DaemonPool, daemon_args, wait_until
+from processes import command_name, descendants
 from pylsyncd.status import (
     STALE_AFTER,
     PairState,
@@ -149,6 +150,12 @@ def test_a_watching_probe_fails_when_the_daemon_stops_and_a_new_one_answers_at_o
 ) -> None:
     wait_until(lambda: probe(status_file)[0] == 0, timeout=20)
     watching = start_probe(status_file)
+    # Stopped once the probe watches (its `sleep` runs), so it is the watch that sees the stop.
+    wait_until(
+        lambda: any(command_name(pid) == "sleep" for pid in descendants(watching.pid)),
+        timeout=10,
+        message="the probe never started watching the marker",
+    )
     daemons.daemons[0].stop(signal.SIGTERM)  # the stopped pairs remove marker and flag
     output, _ = watching.communicate(timeout=10)
     assert watching.returncode == 1 and output.startswith("unhealthy")
