@@ -398,3 +398,26 @@ def test_rsync_rewrites_a_small_file_whole(dirs: tuple[Path, Path]) -> None:
     assert transfer.apply(Batch((), (Change("f", ChangeKind.SYNC),))).ok
     assert os.stat(dst / "f").st_ino != inode  # a temporary file renamed over: never half-written
     assert_trees_equal(src, dst)
+
+
+def test_two_names_of_an_appended_file_are_compared_once_then_left_alone(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """Each name's copy is compared whole once after the append; then nothing more is due.
+    Before, the check of one name made the other's copy schedule a comparison again: two
+    names of one big hard-linked log were compared once a second, forever."""
+    src, dst = dirs
+    big_file(src / "log")
+    os.link(src / "log", src / "other-name")
+    transfer = mirror(src, dst, clock)
+    with open(src / "log", "ab") as log:
+        log.write(b"appended\n")
+    outcome = sync(transfer, "log")
+    rounds = 0
+    while outcome.deferred:
+        rounds += 1
+        assert rounds <= 4, f"comparisons keep coming: {outcome.deferred}"
+        clock.now = max(clock.now, outcome.deferred_until) + 0.001
+        outcome = transfer.apply(outcome.deferred)
+        assert outcome.ok, outcome.error
+    assert_trees_equal(src, dst)

@@ -103,3 +103,36 @@ def test_a_file_changed_then_renamed_in_one_batch_reaches_its_other_names(
     assert (dst / "renamed").read_text() == "version 2"
     assert (dst / "dir" / "other-name").read_text() == "version 2"
     assert not (dst / "a").exists()
+
+
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
+def test_a_name_found_past_a_rename_not_yet_replayed_keeps_the_change(
+    tmp_path: Path, backend: str
+) -> None:
+    """The search for other names reads the source as it is now: past a rename whose events a
+    later batch carries. The name it finds there is written ahead, where that rename then puts
+    the older tree: the name must be synced again after it. Seen in the churn test (direct)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write_file(src / "a" / "sub" / "name", "version 1")
+    os.link(src / "a" / "sub" / "name", src / "other")
+    dst.mkdir()
+    rules = ExcludeRules(())
+    transfer: Transfer = (
+        RsyncTransfer(str(src), str(dst), rules, delete=True)
+        if backend == "rsync"
+        else DirectTransfer(str(src), str(dst), rules, delete=True)
+    )
+    assert transfer.full_sync(delete=True).ok
+    transfer = (  # a daemon restarted: the names are met again, not remembered
+        RsyncTransfer(str(src), str(dst), rules, delete=True)
+        if backend == "rsync"
+        else DirectTransfer(str(src), str(dst), rules, delete=True)
+    )
+    (src / "other").write_text("version 2, through the other name")
+    os.rename(src / "a", src / "b")
+    # The write's batch comes first; the rename's events are read after it.
+    assert transfer.apply(coalesce([Event(EventKind.MODIFIED, "other")])).ok
+    moved = coalesce([Event(EventKind.MOVED, "a", target="b", is_dir=True)])
+    assert transfer.apply(moved).ok
+    assert (dst / "b" / "sub" / "name").read_text() == "version 2, through the other name"
+    assert not (dst / "a").exists()

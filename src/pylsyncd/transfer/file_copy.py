@@ -59,11 +59,12 @@ def copy_file(
         trust_append = trust_appends and not hot.must_compare(path)
         as_written = same_file(existing, source, files.ownership)
         if trust_append and as_written and hot.unchanged_since_written(path, source):
-            written = FileWrite(
-                0, compared=False, directory_written=False
-            )  # `unchanged_since_written`
-            cost = 0.0
-        elif source.st_size < _TIMED_SIZE:
+            # Nothing new since its last write. A whole comparison held back for it is asked
+            # for again (this change may have taken the place of the one that was to make it),
+            # and none is added: that made two names of one big hard-linked file schedule each
+            # other's, once a second, forever.
+            return FileWrite(0, compared=False, directory_written=False), hot.comparison_due(path)
+        if source.st_size < _TIMED_SIZE:
             written = files.write(
                 parent_fd, name, src_fd, source, existing, trust_append=trust_append
             )

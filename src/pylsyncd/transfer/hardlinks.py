@@ -80,8 +80,18 @@ class HardLinks:
         names.discard(path)
         return sorted(name for name in names if self._is(name, inode))
 
-    def moved(self, source: str, target: str) -> None:
-        """A rename replayed in the destination: the names at or below `source` follow it."""
+    def moved(self, source: str, target: str) -> list[str]:
+        """A rename replayed in the destination: the names at or below `source` follow it.
+
+        Returns the names known at or below `target` before it: a search reads the source as it
+        is now, past renames whose events later batches carry, so a name found there may have
+        been written ahead where this rename now puts the older tree. They must be synced again.
+        """
+        ahead = [
+            name
+            for name in self._inode_of
+            if is_within(name, target) and not is_within(name, source)
+        ]
         for name in [name for name in self._inode_of if is_within(name, source)]:
             inode = self._inode_of.pop(name)
             new = rebase(name, source, target)
@@ -90,6 +100,7 @@ class HardLinks:
             if names is not None:
                 names.discard(name)
                 names.add(new)
+        return ahead
 
     def search(self) -> list[tuple[str, bool]]:
         """Find the unknown names of the files met since the last search, in one walk.

@@ -40,6 +40,7 @@ class Replay(TreeSync):
     def __init__(self, state: TransferState, *, delete: bool, may_defer: bool = True):
         super().__init__(state, delete=delete)
         self.moved_vanished: list[str] = []  # vanished paths a replayed rename carried along
+        self.synced_ahead: list[str] = []  # hard-linked names a replayed rename put older copies on
         self.trust_appends = True  # live changes: a grown file is most likely appended to
         self.fresh.stop()  # on for the changes only, once the renames are replayed
         # False for the last batch before the daemon exits: nothing waits for later.
@@ -54,6 +55,9 @@ class Replay(TreeSync):
         for path in self.moved_vanished:
             self.trim_descriptors("")
             self.attempt(self.change, Change(path, ChangeKind.SYNC_TREE))
+        for path in self.synced_ahead:
+            self.trim_descriptors("")
+            self.attempt(self.change, Change(path, ChangeKind.SYNC))
         self.state.hot_files.expire()
         # Directories the changes create are known empty but for what they put there; only
         # here, where no rename (a move's or a hard link's) can bring anything else in.
@@ -110,7 +114,7 @@ class Replay(TreeSync):
         os.rename(source_name, target_name, src_dir_fd=source_fd, dst_dir_fd=target_fd)
         self.tree.forget(move.source)
         self.tree.forget(move.target)
-        self.state.hard_links.moved(move.source, move.target)
+        self.synced_ahead += self.state.hard_links.moved(move.source, move.target)
         for path, due in self.state.hot_files.moved(move.source, move.target):
             self.compare_later(path, due)
         # What an earlier batch found gone below the old name was renamed with it, the events

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
-from pylsyncd.coalesce import Batch, ChangeKind
+from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.events import parent_of
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
@@ -135,9 +135,13 @@ class RsyncTransfer:
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
+        synced_ahead: list[str] = []
         for move in batch.moves:
-            self.hard_links.moved(move.source, move.target)
+            synced_ahead += self.hard_links.moved(move.source, move.target)
         events = batch.changes  # with deletions off, a rename keeps its old name: no replay
+        # rsync copies every path of the batch (--ignore-times): those written ahead included.
+        ahead = tuple(Change(path, ChangeKind.SYNC) for path in synced_ahead)
+        batch = Batch(batch.moves, batch.changes + ahead, batch.full_resync)
         moved, batch = (
             replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
