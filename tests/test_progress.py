@@ -21,15 +21,29 @@ def tree(root: Path, directories: int, files: int) -> int:
     return directories * (files + 1)
 
 
+class GatedExcludes(ExcludeRules):
+    """Excludes whose every answer waits for `gate`: a count that cannot end before it opens."""
+
+    def __init__(self, patterns: tuple[str, ...], gate: threading.Event) -> None:
+        super().__init__(patterns)
+        self.gate = gate
+
+    def excludes(self, path: str, is_dir: bool) -> bool:
+        self.gate.wait(10)
+        return super().excludes(path, is_dir)
+
+
 def test_the_total_is_counted_beside_the_sync(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     entries = tree(tmp_path, 5, 9)
     shown = PairProgress()
-    reporter = ProgressReporter("pair", str(tmp_path), ExcludeRules(("f0",)), shown)
+    counting = threading.Event()
+    reporter = ProgressReporter("pair", str(tmp_path), GatedExcludes(("f0",), counting), shown)
     caplog.set_level(logging.INFO, logger="pylsyncd")
     reporter.next_report = 0.0  # the sync has lasted long enough for a line
     reporter(7)  # returns at once: the count runs in a thread of its own
+    counting.set()  # held until the first line is out, which therefore has no total
     deadline = time.monotonic() + 10
     while reporter.total is None and time.monotonic() < deadline:
         time.sleep(0.01)
