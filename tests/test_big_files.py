@@ -375,13 +375,60 @@ def test_rsync_updates_a_big_file_in_place_by_its_delta(dirs: tuple[Path, Path])
     transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True, in_place_size=MIB)
     assert transfer.full_sync(delete=True).ok
     inode = os.stat(dst / "log").st_ino
-    with open(src / "log", "ab") as log:
+    with open(src / "log", "r+b") as log:  # a page rewritten in the middle
+        log.seek(SIZE // 2)
         log.write(b"x" * PAGE)
     before = written_by_children()
     assert transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),))).ok
     # Whole, it would be at least twice the file: through rsync's pipe, then to disk.
     assert written_by_children() - before < SIZE // 4
     assert os.stat(dst / "log").st_ino == inode
+    assert_trees_equal(src, dst)
+
+
+def rsync_mirror(src: Path, dst: Path, clock: Clock) -> RsyncTransfer:
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True, in_place_size=MIB)
+    transfer.hot_files = HotFiles(clock)
+    assert transfer.full_sync(delete=True).ok
+    return transfer
+
+
+def test_rsync_sends_an_append_by_its_tail_and_compares_the_file_once_quiet(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    """`--append`: no block checksums of the whole file through rsync's pipes at every batch
+    (about 100 KB for 64 MiB). What looked like an append and also changed the middle is caught
+    by the whole comparison held back for it."""
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = rsync_mirror(src, dst, clock)
+    with open(src / "log", "ab") as log:
+        log.write(b"x" * PAGE)
+    before = written_by_children()
+    outcome = transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),)))
+    assert outcome.ok
+    # The tail through the pipe and to disk, and rsync's own few kilobytes of talk.
+    assert written_by_children() - before < 4 * PAGE + 16 * 1024
+    assert_trees_equal(src, dst)
+    assert outcome.deferred.changes == (Change("log", ChangeKind.SYNC),)
+    change_inside_and_append(src / "log")
+    assert transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),))).ok
+    assert (src / "log").read_bytes() != (dst / "log").read_bytes()  # the tail alone so far
+    clock.now += VERIFY_AFTER
+    again = transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),)))
+    assert again.ok and not again.deferred
+    assert_trees_equal(src, dst)
+
+
+def test_rsync_compares_an_appended_file_whole_in_the_last_batch(
+    dirs: tuple[Path, Path], clock: Clock
+) -> None:
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = rsync_mirror(src, dst, clock)
+    change_inside_and_append(src / "log")
+    outcome = transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),)), final=True)
+    assert outcome.ok and not outcome.deferred
     assert_trees_equal(src, dst)
 
 

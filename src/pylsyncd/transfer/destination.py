@@ -175,6 +175,17 @@ class DestinationView:
         parent_fd = self._dirs.open(parent)
         return None if parent_fd is None else lstat_at(parent_fd, name)
 
+    def open_file(self, path: str) -> int | None:
+        """A read-only descriptor of the file at `path` (never through a symlink), or None."""
+        parent, name = split(path)
+        parent_fd = self._dirs.open(parent)
+        if parent_fd is None:
+            return None
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        except OSError:
+            return None
+
     def children(self, path: str) -> dict[str, bool]:
         """The names in the directory at `path`, each with whether it is a directory; none when
         there is no directory there."""

@@ -64,7 +64,7 @@ def update(
     new tail is written, and False says that a change made in between at the same time would be
     missed until the whole file is compared once more.
     """
-    if trust_append and new_size > old_size and _still_a_prefix(src_fd, dst_fd, old_size):
+    if trust_append and new_size > old_size and still_a_prefix(src_fd, dst_fd, old_size):
         return copy_range(src_fd, dst_fd, old_size, new_size), False
     written = _patch(src_fd, dst_fd, min(old_size, new_size))
     if new_size > old_size:
@@ -74,7 +74,7 @@ def update(
     return written, True
 
 
-def _still_a_prefix(src_fd: int, dst_fd: int, size: int) -> bool:
+def still_a_prefix(src_fd: int, dst_fd: int, size: int) -> bool:
     """Whether the destination's `size` bytes look like the start of the source: its first
     bytes and those just before its end are the same."""
     head = min(size, _PREFIX_CHECK)

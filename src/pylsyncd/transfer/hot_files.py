@@ -108,6 +108,12 @@ class HotFiles:
         since = self._unverified_since.get(path)
         return since is not None and self._clock() >= since + VERIFY_WITHIN
 
+    def compare_now(self, path: str) -> bool:
+        """Whether `path` is to be compared whole at this copy: its held-back comparison has
+        come, or it has grown by tail-only updates for VERIFY_WITHIN."""
+        due = self._compare_at.get(path)
+        return self.must_compare(path) or (due is not None and due <= self._clock())
+
     def comparison_due(self, path: str) -> float | None:
         """When `path`, last written by its tail only, is to be compared whole."""
         return self._compare_at.get(path)

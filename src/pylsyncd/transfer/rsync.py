@@ -22,7 +22,12 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.children import stop_child
 from pylsyncd.transfer.hardlinks import HardLinks
-from pylsyncd.transfer.rsync_big_files import IN_PLACE_OPTIONS, split_big_files
+from pylsyncd.transfer.hot_files import HotFiles
+from pylsyncd.transfer.rsync_big_files import (
+    APPEND_OPTIONS,
+    IN_PLACE_OPTIONS,
+    split_big_files,
+)
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
 from pylsyncd.transfer.rsync_extras import extras, is_dir_at, other_names
 from pylsyncd.transfer.rsync_ignored import ignored_paths
@@ -113,6 +118,7 @@ class RsyncTransfer:
         self.reported_unreadable: set[str] = set()
         self.hard_links = HardLinks(source, excludes)
         self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
+        self.hot_files = HotFiles()  # appended files, each compared whole once quiet
         self.rename_root = destination  # the destination's path where renames run
         self._recent = RecentPaths()
 
@@ -136,8 +142,10 @@ class RsyncTransfer:
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         synced_ahead: list[str] = []
+        compare_later: list[tuple[str, float]] = []  # appended files renamed: compared there
         for move in batch.moves:
             synced_ahead += self.hard_links.moved(move.source, move.target)
+            compare_later += self.hot_files.moved(move.source, move.target)
         events = batch.changes  # with deletions off, a rename keeps its old name: no replay
         # rsync copies every path of the batch (--ignore-times): those written ahead included.
         ahead = tuple(Change(path, ChangeKind.SYNC) for path in synced_ahead)
@@ -157,17 +165,9 @@ class RsyncTransfer:
         if self.local:
             added += other_names(batch, self.source, self.destination, self.hard_links)
         batch = Batch((), batch.changes + added)
-        rest, big = (
-            split_big_files(batch, self.source, self.destination, self.in_place_size)
-            if self.local
-            else (batch, Batch())
-        )
-        outcome = self._run_batch(rest) if rest.changes else Outcome()
-        if big.changes and outcome.ok:
-            in_place = self._run_batch(big, *IN_PLACE_OPTIONS)
-            outcome.copied += in_place.copied
-            outcome.bytes += in_place.bytes
-            outcome.error = in_place.error
+        outcome = self._run_sorted(batch, final) if self.local else self._run_batch(batch)
+        for path, due in compare_later:
+            outcome.defer(Change(path, ChangeKind.SYNC), due)
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
         outcome.moved = moved
         self._recent.add(events)
@@ -176,6 +176,33 @@ class RsyncTransfer:
         else:
             outcome.failed = batch
             self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
+        return outcome
+
+    def _run_sorted(self, batch: Batch, final: bool) -> Outcome:
+        """A local batch in up to three runs: whole files, big files compared block by block,
+        big files appended to (see `rsync_big_files`)."""
+        groups = split_big_files(
+            batch, self.source, self.destination, self.in_place_size, self.hot_files,
+            trust_appends=not final,
+        )  # fmt: skip
+        outcome = self._run_batch(groups.rest) if groups.rest.changes else Outcome()
+        for group, options in (
+            (groups.in_place, IN_PLACE_OPTIONS),
+            (groups.appended, APPEND_OPTIONS),
+        ):
+            if not group.changes or not outcome.ok:
+                continue
+            run = self._run_batch(group, *options)
+            outcome.copied += run.copied
+            outcome.bytes += run.bytes
+            outcome.error = run.error
+            if not run.ok:
+                break
+            for change in group.changes:
+                compared = options is IN_PLACE_OPTIONS
+                due = self.hot_files.copied(change.path, 0.0, compared=compared)
+                if due is not None:
+                    outcome.defer(change, due)
         return outcome
 
     def _run_renames(self, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
