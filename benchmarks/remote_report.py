@@ -1,0 +1,212 @@
+"""The page's section for the "remote" group: pylsyncd over ssh beside lsyncd's rsyncssh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.tables import markdown_table, met_text
+
+OURS, THEIRS = "pylsyncd-remote", "lsyncd-rsyncssh"
+_LOCAL_RSYNC = "pylsyncd-rsync"
+
+
+def ms_text(milliseconds: float | None) -> str:
+    if milliseconds is None:
+        return "-"
+    return f"{milliseconds:.1f} ms" if milliseconds < 100 else f"{milliseconds:.0f} ms"
+
+
+def edit_text(entry: dict[str, Any] | None) -> str:
+    """p50 (p99) of an edit round, and a mark when an edit was lost."""
+    if entry is None or entry["p50_ms"] is None:
+        return "-"
+    text = f"{ms_text(entry['p50_ms'])} ({ms_text(entry['p99_ms'])})"
+    return text if entry["complete"] else f"{text}, **an edit lost**"
+
+
+def change_seconds(entry: dict[str, Any] | None) -> float | None:
+    """A storm, rename or delete time when the replica was complete, else None."""
+    if entry is None or entry.get("seconds") is None or not entry["complete"]:
+        return None
+    return float(entry["seconds"])
+
+
+def change_text(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "-"
+    if entry.get("seconds") is None:
+        return f">= {entry.get('capped_at') or 0:.0f} s (cap)"
+    seconds = entry["seconds"]
+    text = f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    return text if entry["complete"] else f"{text} (replica incomplete)"
+
+
+def _faster(ours: float | None, theirs: float | None, factor: float) -> tuple[str, bool | None]:
+    if ours is None or theirs is None:
+        return "-", None
+    ratio = theirs / max(ours, 1e-9)
+    return f"{ratio:.1f}x", ratio >= factor
+
+
+def _live_rows(group: dict[str, Any]) -> list[list[str]]:
+    ours, theirs = group["live"].get(OURS, {}), group["live"].get(THEIRS)
+    rows = []
+    edit = ours.get("edit")
+    edit_ms = edit["p50_ms"] if edit and edit["complete"] else None
+    their_edit = theirs["edit"]["p50_ms"] if theirs and theirs["edit"]["complete"] else None
+    ratio, faster = _faster(edit_ms, their_edit, 3)
+    within = None if edit_ms is None else edit_ms <= 15
+    rows.append(
+        [
+            "one edit, p50 (p99)",
+            "<= 15 ms, >= 3x faster",
+            edit_text(edit),
+            edit_text(theirs and theirs["edit"]),
+            ratio,
+            met_text(None if within is None else within and faster is not False),
+        ]
+    )
+    for key, name, limit, factor in (
+        ("storm", "10,000-file storm, after the last write", 2.0, 5.0),
+        ("rename", "rename of that tree", 0.05, None),
+        ("delete", "delete of that tree (`rm -rf`), after rm returned", None, None),
+    ):
+        mine, other = ours.get(key), theirs and theirs[key]
+        seconds = change_seconds(mine)
+        ratio, faster = _faster(seconds, change_seconds(other), factor or 0)
+        target = (
+            ""
+            if limit is None
+            else f"<= {limit * 1e3:.0f} ms"
+            if limit < 1
+            else f"<= {limit:.0f} s"
+        )
+        target += f", >= {factor:.0f}x faster" if factor else ""
+        met = None if limit is None or seconds is None else seconds <= limit
+        if met is not None and factor:
+            met = met and faster is not False
+        if limit is not None and mine is not None and seconds is None:
+            met = False
+        rows.append(
+            [name, target or "-", change_text(mine), change_text(other), ratio, met_text(met)]
+        )
+    logins = [group["live"].get(peer, {}).get("logins") for peer in (OURS, THEIRS)]
+    rows.append(
+        [
+            "ssh logins during these workloads",
+            "1",
+            *(str(n) if n is not None else "-" for n in logins),
+            "-",
+            met_text(None if logins[0] is None else logins[0] == 1),
+        ]
+    )
+    return rows
+
+
+def _tree_rows(group: dict[str, Any]) -> list[list[str]]:
+    tree = group.get("real_tree", {})
+    rows = []
+    for key, name in (
+        (_LOCAL_RSYNC, "local, `BACKEND=rsync`"),
+        (OURS, "over ssh"),
+        (THEIRS, "over ssh"),
+    ):
+        entry = tree.get(key)
+        if entry is None:
+            continue
+        after = entry["after_copy_seconds"]
+        text = "not complete within the cap" if after is None else f"{after:.2f} s"
+        if not entry["complete"]:
+            text += f" ({entry['differing_directories']} directories differ)"
+        met = None if key == THEIRS else after is not None and entry["complete"] and after <= 5
+        who = "lsyncd rsyncssh" if key == THEIRS else f"pylsyncd, {name}"
+        rows.append(
+            [
+                f"`cp -a {tree['path']}` ({tree['entries']:,} entries; the copy alone"
+                f" {entry['copy_seconds']:.2f} s): complete after it ends, {who}",
+                "<= 5 s" if key != THEIRS else "-",
+                text,
+                f"{entry['daemon_cpu_seconds']:.2f} s",
+                met_text(met),
+            ]
+        )
+    return rows
+
+
+def _fan_out_rows(group: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for key, name in ((OURS, "pylsyncd over ssh"), (THEIRS, "lsyncd rsyncssh")):
+        entry = group.get("fan_out", {}).get(key)
+        if entry is None:
+            continue
+        ratio = entry["ratio"]
+        catch_up = entry["catch_up_seconds"]
+        met = None if key == THEIRS or ratio is None else ratio <= 1.5 and entry["complete"]
+        rows.append(
+            [
+                name,
+                edit_text(entry["single"]),
+                edit_text(entry["three"]),
+                edit_text(entry["live"]),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                "not in the cap" if catch_up is None else f"{catch_up:.2f} s",
+                met_text(met),
+            ]
+        )
+    return rows
+
+
+def remote_section(results: dict[str, Any]) -> list[str]:
+    """The page's section for the group."""
+    lines = ["## Remote destinations over ssh, beside lsyncd's rsyncssh", ""]
+    group = results.get("remote") or {}
+    if not group:
+        return [*lines, "Not run (`--workloads remote`).", ""]
+    run = (results.get("runs") or {}).get("remote") or {
+        "started": results["started"],
+        "machine": results["machine"],
+    }
+    load = run["machine"]["load_before"], run["machine"]["load_after"]
+    lines += [
+        f"`./dev bench --workloads remote` ({run['started']}, load average {load[0][0]:.2f} before,"
+        f" {load[1][0]:.2f} after on {run['machine']['nproc']} cores: other work ran beside it)."
+        " Both daemons mirror into Debian's sshd on 127.0.0.1 (the test suite's, `tests/sshd.py`)"
+        " with `DELAY=0`: pylsyncd with an `ssh://` destination (one ssh master connection per"
+        " target), lsyncd 2.2.3 with `default.rsyncssh` (an ssh login per rsync and per move)."
+        " The sshd runs in a mount namespace of its own where root's `~/.bashrc` is empty: on this"
+        " machine it runs `pyenv init`, 0.5 s for every command run through ssh, which a server's"
+        " non-interactive shell does not pay.",
+        "",
+        *markdown_table(
+            [
+                "workload",
+                "target",
+                "pylsyncd over ssh",
+                "lsyncd rsyncssh",
+                "lsyncd / pylsyncd",
+                "target met",
+            ],
+            _live_rows(group),
+        ),
+        *markdown_table(
+            ["workload", "target", "time", "daemon CPU", "target met"], _tree_rows(group)
+        ),
+        "Fan-out: one source, three targets on three sshds; then the third sshd is killed (its"
+        " sessions too). One edit p50 (p99), until every live target holds it. Several"
+        " destinations for one source are a pair per target today (a watcher each); the target"
+        " is the live ones' p50 within 1.5x of a single target's.",
+        "",
+        *markdown_table(
+            [
+                "daemon",
+                "one target",
+                "three targets",
+                "one of three killed",
+                "killed / one",
+                "the killed one caught up, after its sshd's restart",
+                "target met",
+            ],
+            _fan_out_rows(group),
+        ),
+    ]
+    return lines
