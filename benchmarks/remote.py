@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -35,11 +36,29 @@ from benchmarks.loopback_ssh import (
 )
 from benchmarks.sizes import RemoteSizes, Sizes
 from benchmarks.tree_copy import TreeListing, measure_tree_copy
-from benchmarks.workloads import LiveRun
+from benchmarks.workloads import LiveRun, percentile
 
 PYLSYNCD_RSYNC = Peer("pylsyncd", "rsync")
 _READY_TIMEOUT = 300.0
 TARGETS = 3
+
+
+@dataclass
+class QuietRename:
+    """A rename of the storm's tree long after it was written (the daemon started on it)."""
+
+    files: int
+    seconds: float | None  # every file under the new name and the old name gone
+    equal_seconds: float | None  # until the full comparison finds the replica equal
+
+
+@dataclass
+class Floor:
+    """One file's rsync through an ssh master connection already open: what an edit costs."""
+
+    runs: int
+    p50_ms: float
+    p99_ms: float
 
 
 @dataclass
@@ -76,6 +95,15 @@ def run_remote(peers: list[Peer], root: str, sizes: Sizes) -> dict[str, Any]:
             group["live"][peer.key]["logins"] = servers[0].logins() - logins
             progress(f"  {group['live'][peer.key]}")
             subprocess.run(["rm", "-rf", f"{root}/live-{peer.key}"], check=True)
+        group["floor"] = asdict(measure_floor(f"{root}/floor", servers[0], sizes.edits))
+        group["quiet_rename"] = {}
+        renames = [(peer, over(servers[0])) for peer in contenders]
+        if PYLSYNCD_RSYNC in peers:
+            renames.insert(0, (PYLSYNCD_RSYNC, Daemon))
+        for peer, start_daemon in renames:
+            rename = measure_quiet_rename(peer, f"{root}/rename", sizes, start_daemon)
+            group["quiet_rename"][peer.key] = asdict(rename)
+            progress(f"remote quiet rename, {peer.key}: {group['quiet_rename'][peer.key]}")
         group["real_tree"] = _real_tree(peers, contenders, root, sizes, servers[0])
         for peer in contenders:
             progress(f"remote fan-out, {peer.key} ...")
@@ -113,6 +141,67 @@ def _real_tree(
     return result
 
 
+def measure_floor(root: str, server: Sshd, count: int) -> Floor:
+    """`rsync -a` of one small file, `count` times, through a master connection of our own."""
+    os.makedirs(f"{root}/src")
+    socket = f"{root}/master"
+    ssh = ["ssh", *server.ssh_args.split(), "-p", str(server.port)]
+    master = subprocess.Popen(
+        [*ssh, "-M", "-N", "-S", socket, "-o", "ControlPersist=no", "root@127.0.0.1"],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        ready = trees.wait_until(lambda: os.path.exists(socket), 30, 0.01)
+        assert ready is not None, "the floor's ssh master did not connect in 30 s"
+        runs = []
+        for n in range(count):
+            with open(f"{root}/src/edited.txt", "w") as edited:
+                edited.write(f"edit {n}\n{'x' * (n % 2)}")
+            started = time.perf_counter()
+            subprocess.run(
+                ["rsync", "-a", "-e", shlex.join([*ssh, "-S", socket]), f"{root}/src/",
+                 f"root@127.0.0.1:{root}/dst/"],
+                check=True,
+            )  # fmt: skip
+            runs.append(time.perf_counter() - started)
+    finally:
+        master.terminate()
+        master.wait(10)
+    runs.sort()
+    shutil.rmtree(root)
+    return Floor(len(runs), percentile(runs, 0.5) * 1e3, percentile(runs, 0.99) * 1e3)
+
+
+def measure_quiet_rename(
+    peer: Peer, root: str, sizes: Sizes, start_daemon: DaemonFactory
+) -> QuietRename:
+    """The storm's tree, synced at start and left alone past the 5 s in which pylsyncd copies a
+    renamed tree again (rsync may have missed a file the rename carried), then renamed."""
+    source, replica = f"{root}/src", f"{root}/dst"
+    os.makedirs(source)
+    os.makedirs(replica)
+    expected = trees.write_storm(
+        f"{source}/tree", sizes.storm_dirs, sizes.storm_files_per_dir, sizes.storm_bytes
+    )
+    with start_daemon(peer, source, replica, root) as daemon:
+        daemon.wait_ready(_READY_TIMEOUT)
+        time.sleep(6)
+        renamed = time.perf_counter()
+        os.rename(f"{source}/tree", f"{source}/renamed")
+        landed = trees.ReplicaProgress(f"{replica}/renamed", expected)
+        done = trees.wait_until(
+            lambda: not os.path.lexists(f"{replica}/tree") and landed.complete(), sizes.cap, 0.001
+        )
+        equal = trees.wait_until(lambda: trees.settled(source, replica), sizes.cap, 0.01)
+    shutil.rmtree(root)
+    return QuietRename(
+        files=expected.file_count,
+        seconds=None if done is None else done - renamed,
+        equal_seconds=None if equal is None else equal - renamed,
+    )
+
+
 def measure_fan_out(peer: Peer, root: str, servers: list[Sshd], sizes: RemoteSizes) -> FanOut:
     """One target first, then three from one daemon; the third's sshd killed, then restarted."""
     source = f"{root}/src"
@@ -131,12 +220,12 @@ def measure_fan_out(peer: Peer, root: str, servers: list[Sshd], sizes: RemoteSiz
         servers[-1].stop()
         try:
             live = edit_round(edited, copies[:-1], sizes.fan_out_edits, tag="live")
-            complete = all(trees.same_tree(source, replica) for replica in replicas[:-1])
+            complete = all(trees.settled(source, replica) for replica in replicas[:-1])
         finally:
             servers[-1].start()
         back = time.perf_counter()
         converged = trees.wait_until(
-            lambda: trees.same_tree(source, replicas[-1]), sizes.converge_cap, 0.05
+            lambda: trees.settled(source, replicas[-1]), sizes.converge_cap, 0.05
         )
     shutil.rmtree(root, ignore_errors=True)
     ratio = None

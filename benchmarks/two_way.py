@@ -115,21 +115,13 @@ def _storm(daemon: TwoWayDaemon, side: str, other: str, name: str, sizes: Sizes)
     progress_ = trees.ReplicaProgress(f"{other}/{name}", expected)
     done = trees.wait_until(progress_.complete, sizes.two_way.cap, 0.001)
     cpu = daemon.cpu_seconds() - cpu_before
-    equal = trees.wait_until(lambda: _same(side, other), EDIT_TIMEOUT, 0.05)
+    equal = trees.wait_until(lambda: trees.settled(side, other), EDIT_TIMEOUT, 0.05)
     return SideStorm(
         seconds=None if done is None else done - last_write,
         write_seconds=last_write - started,
         cpu_seconds=cpu,
         complete=done is not None and equal is not None,
     )
-
-
-def _same(first: str, second: str) -> bool:
-    """Whether both sides hold the same tree (False while one changes beneath the look)."""
-    try:
-        return trees.same_tree(first, second)
-    except OSError:
-        return False
 
 
 def _echo(daemon: TwoWayDaemon, a: str, b: str, edits: int, quiet: float) -> Echo:
@@ -190,7 +182,7 @@ def measure_union(root: str, sizes: Sizes) -> dict[str, Any]:
             except RuntimeError:
                 seconds = None
             cpu = daemon.cpu_seconds()
-        complete = seconds is not None and _same(union, a) and _same(union, b)
+        complete = seconds is not None and trees.settled(union, a) and trees.settled(union, b)
         ratio = None if seconds is None else seconds / cp_seconds
         result[peer.key] = asdict(UnionRun(seconds, cpu, ratio, complete))
         progress(f"two-way union merge, {peer.key}: {result[peer.key]}")

@@ -67,7 +67,7 @@ def churn_seed(peer: Peer, root: str, seed: int, sizes: TwoWaySizes) -> ChurnSee
             if churn.rng.random() < 0.2:
                 time.sleep(churn.rng.random() * 0.01)
         quiet = time.perf_counter()
-        converged = trees.wait_until(lambda: _equal(a, b), sizes.cap, 0.05)
+        converged = trees.wait_until(lambda: trees.settled(str(a), str(b)), sizes.cap, 0.05)
     lost = lost_versions(churn, (a, b), CONFLICT_MARKERS[peer.key])
     copies = sum(
         CONFLICT_MARKERS[peer.key] in name
@@ -84,13 +84,6 @@ def churn_seed(peer: Peer, root: str, seed: int, sizes: TwoWaySizes) -> ChurnSee
         lost=len(lost),
         lost_paths=lost,
     )
-
-
-def _equal(a: Path, b: Path) -> bool:
-    try:
-        return trees.same_tree(str(a), str(b))
-    except OSError:  # a file went away between the listing and the read: not settled yet
-        return False
 
 
 def lost_versions(churn: Churn, sides: tuple[Path, Path], marker: str) -> list[str]:
