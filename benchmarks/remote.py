@@ -48,6 +48,7 @@ class QuietRename:
     """A rename of the storm's tree long after it was written (the daemon started on it)."""
 
     files: int
+    after: float  # seconds from ready to the rename
     seconds: float | None  # every file under the new name and the old name gone
     equal_seconds: float | None  # until the full comparison finds the replica equal
 
@@ -186,7 +187,7 @@ def measure_quiet_rename(
     )
     with start_daemon(peer, source, replica, root) as daemon:
         daemon.wait_ready(_READY_TIMEOUT)
-        time.sleep(6)
+        time.sleep(sizes.remote.rename_after)
         renamed = time.perf_counter()
         os.rename(f"{source}/tree", f"{source}/renamed")
         landed = trees.ReplicaProgress(f"{replica}/renamed", expected)
@@ -197,6 +198,7 @@ def measure_quiet_rename(
     shutil.rmtree(root)
     return QuietRename(
         files=expected.file_count,
+        after=sizes.remote.rename_after,
         seconds=None if done is None else done - renamed,
         equal_seconds=None if equal is None else equal - renamed,
     )

@@ -7,8 +7,8 @@
 ./dev bench --workloads files    # big files, editor saves, a real tree, 100,000 directories
 ./dev bench --workloads gitignore    # the storm inside 50 nested .gitignore files, GITIGNORE on/off
 ./dev bench --workloads observe --out /tmp/observe   # metrics on vs off; an idle container
-./dev bench --workloads remote --merge   # over ssh beside lsyncd's rsyncssh; fan-out (5 min)
-./dev bench --workloads two-way --merge  # two-way beside unison (8 min)
+./dev bench --workloads remote --merge   # over ssh beside lsyncd's rsyncssh; fan-out (13 min)
+./dev bench --workloads two-way --merge  # two-way beside unison (18 min)
 .venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
 """
 
@@ -168,6 +168,8 @@ _KEYS = {"initial": "initial_sync", "two-way": "two_way"}  # group name -> its k
 
 def merged(path: str, results: dict[str, Any], workloads: list[str]) -> dict[str, Any]:
     """The JSON at `path` with the groups just run replaced, and this run's machine noted."""
+    if not os.path.exists(path):
+        return results  # nothing to merge into: this run is the whole page
     with open(path) as saved:
         earlier: dict[str, Any] = json.load(saved)
     for group in workloads:

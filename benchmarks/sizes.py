@@ -59,6 +59,9 @@ class RemoteSizes:
     real_tree: str  # copied into the source, as in the "files" group
     tree_cap: float
     converge_cap: float  # the killed target, once its sshd is back
+    # The quiet rename waits this long after the start: past the 5 s in which pylsyncd copies a
+    # renamed tree again (the smoke run renames sooner: its tree came with the initial sync).
+    rename_after: float
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ SIZES = {
                 *(64 * _MIB, 5.0, 0.01, 256 * _MIB, 40, 0.05, 256 * _MIB, 100),
                 *("/usr/share", 100_000, 10.0, 60.0),
             ),
-            RemoteSizes(100, "/usr/share", 60.0, 60.0),
+            RemoteSizes(100, "/usr/share", 60.0, 60.0, 6.0),
             TwoWaySizes(20, 50_000, 100, 10, 10.0, 100, 5.0, 60.0),
         ),
         Sizes(
@@ -131,7 +134,7 @@ SIZES = {
                 *(16 * _MIB, 1.0, 0.01, 16 * _MIB, 10, 0.05, 64 * _MIB, 20),
                 *("/usr/share/zoneinfo", 10_000, 5.0, 30.0),
             ),
-            RemoteSizes(20, "/usr/share/zoneinfo", 30.0, 30.0),
+            RemoteSizes(20, "/usr/share/zoneinfo", 30.0, 30.0, 6.0),
             TwoWaySizes(5, 5_000, 100, 3, 3.0, 20, 2.0, 30.0),
         ),
         # The test suite's smoke run: every code path, no meaningful figure.
@@ -143,7 +146,7 @@ SIZES = {
                 *(_MIB, 0.1, 0.01, 2 * _MIB, 3, 0.02, 2 * _MIB, 3),
                 *("/usr/share/zoneinfo/America", 50, 3.0, 10.0),
             ),
-            RemoteSizes(2, "/usr/share/zoneinfo/America", 5.0, 20.0),
+            RemoteSizes(2, "/usr/share/zoneinfo/America", 5.0, 20.0, 0.5),
             TwoWaySizes(1, 40, 10, 1, 0.5, 4, 0.5, 10.0),
         ),
     )
