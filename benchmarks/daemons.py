@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -64,6 +64,7 @@ class Daemon:
         self._config_path = os.path.join(workdir, f"{peer.key}.lua")
         self._process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.environment: dict[str, str] = {}  # set for the daemon beside the cleaned one
 
     @property
     def pid(self) -> int:
@@ -94,6 +95,7 @@ class Daemon:
         """Spawn the daemon in its own session, its output (the log) going to a file."""
         # A stray SOURCES or DELAY in the caller's environment must not change what is measured.
         environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+        environment.update(self.environment)
         command = self._command()
         with open(self.log_path, "wb") as log:
             self.started_at = time.perf_counter()
@@ -174,7 +176,12 @@ class Daemon:
         self.stop()
 
 
-def _lua_string(text: str) -> str:
+# How a workload starts a peer on (source, replica, workdir): `Daemon` itself, or a subclass
+# that reaches the replica another way (over ssh, benchmarks/loopback_ssh.py).
+DaemonFactory = Callable[[Peer, str, str, str], Daemon]
+
+
+def lua_string(text: str) -> str:
     if any(char in text for char in '"\\\n'):
         raise ValueError(f"path not supported in a Lua config: {text!r}")
     return f'"{text}"'
@@ -188,6 +195,6 @@ def lsyncd_config(mode: str, source: str, destination: str) -> str:
     """
     return (
         "settings { nodaemon = true, insist = false }\n"
-        f"sync {{ default.{mode}, source = {_lua_string(source)}, "
-        f"target = {_lua_string(destination)}, delay = 0 }}\n"
+        f"sync {{ default.{mode}, source = {lua_string(source)}, "
+        f"target = {lua_string(destination)}, delay = 0 }}\n"
     )

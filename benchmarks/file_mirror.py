@@ -7,7 +7,7 @@ import resource
 import subprocess
 
 from benchmarks import procfs
-from benchmarks.daemons import Daemon, Peer
+from benchmarks.daemons import Daemon, DaemonFactory, Peer
 
 # Start -> ready may take long on the trees of many directories (lsyncd walks them twice).
 READY_TIMEOUT = 900.0
@@ -28,12 +28,12 @@ def written_bytes(pid: int) -> int:
 class Mirror:
     """`root/src` mirrored into `root/dst` by one daemon, started on what the source holds."""
 
-    def __init__(self, peer: Peer, root: str) -> None:
+    def __init__(self, peer: Peer, root: str, start_daemon: DaemonFactory = Daemon) -> None:
         self.root = root
         self.source, self.replica = f"{root}/src", f"{root}/dst"
         os.makedirs(self.source)
         os.makedirs(self.replica)
-        self.daemon = Daemon(peer, self.source, self.replica, root)
+        self.daemon = start_daemon(peer, self.source, self.replica, root)
 
     def __enter__(self) -> Mirror:
         self.daemon.start()

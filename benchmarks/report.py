@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from benchmarks.files_report import files_section
 from benchmarks.gitignore_storm import gitignore_section
 from benchmarks.mount_report import mount_section, seconds_text
+from benchmarks.remote_report import remote_section
 from benchmarks.tables import LSYNCD, OURS, PEER_NAMES, Results, markdown_table, met_text
+from benchmarks.two_way_report import two_way_section
 
 NOTES = os.path.join(os.path.dirname(__file__), "notes.md")
 
@@ -321,6 +323,8 @@ def render_markdown(results: Results) -> str:
         *mount_section(results),
         *files_section(results),
         *gitignore_section(results),
+        *remote_section(results),
+        *two_way_section(results),
         "## How many times faster pylsyncd was",
         "",
         "The peer's time divided by pylsyncd's, measured in the same run (`>=` where the peer hit"

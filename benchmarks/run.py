@@ -7,6 +7,8 @@
 ./dev bench --workloads files    # big files, editor saves, a real tree, 100,000 directories
 ./dev bench --workloads gitignore    # the storm inside 50 nested .gitignore files, GITIGNORE on/off
 ./dev bench --workloads observe --out /tmp/observe   # metrics on vs off; an idle container
+./dev bench --workloads remote --merge   # over ssh beside lsyncd's rsyncssh; fan-out (13 min)
+./dev bench --workloads two-way --merge  # two-way beside unison (18 min)
 .venv/bin/python -m benchmarks.run --render docs/benchmarks.json   # redo the page and chart
 """
 
@@ -33,13 +35,18 @@ from benchmarks.gitignore_storm import measure_gitignore
 from benchmarks.host_mount import LSYNCD, PYLSYNCD, MountBench
 from benchmarks.initial_sync import measure_initial_sync, progress
 from benchmarks.observe import run_observe
+from benchmarks.remote import run_remote
 from benchmarks.sizes import SIZES, Sizes
+from benchmarks.two_way import run_two_way
 from benchmarks.workloads import LiveRun, measure_idle
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TMPFS = "/tmp/pylsyncd-bench"
-WORKLOADS = ("live", "initial", "idle", "mount", "files", "gitignore", "observe")
-# observe needs a Docker engine (started here as root when none answers): asked for by name.
+WORKLOADS = (
+    "live", "initial", "idle", "mount", "files", "gitignore", "observe", "remote", "two-way",
+)  # fmt: skip
+# observe needs a Docker engine (started here as root when none answers), remote and two-way
+# take minutes beside the default run's: asked for by name.
 DEFAULT_WORKLOADS = ("live", "initial", "idle", "mount", "files", "gitignore")
 
 
@@ -68,7 +75,22 @@ def workspace(directory: str | None) -> Iterator[str]:
         os.rmdir(TMPFS)
 
 
+# Groups that run a program besides the daemons; a missing one stops the run before it starts.
+_GROUP_TOOLS = (
+    ("remote", "/usr/sbin/sshd", "openssh-server"),
+    ("remote", "ssh", "openssh-client"),
+    ("two-way", "unison", "unison"),
+)
+
+
 def _check_tools(workloads: list[str]) -> None:
+    missing = [
+        f"{tool} (apt-get install {package}) for --workloads {group}"
+        for group, tool, package in _GROUP_TOOLS
+        if group in workloads and shutil.which(tool) is None
+    ]
+    if missing:
+        raise SystemExit(f"bench: {missing[0]}, or leave that group out")
     if "mount" in workloads and (shutil.which("bindfs") is None or not os.path.exists("/dev/fuse")):
         raise SystemExit(
             "bench: the mount workloads need bindfs and /dev/fuse (apt-get install bindfs),"
@@ -132,9 +154,33 @@ def run(
         results["gitignore"] = measure_gitignore(peers, f"{root}/gitignore", sizes)
     if "observe" in workloads:
         results["observe"] = run_observe(root, sizes)
+    if "remote" in workloads:
+        results["remote"] = run_remote(peers, f"{root}/remote", sizes)
+    if "two-way" in workloads:
+        results["two_way"] = run_two_way(f"{root}/two-way", sizes)
     results["duration_seconds"] = time.perf_counter() - began
     results["machine"]["load_after"] = procfs.load_average()
     return results
+
+
+_KEYS = {"initial": "initial_sync", "two-way": "two_way"}  # group name -> its key in the JSON
+
+
+def merged(path: str, results: dict[str, Any], workloads: list[str]) -> dict[str, Any]:
+    """The JSON at `path` with the groups just run replaced, and this run's machine noted."""
+    if not os.path.exists(path):
+        return results  # nothing to merge into: this run is the whole page
+    with open(path) as saved:
+        earlier: dict[str, Any] = json.load(saved)
+    for group in workloads:
+        key = _KEYS.get(group, group)
+        earlier[key] = results[key]
+        earlier.setdefault("runs", {})[key] = {
+            "started": results["started"],
+            "machine": results["machine"],
+            "sizes": results["sizes"]["name"],
+        }
+    return earlier
 
 
 def write_outputs(results: dict[str, Any], out: str) -> None:
@@ -174,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", help="where results go (default: docs/ for full sizes, else /tmp/...)"
     )
     parser.add_argument("--render", metavar="JSON", help="only redo the page and chart from JSON")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other groups' figures of the JSON in --out; replace only those run",
+    )
     args = parser.parse_args(argv)
     # TERM (a timeout, a CI stop) unwinds like Ctrl-C: daemons are stopped, the tmpfs unmounted.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -192,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with workspace(args.dir) as root:
         results = run(sizes, _peers(args.peers), workloads, root, args.mount_options)
+    if args.merge:
+        results = merged(os.path.join(out, "benchmarks.json"), results, workloads)
     write_outputs(results, out)
     return 0
 

@@ -52,6 +52,33 @@ class FilesSizes:
 
 
 @dataclass(frozen=True)
+class RemoteSizes:
+    """The "remote" group's own sizes; its edits and storm are the live workloads' sizes."""
+
+    fan_out_edits: int  # edits in each phase of the fan-out (one target, three, one killed)
+    real_tree: str  # copied into the source, as in the "files" group
+    tree_cap: float
+    converge_cap: float  # the killed target, once its sshd is back
+    # The quiet rename waits this long after the start: past the 5 s in which pylsyncd copies a
+    # renamed tree again (the smoke run renames sooner: its tree came with the initial sync).
+    rename_after: float
+
+
+@dataclass(frozen=True)
+class TwoWaySizes:
+    """The "two-way" group's own sizes; its storm is the live workloads' storm."""
+
+    unison_edits: int  # unison rescans once a second: fewer edits than pylsyncd's
+    union_files: int  # split over both sides for the first start
+    union_files_per_dir: int
+    churn_seeds: int
+    churn_seconds: float
+    echo_edits: int
+    quiet: float  # seconds after the last edit in which a batch is an echo
+    cap: float
+
+
+@dataclass(frozen=True)
 class Sizes:
     """Workload sizes, and how long to wait for a daemon before reporting ">= cap"."""
 
@@ -69,6 +96,8 @@ class Sizes:
     cap: float
     mount: MountSizes
     files: FilesSizes
+    remote: RemoteSizes
+    two_way: TwoWaySizes
 
     @property
     def storm_files(self) -> int:
@@ -93,6 +122,8 @@ SIZES = {
                 *(64 * _MIB, 5.0, 0.01, 256 * _MIB, 40, 0.05, 256 * _MIB, 100),
                 *("/usr/share", 100_000, 10.0, 60.0),
             ),
+            RemoteSizes(100, "/usr/share", 60.0, 60.0, 6.0),
+            TwoWaySizes(20, 50_000, 100, 10, 10.0, 100, 5.0, 60.0),
         ),
         Sizes(
             "quick",
@@ -103,6 +134,8 @@ SIZES = {
                 *(16 * _MIB, 1.0, 0.01, 16 * _MIB, 10, 0.05, 64 * _MIB, 20),
                 *("/usr/share/zoneinfo", 10_000, 5.0, 30.0),
             ),
+            RemoteSizes(20, "/usr/share/zoneinfo", 30.0, 30.0, 6.0),
+            TwoWaySizes(5, 5_000, 100, 3, 3.0, 20, 2.0, 30.0),
         ),
         # The test suite's smoke run: every code path, no meaningful figure.
         Sizes(
@@ -113,6 +146,8 @@ SIZES = {
                 *(_MIB, 0.1, 0.01, 2 * _MIB, 3, 0.02, 2 * _MIB, 3),
                 *("/usr/share/zoneinfo/America", 50, 3.0, 10.0),
             ),
+            RemoteSizes(2, "/usr/share/zoneinfo/America", 5.0, 20.0, 0.5),
+            TwoWaySizes(1, 40, 10, 1, 0.5, 4, 0.5, 10.0),
         ),
     )
 }

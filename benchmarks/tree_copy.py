@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from benchmarks import trees
 from benchmarks.bindfs import make_leaf_tree
-from benchmarks.daemons import Daemon, Peer
+from benchmarks.daemons import Daemon, DaemonFactory, Peer
 from benchmarks.file_mirror import Mirror, children_cpu_seconds
 from benchmarks.initial_sync import progress
 from benchmarks.sizes import FilesSizes
@@ -117,14 +117,19 @@ def _timed_cp(source: str, destination: str) -> tuple[float, float]:
 
 
 def measure_tree_copy(
-    peer: Peer, root: str, origin: str, listing: TreeListing, sizes: FilesSizes
+    peer: Peer,
+    root: str,
+    origin: str,
+    listing: TreeListing,
+    sizes: FilesSizes,
+    start_daemon: DaemonFactory = Daemon,
 ) -> TreeCopy:
     """`cp -a` of `origin` (the real tree, copied into the workspace once) without, then with,
     the daemon; the daemon's CPU from just before the copy to the destination complete."""
     os.makedirs(root)
     alone_seconds, alone_cpu = _timed_cp(origin, f"{root}/alone")
     subprocess.run(["rm", "-rf", f"{root}/alone"], check=True)
-    with Mirror(peer, f"{root}/mirror") as mirror:
+    with Mirror(peer, f"{root}/mirror", start_daemon) as mirror:
         _, cpu_before = mirror.counters()
         seconds, cpu = _timed_cp(origin, f"{mirror.source}/tree")
         copied = time.perf_counter()

@@ -170,3 +170,11 @@ def same_tree(source: str, replica: str) -> bool:
             if original.read() != copy.read():
                 return False
     return True
+
+
+def settled(source: str, replica: str) -> bool:
+    """`same_tree`, False while a file goes away beneath the look (a daemon still writing)."""
+    try:
+        return same_tree(source, replica)
+    except OSError:
+        return False

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks import trees
-from benchmarks.daemons import Daemon, Peer
+from benchmarks.daemons import Daemon, DaemonFactory, Peer
 from benchmarks.sizes import Sizes
 
 _EDIT_TIMEOUT = 10.0  # one edit that takes longer is a lost edit, not a slow one
@@ -69,7 +69,7 @@ class LiveResults:
     delete: TreeChange
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
+def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile: with 200 values p99 is the 198th."""
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
@@ -97,13 +97,15 @@ class RssSampler:
 class LiveRun:
     """One daemon mirroring `root/src` into `root/dst`, driven through the live workloads."""
 
-    def __init__(self, peer: Peer, root: str, sizes: Sizes) -> None:
+    def __init__(
+        self, peer: Peer, root: str, sizes: Sizes, start_daemon: DaemonFactory = Daemon
+    ) -> None:
         self.sizes = sizes
         self.source = f"{root}/src"
         self.replica = f"{root}/dst"
         os.makedirs(self.source)
         os.makedirs(self.replica)
-        self.daemon = Daemon(peer, self.source, self.replica, root)
+        self.daemon = start_daemon(peer, self.source, self.replica, root)
 
     def run(self) -> LiveResults:
         self.daemon.start()
@@ -151,8 +153,8 @@ class LiveRun:
         latencies.sort()
         return EditLatency(
             edits=len(latencies),
-            p50_ms=_percentile(latencies, 0.5) * 1e3 if latencies else None,
-            p99_ms=_percentile(latencies, 0.99) * 1e3 if latencies else None,
+            p50_ms=percentile(latencies, 0.5) * 1e3 if latencies else None,
+            p99_ms=percentile(latencies, 0.99) * 1e3 if latencies else None,
             max_ms=latencies[-1] * 1e3 if latencies else None,
             complete=complete,
             cpu_seconds=cpu,

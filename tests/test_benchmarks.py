@@ -30,7 +30,9 @@ FILES_WORKLOADS = {"appends", "rewrites", "big_write", "saves", "real_tree", "di
 EDITORS = {"vim", "VS Code", "JetBrains", "emacs", "sed -i"}
 
 
-def run_harness(tmp_path: Path, peers: str, workloads: str = "live,initial,idle") -> dict[str, Any]:
+def run_harness(
+    tmp_path: Path, peers: str, workloads: str = "live,initial,idle", timeout: float = 90
+) -> dict[str, Any]:
     """`python -m benchmarks.run --size tiny` in `tmp_path`; returns the results JSON."""
     out = tmp_path / "out"
     subprocess.run(
@@ -51,7 +53,7 @@ def run_harness(tmp_path: Path, peers: str, workloads: str = "live,initial,idle"
         ],
         cwd=REPOSITORY,
         check=True,
-        timeout=90,
+        timeout=timeout,
     )
     assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
     assert (out / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
@@ -170,3 +172,65 @@ def test_harness_measures_the_gitignore_group(tmp_path: Path) -> None:
     page = (tmp_path / "out" / "benchmarks.md").read_text()
     section = page.split("## A storm inside a tree of nested .gitignore files")[1]
     assert section.split("\n## ")[0].count(" (met) |") + section.count(" (missed) |") == 2
+
+
+def test_harness_measures_the_remote_group(tmp_path: Path) -> None:
+    # pylsyncd over ssh, and its local rsync backend for the real tree. lsyncd's rsyncssh is
+    # left out here: its ssh login per rsync would double the group's time in the suite.
+    results = run_harness(tmp_path, "pylsyncd-rsync", "remote", timeout=180)
+    group = results["remote"]
+    assert set(group["live"]) == set(group["fan_out"]) == {"pylsyncd-remote"}
+    ours = group["live"]["pylsyncd-remote"]
+    for workload in LIVE_WORKLOADS:
+        assert ours[workload]["complete"], f"over ssh, {workload}: replica incomplete"
+    assert ours["edit"]["edits"] == results["sizes"]["edits"]
+    assert ours["logins"] == 1  # one master connection carried every batch
+    tree = group["real_tree"]
+    for key in ("pylsyncd-rsync", "pylsyncd-remote"):
+        assert tree[key]["complete"] and tree[key]["entries"] == tree["entries"] > 0, key
+    fan_out = group["fan_out"]["pylsyncd-remote"]
+    edits = results["sizes"]["remote"]["fan_out_edits"]
+    for phase in ("single", "three", "live"):
+        assert fan_out[phase]["complete"] and fan_out[phase]["edits"] == edits, phase
+    assert fan_out["complete"] and fan_out["catch_up_seconds"] is not None
+    section = page_section(tmp_path, "## Remote destinations over ssh")
+    assert section.count("pylsyncd over ssh") >= 2 and "Not run" not in section
+    # Every sshd was stopped: none is left listening.
+    assert not [line for line in _processes() if "sshd" in line and str(tmp_path) in line]
+
+
+def test_harness_measures_the_two_way_group(tmp_path: Path) -> None:
+    results = run_harness(tmp_path, "pylsyncd-direct", "two-way", timeout=180)
+    group, sizes = results["two_way"], results["sizes"]
+    for key, edits in (("pylsyncd-two-way", sizes["edits"]), ("unison-repeat", 1)):
+        live = group[key]["live"]
+        for workload in ("a_to_b", "b_to_a"):
+            assert live[workload]["complete"] and live[workload]["edits"] == edits, key
+        assert live["storm_a"]["complete"] and live["storm_b"]["complete"], key
+        assert live["echo"]["arrived"] == live["echo"]["edits"] > 0, key
+        churn = group[key]["churn"]
+        assert len(churn["seeds"]) == sizes["two_way"]["churn_seeds"]
+        assert churn["versions"] > 0
+        assert group["union"][key]["complete"], key
+    ours = group["pylsyncd-two-way"]
+    assert ours["churn"]["lost"] == 0 and ours["churn"]["converged"] == 1
+    assert ours["live"]["echo"]["echo_batches"] == 0
+    section = page_section(tmp_path, "## Two-way sync, beside unison")
+    assert "-copyonconflict" in section and "Not run" not in section
+
+
+def page_section(tmp_path: Path, heading: str) -> str:
+    """The part of the written page below `heading`, up to the next section."""
+    page = (tmp_path / "out" / "benchmarks.md").read_text()
+    return page.split(heading)[1].split("\n## ")[0]
+
+
+def _processes() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
