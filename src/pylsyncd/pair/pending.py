@@ -75,6 +75,11 @@ class PendingEvents:
         with self._condition:
             return 0.0 if self._since is None else time.monotonic() - self._since
 
+    def oldest_since(self) -> float | None:
+        """When (monotonic) the oldest change not taken yet was seen; None when none waits."""
+        with self._condition:
+            return self._since
+
     def oldest_seen(self) -> float | None:
         """When (Unix time) the oldest change not taken yet was seen; None when none waits."""
         with self._condition:
