@@ -14,15 +14,19 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from helpers import DaemonPool, wait_for_mirror, wait_until, write_file
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
+from pylsyncd.config import Backend, PairConfig, WatchMode
+from pylsyncd.pair.fan_out import grouped
 from pylsyncd.pair.observer import ResyncReason
 from pylsyncd.pair.target_queue import Queued, TargetQueue
 from sshd import Sshd
+from test_metrics import scrape, value
 
 REFUSED = r"ssh: connect to host 127\.0\.0\.1 port \d+: Connection refused"
 
@@ -33,8 +37,8 @@ def _config_file(tmp_path: Path, pairs: list[dict[str, object]]) -> Path:
     lines = []
     for pair in pairs:
         lines.append("[[pair]]")
-        for key, value in pair.items():
-            lines.append(f"{key} = {json.dumps(value)}")
+        for key, given in pair.items():
+            lines.append(f"{key} = {json.dumps(given)}")
     path = tmp_path / "pylsyncd.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -151,7 +155,8 @@ def test_a_read_only_local_target_holds_up_no_other_and_catches_up(
         tmpfs.mount(dst)
     config = _config_file(tmp_path, [{"source": str(src), "destination": str(d)} for d in dsts])
     status = tmp_path / "status.json"
-    daemon = daemons.start(_daemon_args(config, status))
+    daemon = daemons.start([*_daemon_args(config, status), "--metrics-addr", "127.0.0.1:0"])
+    port = int(daemon.wait_for_log(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1))
     daemon.wait_ready()
     for dst in dsts:
         wait_for_mirror(src, dst, daemon=daemon)
@@ -166,6 +171,13 @@ def test_a_read_only_local_target_holds_up_no_other_and_catches_up(
     wait_until(lambda: len(re.findall(rf"{dsts[1]}: .*failed from", daemon.log_text())) >= 3)
     said = [line for line in daemon.lines if " ERROR " in line and str(dsts[1]) in line]
     assert len(said) == 1, said
+    # Each destination's own series: the read-only one's errors are its own.
+    samples = scrape(port)
+    names = [f"{src} -> {dst}" for dst in dsts]
+    errors = [value(samples, "pylsyncd_errors_total", pair=n, kind="apply") for n in names]
+    assert errors[0] == errors[2] == 0 and errors[1] >= 3, errors
+    applied = [value(samples, "pylsyncd_batches_total", pair=n, result="applied") for n in names]
+    assert applied[0] >= 5 and applied[2] >= 5, applied
 
     tmpfs.remount(dsts[1], "rw")
     wait_for_mirror(src, dsts[1], daemon=daemon)
@@ -205,7 +217,27 @@ def test_past_queue_limit_a_target_catches_up_with_a_full_comparison(
     assert f"{live}: more than QUEUE_LIMIT" not in daemon.log_text()
 
 
-# -- the queue alone ---------------------------------------------------------------------------
+# -- which pairs share a watch, and the queue alone --------------------------------------------
+
+
+def test_pairs_share_a_watch_only_with_the_same_source_side_settings() -> None:
+    base = PairConfig(source="/s", destination="/a")
+    configs = [
+        base,
+        replace(base, destination="/b", backend=Backend.RSYNC, init=False, queue_limit=9),
+        replace(base, destination="/c", excludes=("*.tmp",)),
+        replace(base, destination="/d", delay=1.0),
+        replace(base, destination="/e", watch=WatchMode.POLL),
+        replace(base, source="/t", destination="/f"),
+        replace(base, destination="/g", verify_interval=60.0),
+    ]
+    assert [[pair.destination for pair in group] for group in grouped(configs)] == [
+        ["/a", "/b", "/g"],
+        ["/c"],
+        ["/d"],
+        ["/e"],
+        ["/f"],
+    ]
 
 
 def _changes(*paths: str) -> Batch:

@@ -249,22 +249,23 @@ def _build_pairs(
     metrics: DaemonMetrics | None,
     connections: SshConnections | None,
 ) -> tuple[list[Target | TwoWayPair], list[_Runner]]:
-    """What the status shows (each target, each two-way pair) and what runs on threads."""
-    pairs: list[Target | TwoWayPair] = []
+    """What the status shows (each target, each two-way pair, in the configuration's order)
+    and what runs on threads."""
+    shown: dict[int, Target | TwoWayPair] = {}  # by the pair's place in the configuration
     runners: list[_Runner] = []
     one_way = [pair for pair in config.pairs if pair.mode is Mode.ONE_WAY]
     for configs in grouped(one_way):
         group = _build_group(
             configs, ownership, stopping, config.shutdown_grace, metrics, connections
         )
-        pairs += group.targets
+        shown.update({config.pairs.index(target.config): target for target in group.targets})
         runners += [group, *group.targets]
-    for pair_config in config.pairs:
+    for place, pair_config in enumerate(config.pairs):
         if pair_config.mode is not Mode.ONE_WAY:
             two_way = _build_two_way_pair(pair_config, ownership, stopping, metrics)
-            pairs.append(two_way)
+            shown[place] = two_way
             runners.append(two_way)
-    return pairs, runners
+    return [shown[place] for place in sorted(shown)], runners
 
 
 def _build_group(
