@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DaemonPool, wait_for_mirror, wait_until, write_file
+from helpers import DaemonPool, run_cli, wait_for_mirror, wait_until, write_file
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
-from pylsyncd.config import Backend, PairConfig, WatchMode
+from pylsyncd.config import Backend, PairConfig, WatchMode, load_config
 from pylsyncd.pair.fan_out import grouped
 from pylsyncd.pair.observer import ResyncReason
 from pylsyncd.pair.target_queue import Queued, TargetQueue
@@ -58,6 +58,14 @@ def _target(status: Path, destination: str) -> dict[str, object]:
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     return next((dict(pair) for pair in pairs if pair["destination"] == destination), {})
+
+
+def _unhealthy(status: Path) -> subprocess.CompletedProcess[str] | None:
+    """`pylsyncd health --failing-for 1`, when it says unhealthy."""
+    result = run_cli(
+        "health", "--status-file", str(status), "--failing-for", "1", cwd=status.parent
+    )
+    return result if result.returncode == 1 else None
 
 
 @pytest.fixture
@@ -138,6 +146,11 @@ def test_a_dead_remote_target_holds_up_no_other_and_catches_up(
     assert re.search(REFUSED, said[0]), said
     assert all(_target(status, t)["state"] == "live" for t in targets[:2])
     assert _target(status, targets[2])["oldest_pending_at"] is not None  # its lag shows
+    # Once the live two are idle (a batch in flight lags too), only the dead one is unhealthy.
+    wait_until(lambda: all(_target(status, t)["oldest_pending_at"] is None for t in targets[:2]))
+    health = wait_until(lambda: _unhealthy(status), 20, interval=0.5)
+    assert f"{targets[2]}: failing for" in health.stdout, health
+    assert all(target not in health.stdout for target in targets[:2]), health.stdout
 
     servers[2].start()
     wait_for_mirror(src, dsts[2], timeout=60, daemon=daemon)
@@ -218,6 +231,17 @@ def test_past_queue_limit_a_target_catches_up_with_a_full_comparison(
 
 
 # -- which pairs share a watch, and the queue alone --------------------------------------------
+
+
+def test_one_source_in_sources_goes_to_every_destination(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    environ = {"SOURCES": f"{tmp_path}/src", "DESTINATIONS": f"{tmp_path}/a:{tmp_path}/b"}
+    config = load_config(None, environ)
+    assert [(p.source, p.destination) for p in config.pairs] == [
+        (f"{tmp_path}/src", f"{tmp_path}/a"),
+        (f"{tmp_path}/src", f"{tmp_path}/b"),
+    ]
+    assert len(grouped(config.pairs)) == 1
 
 
 def test_pairs_share_a_watch_only_with_the_same_source_side_settings() -> None:
