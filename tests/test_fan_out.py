@@ -233,9 +233,12 @@ def test_past_queue_limit_a_target_catches_up_with_a_full_comparison(
 # -- which pairs share a watch, and the queue alone --------------------------------------------
 
 
-def test_one_source_in_sources_goes_to_every_destination(tmp_path: Path) -> None:
+def test_a_source_repeated_in_sources_shares_one_watch(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
-    environ = {"SOURCES": f"{tmp_path}/src", "DESTINATIONS": f"{tmp_path}/a:{tmp_path}/b"}
+    environ = {
+        "SOURCES": f"{tmp_path}/src:{tmp_path}/src",
+        "DESTINATIONS": f"{tmp_path}/a:{tmp_path}/b",
+    }
     config = load_config(None, environ)
     assert [(p.source, p.destination) for p in config.pairs] == [
         (f"{tmp_path}/src", f"{tmp_path}/a"),

@@ -186,9 +186,12 @@ def _run(
             stopping.set()  # here, on the main thread, not in the signal handler
         if stopping.is_set():
             break
+        # Looked at before the status is written: a pair that goes live in between would
+        # otherwise be announced while the file still shows its initial sync.
+        live = all(pair.ready.is_set() for pair in pairs)
         if status_file:
             status_file.update()  # before "ready": whoever reads that line finds the file
-        if not announced and all(pair.ready.is_set() for pair in pairs):
+        if not announced and live:
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
         requests.sleep(live_wait if announced else 0.01)

@@ -205,8 +205,6 @@ def _env_pair_specs(sources: str, destinations: str) -> tuple[PairSpec, ...]:
         )
     source_list = split_entries(sources, "SOURCES", "paths")
     destination_list = split_destinations(destinations, "DESTINATIONS")
-    if len(source_list) == 1:
-        source_list *= len(destination_list)  # one source to every destination: fan-out
     if len(source_list) != len(destination_list):
         entries = "entry" if len(source_list) == 1 else "entries"
         raise ConfigError(
