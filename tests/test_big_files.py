@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from helpers import assert_trees_equal
-from pylsyncd.coalesce import Batch, Change, ChangeKind
+from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.pair.pending import PendingEvents
+from pylsyncd.pair.target_queue import Queued, TargetQueue
 from pylsyncd.transfer import Outcome, file_writer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, VERIFY_WITHIN, HotFiles
@@ -313,14 +313,19 @@ def test_a_rename_carries_a_pending_comparison_to_the_new_name(clock: Clock) -> 
 
 
 def test_held_back_changes_are_taken_when_due_and_never_merged_into_renames() -> None:
-    pending = PendingEvents()
+    queue = TargetQueue(limit=100)
     held = Batch((), (Change("f", ChangeKind.SYNC),))
-    pending.defer(held, until=0.0)  # due at once
-    assert len(pending) == 1
-    assert pending.take().batch.changes == held.changes
-    pending.defer(held, until=float("inf"))
-    assert pending.take().batch.changes == ()  # not due: it stays
-    assert pending.take(everything=True).batch.changes == held.changes
+    queue.defer(held, until=0.0)  # due at once
+    assert len(queue) == 1
+    assert queue.take().gathered.batch.changes == held.changes
+    queue.defer(held, until=float("inf"))
+    assert queue.take().gathered.batch.changes == ()  # not due: it stays
+    assert queue.take(everything=True).gathered.batch.changes == held.changes
+    renamed = Batch((Move("a", "b", is_dir=False),), ())
+    queue.defer(held, until=0.0)
+    queue.put(Queued(renamed, 2, 0.0))
+    assert queue.take().gathered.batch == renamed  # the rename goes alone, replayed as one
+    assert queue.take().gathered.batch.changes == held.changes
 
 
 # -- a filesystem that clones ------------------------------------------------------------------

@@ -80,6 +80,19 @@ def test_a_pair_failing_for_less_than_the_threshold_is_still_healthy() -> None:
     assert health_problems(daemon_status(failing), NOW, 60) == []
 
 
+def test_a_target_lagging_longer_than_the_threshold_is_not_healthy() -> None:
+    # Live and not failing, yet its oldest change has waited 61 s: a slow destination.
+    slow = live_pair(destination="/slow", oldest_pending_at=NOW - 61, pending_events=3)
+    keeping_up = live_pair(oldest_pending_at=NOW - 59)
+    problems = health_problems(daemon_status(keeping_up, slow), NOW, 60)
+    assert problems == ["/src -> /slow: lagging: its oldest change not applied waits for 61 s"]
+
+
+def test_the_status_shows_each_targets_lag() -> None:
+    text = describe_status(daemon_status(live_pair(oldest_pending_at=NOW - 5), live_pair()), NOW)
+    assert text.count("  lag:            5 s") == 1
+
+
 def test_a_status_not_rewritten_for_long_means_a_hung_daemon() -> None:
     status = daemon_status(live_pair(), updated_at=NOW - STALE_AFTER - 1)
     assert health_problems(status, NOW, 60) == [

@@ -139,7 +139,8 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
     parser = _Parser(
         prog=f"pylsyncd {command}",
         description="Exit 0 when every pair of the running daemon finished its initial sync and "
-        "none has been failing for longer than --failing-for seconds, else 1 with the reason."
+        "none has been failing or lagging for longer than --failing-for seconds, else 1 with "
+        "the reason."
         + (" Before that verdict, print each pair's state." if command == "status" else ""),
     )
     status_file = BY_NAME["status_file"]  # read as the daemon reads it
@@ -152,7 +153,7 @@ def status_command(command: str, argv: Sequence[str], environ: Mapping[str, str]
     parser.add_argument(
         "--failing-for",
         metavar="SECONDS",
-        help=f"how long a pair may fail before it counts as unhealthy "
+        help=f"how long a pair may fail, or its oldest change wait, before it counts as unhealthy "
         f"(default {DEFAULT_FAILING_FOR:g})",
     )
     if command == "status":

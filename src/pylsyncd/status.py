@@ -3,8 +3,9 @@
 The daemon rewrites the file (JSON, through a temporary file and a rename, so a reader never sees
 half of it) whenever a pair's state changes, and at least every `HEARTBEAT` seconds, so a reader
 can tell a hung or dead daemon from a quiet one. `pylsyncd health` reads it: healthy once every
-pair finished its initial sync, as long as none has been failing for longer than `--failing-for`
-seconds.
+pair finished its initial sync, as long as none has been failing, or lagging (its oldest change
+not applied yet waiting), for longer than `--failing-for` seconds. With fan-out, each destination
+of a source is a pair of its own here.
 
 Beside it the daemon keeps a marker (`health_marker`) that exists while those rules hold and is
 touched with every write: the image's HEALTHCHECK (docker/healthcheck.sh) only asks `find` whether
@@ -229,7 +230,8 @@ def health_problems(status: DaemonStatus, now: float, failing_for: float) -> lis
 
 
 def pair_problems(pairs: tuple[PairStatus, ...], now: float, failing_for: float) -> list[str]:
-    """Why these pairs are not healthy (a pair stopped, failing too long, not synced yet)."""
+    """Why these pairs are not healthy (a pair stopped, failing or lagging too long, not synced
+    yet)."""
     problems = []
     for pair in pairs:
         name = f"{pair.source} -> {pair.destination}"
@@ -243,6 +245,12 @@ def pair_problems(pairs: tuple[PairStatus, ...], now: float, failing_for: float)
             )
         elif not pair.initial_sync_done:
             problems.append(f"{name}: initial sync not done yet")
+        elif pair.oldest_pending_at is not None and now - pair.oldest_pending_at > failing_for:
+            # Not failing, yet not keeping up: a slow destination, or a batch that never ends.
+            problems.append(
+                f"{name}: lagging: its oldest change not applied waits for "
+                f"{now - pair.oldest_pending_at:.0f} s"
+            )
     return problems
 
 
@@ -268,6 +276,8 @@ def describe_status(status: DaemonStatus, now: float) -> str:
         if pair.watch:
             lines.append(f"  watch:          {pair.watch}")
         lines.append(f"  pending events: {pair.pending_events}")
+        if pair.oldest_pending_at is not None:
+            lines.append(f"  lag:            {ago(now - pair.oldest_pending_at)}")
         if pair.last_batch_at is not None:
             lines.append(
                 f"  last batch:     {ago(now - pair.last_batch_at)} ago, "

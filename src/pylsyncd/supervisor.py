@@ -14,14 +14,15 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pylsyncd.config import Config, PairConfig
 from pylsyncd.entries import Mode, Side
 from pylsyncd.errors import ConfigError, DestinationError, ForcedExit, PairStopped, ShutdownTimeout
 from pylsyncd.git_excludes import pair_excludes
-from pylsyncd.pair import Pair, pair_name
+from pylsyncd.pair.fan_out import SourceGroup, grouped
 from pylsyncd.pair.observer import UNOBSERVED
+from pylsyncd.pair.target import Target, pair_name
 from pylsyncd.status import StatusFile
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.choice import make_transfer
@@ -164,16 +165,15 @@ def _run(
                 f"cannot create destination {pair_config.destination}: {error.strerror}"
             ) from None
 
-    pairs = [
-        _build_pair(c, ownership, stopping, config.shutdown_grace, metrics, connections)
-        for c in config.pairs
-    ]
+    pairs, runners = _build_pairs(config, ownership, stopping, metrics, connections)
     status_file = (
         StatusFile(config.status_file, lambda: tuple(pair.status() for pair in pairs))
         if config.status_file
         else None
     )
-    threads = [threading.Thread(target=pair.run, name=pair.name, daemon=True) for pair in pairs]
+    threads = [
+        threading.Thread(target=runner.run, name=runner.name, daemon=True) for runner in runners
+    ]
     for thread in threads:
         thread.start()
 
@@ -186,9 +186,12 @@ def _run(
             stopping.set()  # here, on the main thread, not in the signal handler
         if stopping.is_set():
             break
+        # Looked at before the status is written: a pair that goes live in between would
+        # otherwise be announced while the file still shows its initial sync.
+        live = all(pair.ready.is_set() for pair in pairs)
         if status_file:
             status_file.update()  # before "ready": whoever reads that line finds the file
-        if not announced and all(pair.ready.is_set() for pair in pairs):
+        if not announced and live:
             log.info("ready: %d pair(s) live", len(pairs))
             announced = True
         requests.sleep(live_wait if announced else 0.01)
@@ -198,14 +201,14 @@ def _run(
             signal.Signals(requests.first).name,
             config.shutdown_grace,
         )
-    for pair in pairs:
-        pair.wake()
+    for runner in runners:
+        runner.wake()
     _join(threads, time.monotonic() + config.shutdown_grace + 1, requests)
     if status_file:
         status_file.update(force=True)  # the changes flushed, then the pairs stopped
     if any(thread.is_alive() for thread in threads):
-        for pair in pairs:
-            pair.cancel()  # no rsync is left running behind us
+        for runner in runners:
+            runner.cancel()  # no rsync is left running behind us
         if requests.again is not None:
             pending = sum(len(pair.pending) for pair in pairs)
             raise ForcedExit(
@@ -216,7 +219,9 @@ def _run(
             f"gave up waiting for pending changes after {config.shutdown_grace:.0f} s"
         )
     failed = [
-        f"{pair.name}: stopped by an unexpected error: {pair.fatal}" for pair in pairs if pair.fatal
+        f"{runner.name}: stopped by an unexpected error: {runner.fatal}"
+        for runner in runners
+        if runner.fatal
     ]
     if failed:
         raise PairStopped("; ".join(failed))
@@ -224,34 +229,87 @@ def _run(
     return 0
 
 
-def _build_pair(
-    config: PairConfig,
+class _Runner(Protocol):
+    """What runs on a thread of its own: a source's group, a target, a two-way pair."""
+
+    name: str
+    fatal: str | None
+
+    def run(self) -> None:
+        """The thread's body, until `stopping`."""
+
+    def wake(self) -> None:
+        """After `stopping` is set: end its waits now."""
+
+    def cancel(self) -> None:
+        """Abandon the transfer in progress (the shutdown grace ran out)."""
+
+
+def _build_pairs(
+    config: Config,
+    ownership: Ownership,
+    stopping: threading.Event,
+    metrics: DaemonMetrics | None,
+    connections: SshConnections | None,
+) -> tuple[list[Target | TwoWayPair], list[_Runner]]:
+    """What the status shows (each target, each two-way pair, in the configuration's order)
+    and what runs on threads."""
+    shown: dict[int, Target | TwoWayPair] = {}  # by the pair's place in the configuration
+    runners: list[_Runner] = []
+    one_way = [pair for pair in config.pairs if pair.mode is Mode.ONE_WAY]
+    for configs in grouped(one_way):
+        group = _build_group(
+            configs, ownership, stopping, config.shutdown_grace, metrics, connections
+        )
+        shown.update({config.pairs.index(target.config): target for target in group.targets})
+        runners += [group, *group.targets]
+    for place, pair_config in enumerate(config.pairs):
+        if pair_config.mode is not Mode.ONE_WAY:
+            two_way = _build_two_way_pair(pair_config, ownership, stopping, metrics)
+            shown[place] = two_way
+            runners.append(two_way)
+    return [shown[place] for place in sorted(shown)], runners
+
+
+def _build_group(
+    configs: list[PairConfig],
     ownership: Ownership,
     stopping: threading.Event,
     grace: float,
     metrics: DaemonMetrics | None = None,
     connections: SshConnections | None = None,
-) -> Pair | TwoWayPair:
-    """One pair with the transfer and the watchers its settings choose."""
-    if config.mode is not Mode.ONE_WAY:
-        return _build_two_way_pair(config, ownership, stopping, metrics)
-    name = pair_name(config)
-    excludes, unwatched = pair_excludes(config)
-    watchers = WatcherChoice(name, config, unwatched)
-    observer = UNOBSERVED if metrics is None else metrics.pair(name)
-    pair = Pair(
-        config,
-        transfer=make_transfer(config, excludes, ownership, connections),
+) -> SourceGroup:
+    """One source's watcher and coalescer, and a target for each of its destinations."""
+    first = configs[0]
+    # One pair keeps the name the log always gave it; a shared source is named by its path.
+    name = pair_name(first) if len(configs) == 1 else first.source
+    excludes, unwatched = pair_excludes(first)
+    watchers = WatcherChoice(name, first, unwatched)
+    group = SourceGroup(
+        name,
+        first,
         watcher=watchers.chosen(),
         watchers=watchers,
         excludes=excludes,
         stopping=stopping,
-        grace=grace,
-        observer=observer,
     )
-    if metrics is not None:
-        metrics.follow(name, pair.pending, pair.ready.is_set)
-    return pair
+    for config in configs:
+        target_name = pair_name(config)
+        target = Target(
+            config,
+            source=group,
+            transfer=make_transfer(config, excludes, ownership, connections),
+            excludes=excludes,
+            stopping=stopping,
+            grace=grace,
+            observer=UNOBSERVED if metrics is None else metrics.pair(target_name),
+        )
+        if metrics is not None:
+            metrics.follow(target_name, target.pending, target.ready.is_set)
+        group.add(target)
+    if len(configs) > 1:
+        log.info("%s: one watch for %d destinations", name, len(configs))
+    return group
 
 
 def _build_two_way_pair(

@@ -1,6 +1,9 @@
 """One source -> destination pair: it takes a `Transfer` and a `Watcher` and keeps the mirror.
 
-- `mirror`: the pair thread: initial sync, applying batches, the final flush (`Pair`).
+- `fan_out`: one source's watcher and coalescer, handing each batch to its targets.
+- `target`: one destination: initial sync, applying batches, the final flush (`Target`),
+  from its own queue (`target_queue`); `destination_root` repairs a replaced destination.
+- `mirror`: one source and one target as a unit (`Pair`), as tests drive it.
 - `pending`: the events gathered between two batches (`PendingEvents`).
 - `source_watch`: the only owner of the watcher: the reader thread, the out-of-watches
   fallback, the pause while the source is gone and the fresh watch when it is back.
@@ -10,8 +13,9 @@
 
 from __future__ import annotations
 
-from pylsyncd.pair.mirror import Pair, pair_name
+from pylsyncd.pair.mirror import Pair
 from pylsyncd.pair.pending import PendingEvents
 from pylsyncd.pair.source_watch import WatcherFactory
+from pylsyncd.pair.target import pair_name
 
 __all__ = ["Pair", "PendingEvents", "WatcherFactory", "pair_name"]

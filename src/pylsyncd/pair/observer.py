@@ -27,6 +27,9 @@ class ResyncReason(Enum):
 
     EVENTS_LOST = "events_lost"  # the kernel's queue overflowed, or inotify ran out of watches
     SOURCE_BACK = "source_back"  # the source was gone and came back
+    QUEUE_DROPPED = "queue_dropped"  # a target fell QUEUE_LIMIT changes behind (fan-out)
+    DESTINATION_CHANGED = "destination_changed"  # its root was replaced or emptied beneath us
+    VERIFY = "verify"  # VERIFY_INTERVAL's periodic comparison
 
 
 class PairObserver(Protocol):
