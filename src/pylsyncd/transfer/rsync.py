@@ -23,11 +23,7 @@ from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.children import stop_child
 from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.hot_files import HotFiles
-from pylsyncd.transfer.rsync_big_files import (
-    APPEND_OPTIONS,
-    IN_PLACE_OPTIONS,
-    split_big_files,
-)
+from pylsyncd.transfer.rsync_big_files import BySize, run_by_size
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
 from pylsyncd.transfer.rsync_extras import extras, is_dir_at, other_names
 from pylsyncd.transfer.rsync_ignored import ignored_paths
@@ -119,6 +115,7 @@ class RsyncTransfer:
         self.hard_links = HardLinks(source, excludes)
         self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
         self.hot_files = HotFiles()  # appended files, each compared whole once quiet
+        self._by_size = BySize(source, destination, in_place_size, self.hot_files)
         self.rename_root = destination  # the destination's path where renames run
         self._recent = RecentPaths()
 
@@ -141,15 +138,8 @@ class RsyncTransfer:
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
-        synced_ahead: list[str] = []
-        compare_later: list[tuple[str, float]] = []  # appended files renamed: compared there
-        for move in batch.moves:
-            synced_ahead += self.hard_links.moved(move.source, move.target)
-            compare_later += self.hot_files.moved(move.source, move.target)
         events = batch.changes  # with deletions off, a rename keeps its old name: no replay
-        # rsync copies every path of the batch (--ignore-times): those written ahead included.
-        ahead = tuple(Change(path, ChangeKind.SYNC) for path in synced_ahead)
-        batch = Batch(batch.moves, batch.changes + ahead, batch.full_resync)
+        batch, compare_later = _follow_moves(batch, self.hard_links, self.hot_files)
         moved, batch = (
             replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
@@ -165,7 +155,11 @@ class RsyncTransfer:
         if self.local:
             added += other_names(batch, self.source, self.destination, self.hard_links)
         batch = Batch((), batch.changes + added)
-        outcome = self._run_sorted(batch, final) if self.local else self._run_batch(batch)
+        outcome = (
+            run_by_size(batch, self._by_size, self._run_batch, final=final)
+            if self.local
+            else self._run_batch(batch)
+        )
         for path, due in compare_later:
             outcome.defer(Change(path, ChangeKind.SYNC), due)
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
@@ -176,33 +170,6 @@ class RsyncTransfer:
         else:
             outcome.failed = batch
             self._unsettled_dirs.update(parent_of(change.path) for change in batch.changes)
-        return outcome
-
-    def _run_sorted(self, batch: Batch, final: bool) -> Outcome:
-        """A local batch in up to three runs: whole files, big files compared block by block,
-        big files appended to (see `rsync_big_files`)."""
-        groups = split_big_files(
-            batch, self.source, self.destination, self.in_place_size, self.hot_files,
-            trust_appends=not final,
-        )  # fmt: skip
-        outcome = self._run_batch(groups.rest) if groups.rest.changes else Outcome()
-        for group, options in (
-            (groups.in_place, IN_PLACE_OPTIONS),
-            (groups.appended, APPEND_OPTIONS),
-        ):
-            if not group.changes or not outcome.ok:
-                continue
-            run = self._run_batch(group, *options)
-            outcome.copied += run.copied
-            outcome.bytes += run.bytes
-            outcome.error = run.error
-            if not run.ok:
-                break
-            for change in group.changes:
-                compared = options is IN_PLACE_OPTIONS
-                due = self.hot_files.copied(change.path, 0.0, compared=compared)
-                if due is not None:
-                    outcome.defer(change, due)
         return outcome
 
     def _run_renames(self, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
@@ -352,3 +319,18 @@ def _scratch(name: str) -> IO[bytes]:
     """An anonymous file in memory (memfd): rsync's stdin or stderr, never on a disk. Not
     `tempfile`, which imports shutil and its compression modules for the daemon's whole life."""
     return open(os.memfd_create(name, os.MFD_CLOEXEC), "w+b")
+
+
+def _follow_moves(
+    batch: Batch, hard_links: HardLinks, hot_files: HotFiles
+) -> tuple[Batch, list[tuple[str, float]]]:
+    """What the batch's renames carry along: hard-linked names written ahead where a rename now
+    puts older copies, synced again in the batch (rsync copies every path of it, with
+    --ignore-times); appended files renamed, to be compared whole at their new names, and when."""
+    synced_ahead: list[str] = []
+    compare_later: list[tuple[str, float]] = []
+    for move in batch.moves:
+        synced_ahead += hard_links.moved(move.source, move.target)
+        compare_later += hot_files.moved(move.source, move.target)
+    ahead = tuple(Change(path, ChangeKind.SYNC) for path in synced_ahead)
+    return Batch(batch.moves, batch.changes + ahead, batch.full_resync), compare_later

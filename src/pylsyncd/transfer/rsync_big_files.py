@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind
+from pylsyncd.transfer import Outcome
 from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.file_content import still_a_prefix
 from pylsyncd.transfer.hot_files import HotFiles
@@ -30,6 +32,44 @@ from pylsyncd.transfer.source import SourceTree
 # What rsync is told for the files compared block by block, and for those appended to.
 IN_PLACE_OPTIONS = ("--no-whole-file", "--inplace")
 APPEND_OPTIONS = ("--append",)
+
+
+@dataclass
+class BySize:
+    """What sorting a batch by size needs: the roots, the size from which files are updated in
+    place, and the appended files' comparisons held back."""
+
+    source: str
+    destination: str
+    in_place_size: int
+    hot: HotFiles
+
+
+def run_by_size(
+    batch: Batch, by_size: BySize, run: Callable[..., Outcome], *, final: bool
+) -> Outcome:
+    """A local batch in up to three rsync runs (`run(batch, *options)`): whole files, big files
+    compared block by block, big files appended to. `final`: no later comparison will come."""
+    groups = split_big_files(
+        batch, by_size.source, by_size.destination, by_size.in_place_size, by_size.hot,
+        trust_appends=not final,
+    )  # fmt: skip
+    outcome = run(groups.rest) if groups.rest.changes else Outcome()
+    for group, options in ((groups.in_place, IN_PLACE_OPTIONS), (groups.appended, APPEND_OPTIONS)):
+        if not group.changes or not outcome.ok:
+            continue
+        done = run(group, *options)
+        outcome.copied += done.copied
+        outcome.bytes += done.bytes
+        outcome.error = done.error
+        if not done.ok:
+            break
+        for change in group.changes:
+            compared = options is IN_PLACE_OPTIONS
+            due = by_size.hot.copied(change.path, 0.0, compared=compared)
+            if due is not None:
+                outcome.defer(change, due)
+    return outcome
 
 
 @dataclass(frozen=True)
