@@ -115,3 +115,28 @@ def test_a_rename_of_a_tree_a_batch_just_missed_copies_its_new_name(
     outcome = transfer.apply(Batch((Move("tree", "moved", True),), ()))
     assert (outcome.ok, outcome.moved) == (True, 1)
     assert_trees_equal(src, dst)
+
+
+def test_a_tree_rsync_walked_after_a_rename_is_copied_whole_when_renamed_again(
+    dirs: tuple[Path, Path],
+) -> None:
+    """The copy that follows a rename of a tree a batch had just touched walks the new name; the
+    source may rename it again meanwhile, and rsync then leaves it half-emptied (seen under load
+    in test_daemon's renames). A rename of a tree so walked within seconds copies its new name in
+    full, as one of a tree a batch touched does."""
+    src, dst = dirs
+    write_file(src / "d" / "deep" / "file", "content")
+    write_file(src / "d" / "other", "content")
+    transfer = _transfer(src, dst)
+    write_file(src / "d" / "touched", "new")
+    assert transfer.apply(Batch((), (Change("d/touched", ChangeKind.SYNC),))).ok
+    (src / "d").rename(src / "e")
+    outcome = transfer.apply(Batch((Move("d", "e", True),), ()))
+    assert outcome.ok, outcome.error
+    # What the race leaves: rsync walked `e` as it was being renamed again, and deleted what
+    # its listing of the source lacked.
+    (dst / "e" / "deep" / "file").unlink()
+    (src / "e").rename(src / "f")
+    outcome = transfer.apply(Batch((Move("e", "f", True),), ()))
+    assert outcome.ok, outcome.error
+    assert_trees_equal(src, dst)

@@ -138,9 +138,9 @@ class RsyncTransfer:
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
-        events = batch.changes  # with deletions off, a rename keeps its old name: no replay
+        events = batch.changes
         batch, compare_later = _follow_moves(batch, self.hard_links, self.hot_files)
-        moved, batch = (
+        moved, batch = (  # with deletions off, a rename keeps its old name: no replay
             replay_renames(batch, self.rename_root, self.source, self._run_renames, self._recent)
             if self.delete
             else (0, batch.without_moves())
@@ -164,7 +164,10 @@ class RsyncTransfer:
             outcome.defer(Change(path, ChangeKind.SYNC), due)
         outcome.deleted = sum(1 for c in batch.changes if c.kind is ChangeKind.DELETE)
         outcome.moved = moved
-        self._recent.add(events)
+        # The trees rsync walked too, not only the events' paths: a tree copied after a rename
+        # may have been renamed again in the source while rsync walked it (left half-emptied).
+        walked = tuple(change for change in batch.changes if change.kind is ChangeKind.SYNC_TREE)
+        self._recent.add(events + walked)
         if outcome.ok:
             self._unsettled_dirs.clear()
         else:
