@@ -13,6 +13,7 @@ import pytest
 
 from helpers import DaemonPool
 from pylsyncd.config import ENV_VARS
+from sshd import Sshd
 
 # How long a test's threads and children may take to end after it returned: a reader thread
 # draining a killed daemon's stderr sees its end of file a moment later.
@@ -89,3 +90,12 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     src.mkdir()
     dst.mkdir()
     return src, dst
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """A running sshd on 127.0.0.1 whose keys live in the test's directory (`tests/sshd.py`)."""
+    server = Sshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()

@@ -58,6 +58,10 @@ class Sshd:
             "LogLevel VERBOSE\n"
             "MaxSessions 100\n"
             "Subsystem sftp internal-sftp\n"
+            # A session's shell reads $HOME's startup files (bash sources ~/.bashrc for a
+            # command run by sshd): this machine's own would run before every rsync. The
+            # test's directory, which holds none, is the sessions' home.
+            f"SetEnv HOME={directory}\n"
         )
         self.lines: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -117,12 +121,22 @@ class Sshd:
         for pid in sessions:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in sessions), 10)
+        wait_until(lambda: not any(_running(pid) for pid in sessions), 10)
         if self._reader is not None:
             self._reader.join(10)
         if self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs still: an ended session stays a zombie until init reaps it, which
+    takes up to a second here."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
 
 
 def children_of(pid: int) -> list[int]:

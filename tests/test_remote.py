@@ -11,24 +11,12 @@ import os
 import re
 import shlex
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
 from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.transfer.ssh_master import SshMaster
 from sshd import Sshd, children_of
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    """A running sshd whose keys live in the test's directory."""
-    server = Sshd(tmp_path / "sshd")
-    server.start()
-    yield server
-    server.stop()
 
 
 def _remote_args(src: Path, dst: Path, server: Sshd, *extra: str) -> list[str]:
