@@ -152,8 +152,8 @@ class RsyncTransfer:
             if self.delete and self.local
             else ()
         )
-        if self.local:
-            added += other_names(batch, self.source, self.destination, self.hard_links)
+        destination = self.destination if self.local else None
+        added += other_names(batch, self.source, destination, self.hard_links)
         batch = Batch((), batch.changes + added)
         outcome = (
             run_by_size(batch, self._by_size, self._run_batch, final=final)

@@ -66,11 +66,16 @@ def is_dir_at(root: str, path: str) -> bool:
 
 
 def other_names(
-    batch: Batch, source_root: str, destination_root: str, hard_links: HardLinks
+    batch: Batch, source_root: str, destination_root: str | None, hard_links: HardLinks
 ) -> tuple[Change, ...]:
     """Syncs of the other names of hard-linked files the batch copies: a change made through
-    one name raised no event for the others."""
-    source, destination = SourceTree(source_root), DestinationView(destination_root)
+    one name raised no event for the others.
+
+    `destination_root` None: the destination cannot be read here (a remote one), so a name
+    it may lack is taken as changed in place, and every other name is copied too; rsync's
+    delta makes that a comparison when nothing changed."""
+    source = SourceTree(source_root)
+    destination = None if destination_root is None else DestinationView(destination_root)
     others: dict[str, None] = {}
     try:
         for change in batch.changes:
@@ -87,6 +92,7 @@ def other_names(
                 else:
                     changed = (
                         change.kind is ChangeKind.SYNC_TREE
+                        or destination is None
                         or destination.lstat(change.path) is not None
                     )
                     names = hard_links.others(change.path, status, changed=changed)
@@ -97,5 +103,6 @@ def other_names(
         others.update(dict.fromkeys(name for name, _ in hard_links.search()))
     finally:
         source.close()
-        destination.close()
+        if destination is not None:
+            destination.close()
     return tuple(Change(path, ChangeKind.SYNC) for path in others)
