@@ -34,6 +34,7 @@ LOG_LEVEL = os.environ.get("CHURN_LOG_LEVEL", "info")  # debug: every file the d
 # Big files: past the 1 MiB from which a destination's copy is patched, not rewritten.
 BIG = 1 << 20
 PAGE = 4096
+SENTINEL = b"written once, before the churn: nothing may write through a link to it"
 
 
 def seeds() -> list[int]:
@@ -56,6 +57,10 @@ class Churn:
         self.polled = polled
         self.root = root
         self.outside = outside
+        # The target of the absolute symlinks: outside the tree, and checked at the end. Once
+        # it was /etc/passwd, and a write through a link to it replaced this machine's.
+        self.sentinel = outside / "sentinel"
+        self.sentinel.write_bytes(SENTINEL)
         self.random = random.Random(seed)
         self.log: list[str] = []
 
@@ -140,6 +145,8 @@ class Churn:
         big = [f for f in files if f.is_file() and not f.is_symlink() and f.stat().st_size > BIG]
         if not big or self.random.random() < 0.2:
             path = self.new_name(dirs)
+            if path.is_symlink() or path.is_dir():
+                return "big file skipped"  # a write through a link would leave the tree
             path.write_bytes(self.random.randbytes(BIG + self.random.randrange(1, PAGE)))
             return f"big file {path}"
         path = self.random.choice(big)
@@ -229,7 +236,7 @@ class Churn:
 
     def symlink(self, files: list[Path], dirs: list[Path]) -> str:
         path = self.new_name(dirs)
-        target = self.random.choice(["a", "../b", "/etc/passwd", "missing/target", "."])
+        target = self.random.choice(["a", "../b", str(self.sentinel), "missing/target", "."])
         if self.holds_fresh_link(path):
             return "symlink skipped"
         if path.is_symlink() or path.is_file():
@@ -305,3 +312,4 @@ def test_random_churn_converges(
             f"seed {seed} ({backend}), last operations:\n{recent}\n{error}"
         ) from None
     daemon.stop()
+    assert churn.sentinel.read_bytes() == SENTINEL, f"seed {seed}: written through a symlink"
