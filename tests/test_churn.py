@@ -1,6 +1,7 @@
 """Seeded random churn on the source while the daemon runs; once quiet, the replica must equal it.
 
-Ten seeds run in the suite for each backend and watch mode; at scale, the same test with
+Ten seeds run in the suite for each backend and watch mode, three to a remote destination on a
+real sshd; at scale, the same tests with
 `CHURN_SEEDS=1-200 CHURN_SECONDS=10 ./dev test tests/test_churn.py` (SECONDS of operations per
 seed, instead of CHURN_OPS operations). A failure prints the seed and the last operations.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DaemonPool, daemon_args, wait_for_mirror
+from sshd import Sshd
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789  # 2017, with a nanosecond part
 FRESH_LINK_SECONDS = 1.0
@@ -288,6 +290,32 @@ class Churn:
 def test_random_churn_converges(
     tmp_path: Path, daemons: DaemonPool, backend: str, watch: str, seed: int
 ) -> None:
+    converge(tmp_path, daemons, backend, watch, seed)
+
+
+def remote_seeds() -> list[int]:
+    """The remote churn's seeds: three in the suite (each costs an ssh login and a batch's
+    round trips), CHURN_SEEDS's when it is given."""
+    return seeds() if "CHURN_SEEDS" in os.environ else [1, 2, 3]
+
+
+@pytest.mark.parametrize("seed", remote_seeds())
+def test_random_churn_converges_on_a_remote_destination(
+    tmp_path: Path, daemons: DaemonPool, sshd: Sshd, seed: int
+) -> None:
+    converge(tmp_path, daemons, "rsync", "auto", seed, sshd)
+
+
+def converge(
+    tmp_path: Path,
+    daemons: DaemonPool,
+    backend: str,
+    watch: str,
+    seed: int,
+    remote: Sshd | None = None,
+) -> None:
+    """Churn the source while the daemon mirrors it, to a local destination or over ssh to
+    `remote`; once quiet, the replica must equal the source."""
     src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
     src.mkdir()
     outside.mkdir()
@@ -295,7 +323,11 @@ def test_random_churn_converges(
     for _ in range(20):  # something to sync at start, too
         churn.step()
     watching = ("--watch", watch, "--poll-interval", "0.05", "--in-place-size", "1M")
-    daemon = daemons.start(daemon_args(src, dst, backend, *watching, log_level=LOG_LEVEL))
+    target = str(dst)
+    if remote is not None:
+        target = f"ssh://root@127.0.0.1:{remote.port}{dst}"
+        watching += ("--ssh-args", remote.ssh_args)
+    daemon = daemons.start(daemon_args(src, target, backend, *watching, log_level=LOG_LEVEL))
     daemon.wait_ready()
     if SECONDS:
         deadline = time.monotonic() + SECONDS
@@ -308,8 +340,9 @@ def test_random_churn_converges(
         wait_for_mirror(src, dst, timeout=30, daemon=daemon)
     except AssertionError as error:
         recent = "\n".join(churn.log[-25:])
+        where = "remote" if remote is not None else backend
         raise AssertionError(
-            f"seed {seed} ({backend}), last operations:\n{recent}\n{error}"
+            f"seed {seed} ({where}), last operations:\n{recent}\n{error}"
         ) from None
     daemon.stop()
     assert churn.sentinel.read_bytes() == SENTINEL, f"seed {seed}: written through a symlink"
