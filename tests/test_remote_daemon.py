@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import test_daemon
-from helpers import DaemonPool, daemon_args, write_file
+import test_gitignore_daemon
+from helpers import DaemonPool, daemon_args, wait_until, write_file
 from sshd import Sshd
 from test_daemon import (  # noqa: F401  (the tests, collected here again)
     Mirror,
@@ -53,10 +54,14 @@ from test_daemon import (  # noqa: F401  (the tests, collected here again)
     test_symlinks,
     test_touch_changes_only_the_mtime,
 )
+from test_gitignore_daemon import DESTINATION_ONLY
+from test_gitignore_daemon import _files as files
+from test_gitignore_daemon import _git_files as git_files
 from test_safety import NASTY_NAMES
 
-# test_daemon's fixtures, found here by pytest; its `start` is replaced below.
+# Fixtures of other modules, found here by pytest; test_daemon's `start` is replaced below.
 src, dst, outside, live = test_daemon.src, test_daemon.dst, test_daemon.outside, test_daemon.live
+repository = test_gitignore_daemon.repository
 
 
 def remote_args(src: Path, dst: Path, server: Sshd, *extra: str, **options: str) -> list[str]:
@@ -156,3 +161,29 @@ def test_names_a_shell_or_rsync_would_misread_are_created_renamed_and_deleted(
         (m.src / f"{name}.renamed").unlink()
     m.wait()
     m.daemon.stop()
+
+
+def test_gitignore_to_a_remote_leaves_what_git_ignores_there_alone(
+    repository: tuple[Path, Path], sshd: Sshd, daemons: DaemonPool
+) -> None:
+    """GITIGNORE (tests/test_gitignore_daemon.py's repository): the remote replica holds what
+    git tracks, and what git ignores in the destination is never deleted: at start, nor when
+    the source deletes the directory that holds it."""
+    src, dst = repository
+    kept = {*DESTINATION_ONLY, "lib/local.log"}
+    write_file(dst / "lib" / "local.log", "ignored, in a directory the source deletes")
+    daemon = daemons.start(remote_args(src, dst, sshd, "--gitignore", "--exclude", ".git"))
+    daemon.wait_ready()
+
+    def mirrors_git() -> bool:
+        return files(dst) - kept == git_files(src) and files(dst) >= kept
+
+    wait_until(mirrors_git, message=daemon.report)
+    shutil.rmtree(src / "lib")
+    write_file(src / "later.py", "tracked")
+    wait_until(mirrors_git, message=daemon.report)
+    daemon.stop()
+    assert not (dst / "lib" / "secret.txt").exists()
+    assert (dst / "lib" / "local.log").read_text() == "ignored, in a directory the source deletes"
+    for path, text in DESTINATION_ONLY.items():
+        assert (dst / path).read_text() == text, f"{path}: an ignored destination entry was touched"

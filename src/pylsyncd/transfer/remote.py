@@ -7,6 +7,7 @@ connection is logged in again by the pair's retry, with its backoff.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from pylsyncd.coalesce import Batch
 from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
-from pylsyncd.transfer.rsync import RsyncTransfer
+from pylsyncd.transfer.remote_ignored import LIST_COMMAND, RemoteListingError, remote_ignored
+from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.rsync_renames import RENAME_COMMAND
 from pylsyncd.transfer.ssh_master import SshMaster
 
@@ -63,13 +65,30 @@ class RemoteRsyncTransfer(RsyncTransfer):
         error = self.master.connect()
         if error is not None:
             return Outcome(error=error)
-        return super().full_sync(delete=delete, progress=progress)
+        try:
+            return super().full_sync(delete=delete, progress=progress)
+        except RemoteListingError as listing:
+            return Outcome(error=str(listing))
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         error = self.master.connect()
         if error is not None:
             return Outcome(error=error, failed=batch)
-        return super().apply(batch, final=final)
+        try:
+            return super().apply(batch, final=final)
+        except RemoteListingError as listing:
+            return Outcome(error=str(listing), failed=batch)
+
+    def _ignored(self, batch: Batch | None) -> bytes:
+        # The source's ignored entries, then the remote's (`remote_ignored`): listed there.
+        there = remote_ignored(self.excludes, self.remote.path, batch, self._run_listing)
+        return super()._ignored(batch) + b"".join(
+            os.fsencode(f"- /{escape_pattern(path)}{'/' if is_dir else ''}") + b"\0"
+            for path, is_dir in there
+        )
+
+    def _run_listing(self, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        return self.master.run(shlex.join(LIST_COMMAND), stdin)
 
     def _run_renames(self, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
         return self.master.run(shlex.join(RENAME_COMMAND), stdin)
