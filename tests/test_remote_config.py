@@ -96,6 +96,11 @@ def test_bad_destinations_lists(text: str, message: str) -> None:
         ("ssh://host:port/x", "not a valid ssh:// destination"),
         ("ssh://host:0/x", "port 0: give a port from 1 to 65535"),
         ("relative", "is not an absolute path: give a path starting with /"),
+        ("-oProxyCommand=sh:/x", "a host starting with '-' \\('-oProxyCommand=sh'\\)"),
+        ("ssh://-oProxyCommand=sh/x", "a host starting with '-'"),
+        ("ssh://-l@h/x", "a user starting with '-' \\('-l'\\)"),
+        ("h:/", "is the root directory of h: the mirror would replace everything on it"),
+        ("ssh://h:22/srv/..", "is the root directory of h"),
     ],
 )
 def test_bad_remote_specs(text: str, message: str) -> None:
@@ -144,11 +149,28 @@ def test_ssh_args_the_daemon_sets_itself_are_refused(src: Path, args: str) -> No
         load({"SSH_ARGS": args}, paths=[str(src), "h:/x"])
 
 
-def test_two_pairs_may_not_share_a_remote_destination(src: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [("h:/x", "ssh://h/x/"), ("h:/x", "u@h:/x/sub"), ("ssh://h:2222/x/a", "ssh://u@h:2222/x")],
+)
+def test_two_pairs_may_not_share_a_remote_destination(
+    src: Path, tmp_path: Path, one: str, two: str
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
-    with pytest.raises(ConfigError, match="share a destination"):
-        load(paths=[str(src), "h:/x", str(other), "ssh://h/x/"])
+    with pytest.raises(ConfigError, match="share a destination, or one is inside the other"):
+        load(paths=[str(src), one, str(other), two])
+
+
+@pytest.mark.parametrize(
+    ("one", "two"), [("h:/x", "h2:/x"), ("h:/x", "h:/xy"), ("h:/x", "ssh://h:2222/x/sub")]
+)
+def test_remote_destinations_apart_are_two_pairs(
+    src: Path, tmp_path: Path, one: str, two: str
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    assert len(load(paths=[str(src), one, str(other), two]).pairs) == 2
 
 
 def test_a_malformed_spec_is_one_line_and_exit_2(src: Path, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import itertools
 import os
 from collections.abc import Sequence
 
-from pylsyncd.config.remote import RemoteDestination, parse_remote
+from pylsyncd.config.remote import RemoteDestination, overlap, parse_remote
 from pylsyncd.config.settings import PairConfig
 from pylsyncd.config.types import PairSpec
 from pylsyncd.errors import ConfigError
@@ -73,10 +73,12 @@ def check_overlaps(pairs: Sequence[PairConfig]) -> None:
     """Pairs that would fight over files or mirror each other are refused."""
     remote = [pair for pair in pairs if pair.remote is not None]
     for i, j in itertools.combinations(range(len(remote)), 2):
-        if remote[i].destination == remote[j].destination:
+        one, other = remote[i].remote, remote[j].remote
+        if one is not None and other is not None and overlap(one, other):
             raise ConfigError(
                 f"pairs {remote[i].source} -> {remote[i].destination} and {remote[j].source} -> "
-                f"{remote[j].destination} share a destination: give each pair its own"
+                f"{remote[j].destination} share a destination, or one is inside the other: "
+                "give each pair a directory of its own"
             )
     pairs = [pair for pair in pairs if pair.remote is None]
     real = [(os.path.realpath(pair.source), os.path.realpath(pair.destination)) for pair in pairs]

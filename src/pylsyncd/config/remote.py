@@ -90,13 +90,34 @@ def parse_remote(text: str, label: str) -> RemoteDestination | None:
         )
     if port is not None and not 0 < int(port) < 65536:
         raise ConfigError(f"{label} {text!r} has port {port}: give a port from 1 to 65535")
-    normal = os.path.normpath(path)
+    host, user = match.group("ipv6") or match.group("host"), match.group("user")
+    for part, name in ((host, "host"), (user, "user")):
+        # ssh and rsync would read it as an option (rsync refuses such a host, at every batch).
+        if part is not None and part.startswith("-"):
+            raise ConfigError(
+                f"{label} {text!r} has a {name} starting with '-' ({part!r}), which ssh would "
+                f"read as an option: give the {name}'s name"
+            )
+    normal = "/" + os.path.normpath(path).lstrip("/")
+    if normal == "/":
+        # Locally the source is always inside "/", which is refused as a loop; on a host it
+        # would be mirrored over the whole file system, and DELETE would empty it.
+        raise ConfigError(
+            f"{label} {text!r} is the root directory of {host}: the mirror would replace "
+            "everything on it; give a directory below /"
+        )
     return RemoteDestination(
-        host=match.group("ipv6") or match.group("host"),
-        path="/" + normal.lstrip("/"),
-        user=match.group("user"),
-        port=None if port is None else int(port),
+        host=host, path=normal, user=user, port=None if port is None else int(port)
     )
+
+
+def overlap(one: RemoteDestination, other: RemoteDestination) -> bool:
+    """Whether two remote destinations may be the same directory or one inside the other: the
+    same host and port (a user is only a login: both write the same file system)."""
+    if (one.host, one.port) != (other.host, other.port):
+        return False
+    a, b = one.path, other.path
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def split_destinations(text: str, label: str) -> list[str]:
