@@ -139,6 +139,34 @@ def test_a_killed_master_is_started_again(
     assert sshd.logins() == 2
 
 
+def test_ssh_args_change_the_daemons_own_ssh_defaults(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    """A keepalive of SSH_ARGS replaces the daemon's (5 s, 3 missed: a host gone silent is
+    noticed in 15 s): ssh takes an option's first value, so SSH_ARGS come before it."""
+    src, dst = dirs
+    keepalive = "-o ServerAliveInterval=1 -o ServerAliveCountMax=1"
+    target = f"ssh://root@127.0.0.1:{sshd.port}{dst}"
+    daemon = daemons.start(
+        daemon_args(src, target, "rsync", "--ssh-args", f"{sshd.ssh_args} {keepalive}")
+    )
+    daemon.wait_ready()
+    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    # The host goes silent: its sessions stop answering, keepalives included.
+    assert sshd.process is not None
+    sessions = [pid for top in children_of(sshd.process.pid) for pid in (top, *children_of(top))]
+    for pid in sessions:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: master not in _masters(daemon.pid), 10, message=daemon.report)
+    finally:
+        for pid in sessions:
+            os.kill(pid, signal.SIGCONT)
+    write_file(src / "after", "a new master carries it")
+    wait_for_mirror(src, dst, daemon=daemon)
+    assert sshd.logins() == 2
+
+
 def test_an_unreachable_host_at_start_fails_then_recovers(
     daemons: DaemonPool, dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -64,11 +64,13 @@ class SshMaster:
             return self._start()
 
     def _start(self) -> str | None:
+        # ssh takes the first value given for an option: what the daemon needs, then the
+        # destination's port, then SSH_ARGS, then the daemon's defaults, which SSH_ARGS may
+        # change (a longer ConnectTimeout, another keepalive).
         command = [
             "ssh", "-M", "-N", "-S", _escaped(self.socket),
-            "-o", "ControlPersist=no", "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE,
-            *self._port(), *self.ssh_args, "--", self.remote.login,
+            "-o", "ControlPersist=no", "-o", "BatchMode=yes", *self._port(), *self.ssh_args,
+            "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE, "--", self.remote.login,
         ]  # fmt: skip
         with open(os.memfd_create("ssh-errors", os.MFD_CLOEXEC), "w+b") as errors:
             process = subprocess.Popen(
