@@ -139,4 +139,37 @@ def test_a_tree_rsync_walked_after_a_rename_is_copied_whole_when_renamed_again(
     (src / "e").rename(src / "f")
     outcome = transfer.apply(Batch((Move("e", "f", True),), ()))
     assert outcome.ok, outcome.error
+
+
+def test_a_rename_inside_a_tree_a_batch_just_copied_copies_its_new_name(
+    dirs: tuple[Path, Path],
+) -> None:
+    # A tree sync of `top` runs while top/sub is renamed: rsync lists sub, then finds its file
+    # gone (vanished, exit 24), and the destination's sub lacks it. The rename is replayed, then
+    # what it carried must still arrive. Seen in the churn to a remote destination.
+    src, dst = dirs
+    (src / "top").mkdir()
+    transfer = _transfer(src, dst)
+    (src / "top" / "sub").mkdir()
+    assert transfer.apply(Batch((), (Change("top", ChangeKind.SYNC_TREE),))).ok
+    write_file(src / "top" / "sub" / "f", "rsync did not find it")
+    (src / "top" / "sub").rename(src / "moved")
+    outcome = transfer.apply(Batch((Move("top/sub", "moved", True),), ()))
+    assert (outcome.ok, outcome.moved) == (True, 1)
+    assert_trees_equal(src, dst)
+
+
+def test_a_rename_of_a_quiet_tree_beside_a_recent_tree_sync_stays_a_rename(
+    dirs: tuple[Path, Path],
+) -> None:
+    src, dst = dirs
+    write_file(src / "quiet" / "f", "copied once")
+    transfer = _transfer(src, dst)
+    write_file(src / "busy" / "g", "new")
+    assert transfer.apply(Batch((), (Change("busy", ChangeKind.SYNC_TREE),))).ok
+    inode = (dst / "quiet" / "f").stat().st_ino
+    (src / "quiet").rename(src / "moved")
+    outcome = transfer.apply(Batch((Move("quiet", "moved", True),), ()))
+    assert (outcome.ok, outcome.moved, outcome.copied) == (True, 1, 0)
+    assert (dst / "moved" / "f").stat().st_ino == inode
     assert_trees_equal(src, dst)

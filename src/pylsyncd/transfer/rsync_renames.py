@@ -93,20 +93,25 @@ _RECENT_SECONDS = 5.0
 
 
 class RecentPaths:
-    """The paths of the events of the batches that ended in the last few seconds. A file made in
-    a tree just before the tree was renamed is not found by the batch that names it (the tree
-    has its new name already), and the destination's tree lacks it when the rename comes: a
-    rename of a tree such a batch touched is followed by a full copy of its new name. A rename
-    of a quiet tree, the user's usual one, stays a rename."""
+    """The events of the batches that ended in the last few seconds. A rename of a tree such a
+    batch touched is followed by a full copy of its new name; a rename of a quiet tree, the
+    user's usual one, stays a rename. Two races leave the destination's copy short:
+
+    - a file made in the tree just before the rename is not found by the batch that names it
+      (the tree has its new name already), and the destination's tree lacks it;
+    - a tree sync of a directory that holds the tree ran while the tree was renamed: rsync
+      listed the tree and then found its files gone (vanished, no failure), so the destination
+      holds the tree with part of its files (the churn to a remote, whose rsync runs longer,
+      met it)."""
 
     def __init__(self) -> None:
-        self._batches: deque[tuple[float, tuple[str, ...]]] = deque()
+        self._batches: deque[tuple[float, tuple[Change, ...]]] = deque()
 
     def add(self, events: Sequence[Change]) -> None:
-        """Remember the paths of a batch's events, once rsync has run for them."""
+        """Remember a batch's events, once rsync has run for them."""
         now = time.monotonic()
         if events:
-            self._batches.append((now, tuple(change.path for change in events)))
+            self._batches.append((now, tuple(events)))
         while self._batches and self._batches[0][0] < now - _RECENT_SECONDS:
             self._batches.popleft()
 
@@ -114,9 +119,11 @@ class RecentPaths:
         """Whether the destination's copy at the move's old name may lack what it carried."""
         since = time.monotonic() - _RECENT_SECONDS
         return any(
-            any(is_within(path, move.source) for path in paths)
-            for ended, paths in self._batches
+            is_within(change.path, move.source)
+            or (change.kind is ChangeKind.SYNC_TREE and is_within(move.source, change.path))
+            for ended, changes in self._batches
             if ended >= since
+            for change in changes
         )
 
 
