@@ -7,8 +7,9 @@ The remote host is this one, so the tests read the destination as a local direct
 
 Left out: the tests that take `backend` themselves (they start the daemon with a local path),
 and the 2,000-file volume tests (tests/test_remote.py renames a 10,000-file tree). Below them,
-what only a remote destination needs: hard links, big files and the names a shell or rsync
-would misread, each created, renamed and deleted.
+the cases of other modules whose tests start the daemon themselves, written for a remote with
+their helpers: hard links, big files, GITIGNORE, and the names a shell or rsync would misread,
+each created, renamed and deleted.
 """
 
 from __future__ import annotations
