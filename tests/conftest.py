@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -93,9 +95,15 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    """A running sshd on 127.0.0.1 whose keys live in the test's directory (`tests/sshd.py`)."""
+def sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sshd]:
+    """A running sshd on 127.0.0.1 whose keys live in the test's directory (`tests/sshd.py`).
+
+    The daemons of the test make their control sockets' directory in a runtime directory of the
+    test's (a killed daemon leaves its own behind), short: a socket's path fits in 108 bytes."""
+    runtime = tempfile.mkdtemp(prefix="sshd-run-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     server = Sshd(tmp_path / "sshd")
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(runtime, ignore_errors=True)
