@@ -122,6 +122,9 @@ def test_big_files_are_sent_by_their_delta(start: Start) -> None:
         ("cut", lambda file: file.truncate(size - 1000)),
     ]
     for what, edit in edits:
+        # Every rsync so far has said what it sent (its line may come just after the mirror
+        # matches): the next such line is the edit's.
+        wait_until(lambda: _rsyncs_running(m) == 0, message=m.daemon.report)
         mark = m.daemon.mark()
         with path.open("r+b") as file:
             edit(file)
@@ -129,6 +132,12 @@ def test_big_files_are_sent_by_their_delta(start: Start) -> None:
         sent = m.daemon.wait_for_log(r"rsync: Total bytes sent: ([\d,]+)", since=mark)
         assert int(sent.group(1).replace(",", "")) < size // 10, f"{what}: {sent.group()}"
     m.daemon.stop()
+
+
+def _rsyncs_running(m: Mirror) -> int:
+    """How many rsyncs the daemon started have not said what they sent yet."""
+    log = m.daemon.log_text()
+    return log.count("DEBUG running ['rsync'") - log.count("rsync: Total bytes sent:")
 
 
 def test_names_a_shell_or_rsync_would_misread_are_created_renamed_and_deleted(
