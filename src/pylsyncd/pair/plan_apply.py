@@ -61,6 +61,18 @@ class Applied:
         return self.written[Side.A] + self.written[Side.B]
 
 
+def _hand_back(applied: Applied, action: Action) -> None:
+    """An action not applied: its path, and a rename's or a copy's origin, are reconciled again.
+
+    A replayed rename's origin has no action of its own in the plan (the plan saw it moved), and
+    no event may ever name it again: found by the two-sided churn, a file renamed on one side
+    while the other changed the new name stayed at the old name on that other side for good.
+    """
+    applied.handed_back.add(action.path)
+    if action.origin:
+        applied.handed_back.add(action.origin)
+
+
 class PlanApplier:
     """Applies plans to the two trees of one batch; `record` makes records durable."""
 
@@ -83,23 +95,23 @@ class PlanApplier:
                 inode, written = self._apply(action)
             except _Skipped as skipped:
                 log.debug("skipped %s on %s: %s", action.path, action.side.value, skipped)
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 if skipped.also is not None:
                     applied.handed_back.add(skipped.also)
                 continue
             except OSError as error:
                 if error.errno in _RACED:
-                    applied.handed_back.add(action.path)
+                    _hand_back(applied, action)
                     continue
                 log.debug("failed %s", action, exc_info=True)
                 applied.error = applied.error or f"{action.path}: {error.strerror or error}"
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 continue
             except Exception as error:
                 # One entry's surprise must not stop the pair: it is retried with backoff.
                 log.debug("failed %s", action, exc_info=True)
                 applied.error = applied.error or f"{action.path}: {type(error).__name__}: {error}"
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 continue
             if action.kind is not ActionKind.RECORD:
                 log.debug("%s %s on the %s", action.kind.value, action.path, action.side.value)
