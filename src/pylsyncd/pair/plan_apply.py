@@ -141,9 +141,12 @@ class PlanApplier:
         parent_fd = tree.open_dir(parent)
         if parent_fd is None:
             raise _Skipped(f"no directory {parent!r}", also=parent)
-        found = read_entry(tree, action.path)
-        if not matches(found, action.expected):
-            raise _Skipped(f"found {found}, the plan saw {action.expected}")
+        if action.kind is ActionKind.COPY and action.expected is None:
+            found = None  # mkdir and linkat fail where the name was taken: the check is atomic
+        else:
+            found = read_entry(tree, action.path)
+            if not matches(found, action.expected):
+                raise _Skipped(f"found {found}, the plan saw {action.expected}")
         if action.kind is ActionKind.DELETE:
             self._remove(tree, parent_fd, name, action.path, found)
             return 0, 0
@@ -181,7 +184,10 @@ class PlanApplier:
         origin = self._trees[action.side.other]
         origin_parent, origin_name = split(action.origin)
         origin_fd = origin.open_dir(origin_parent)
-        if origin_fd is None or not matches(read_entry(origin, action.origin), entry):
+        # A file's origin is checked once opened (by fstat): what is read is what was checked.
+        if origin_fd is None or (
+            entry.kind is not Kind.FILE and not matches(read_entry(origin, action.origin), entry)
+        ):
             raise _Skipped(f"the origin {action.origin!r} changed")
         if entry.kind is Kind.DIR:
             if found is not None:
@@ -224,7 +230,7 @@ class PlanApplier:
                 status = os.fstat(source_fd)
                 if not matches(entry_of(status), entry):
                     raise _Skipped(f"the origin {action.origin!r} changed as it was opened")
-                written = side_writes.write_file(
+                written, inode = side_writes.write_file(
                     parent_fd,
                     name,
                     source_fd,
@@ -237,7 +243,7 @@ class PlanApplier:
                 os.close(source_fd)
         except side_writes.PathTaken as taken:
             raise _Skipped(str(taken)) from None
-        return self._inode(parent_fd, name), written
+        return inode, written
 
     def _remove(
         self, tree: DestinationTree, parent_fd: int, name: str, path: str, found: Entry | None

@@ -160,7 +160,10 @@ class TwoWaySync:
                 raise Halted(plan.halt)
             if not plan:
                 return Reconciled()
-            applied = PlanApplier(trees, self._remember).apply(plan)
+            # A union merge's records are saved once, whole, at its end: killed before that, the
+            # pair merges again, which deletes nothing and finds what was copied equal.
+            remember = self._remember_unsaved if merge else self._remember
+            applied = PlanApplier(trees, remember).apply(plan)
         finally:
             for tree in trees.values():
                 tree.close()
@@ -207,6 +210,16 @@ class TwoWaySync:
         """Make applied records durable, and follow the conflict copies they name."""
         assert self.state is not None
         self.store.append(self.state, records)
+        self._follow_conflicts(records)
+
+    def _remember_unsaved(self, records: list[Record]) -> None:
+        """Keep applied records in memory only (the caller saves the whole state later)."""
+        assert self.state is not None
+        self.store.remember(self.state, records)
+        self._follow_conflicts(records)
+
+    def _follow_conflicts(self, records: list[Record]) -> None:
+        """Keep the open conflict copies up to date."""
         for record in records:
             if is_conflict_copy(record.path):
                 if record.ancestor is None:
