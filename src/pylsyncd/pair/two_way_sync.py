@@ -5,7 +5,8 @@ The ancestor state (`pylsyncd.state`) is loaded at start. Usable: every path is 
 pair's, a root recreated): said once, and the start is a union merge, which deletes nothing.
 After each applied chunk of actions the records go to the state's journal, so a kill -9 leaves
 an ancestor that at worst lags the sides, and sides that agree on a path whose record was lost
-simply agree (no conflict, no deletion) at the next reconcile.
+simply agree (no conflict, no deletion) at the next reconcile. A union merge's records are
+saved once, at its end: until then there is no usable state, and a merge again deletes nothing.
 
 The halt rules: a root that vanished or changed identity while running, or that became empty
 while the ancestor held two entries or more, stops the pair with nothing propagated.
