@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -456,13 +457,33 @@ def test_a_volume_replaced_while_running_halts_the_pair(sides: Sides) -> None:
 def test_a_same_size_rewrite_within_one_mtime_tick_arrives(sides: Sides) -> None:
     daemon = sides.start()
     for side, other in ((sides.a, sides.b), (sides.b, sides.a)):
+        mark = len(daemon.lines)
         write_file(side / "f", f"first from {side.name}")
         wait_until(lambda other=other, side=side: _text(other / "f") == f"first from {side.name}")
+        # The copy's own events are read first: the same tick's rewrite on one side and the
+        # echo on the other in one batch would be a conflict (nothing says which side wrote).
+        daemon.wait_for_log("in sync, nothing to write", since=mark)
         mtime = os.lstat(side / "f").st_mtime_ns
         # As a second write lands within the same timestamp tick: same size, same mtime.
         write_file(side / "f", f"again from {side.name}", mtime_ns=mtime)
         wait_until(lambda other=other, side=side: _text(other / "f") == f"again from {side.name}")
     sides.wait_equal(daemon)
+
+
+def test_same_size_rewrites_on_both_sides_within_one_tick_keep_both(sides: Sides) -> None:
+    """Both sides rewritten in one batch, at the same size and within one timestamp tick: size
+    and mtime alike, contents not. Both versions are kept (a conflict), on both sides."""
+    write_file(sides.a / "f", "first")
+    daemon = sides.start("--delay", "0.5")  # both sides' writes land in one batch
+    sides.wait_equal(daemon)
+    mtime = time.time_ns()
+    write_file(sides.a / "f", "from a!", mtime_ns=mtime)
+    write_file(sides.b / "f", "from b!", mtime_ns=mtime)
+    tree = sides.wait_equal(daemon)
+    (copy,) = [path for path in tree if CONFLICT_COPY.search(path)]
+    for root in (sides.a, sides.b):
+        assert {_text(root / "f"), _text(root / copy)} == {"from a!", "from b!"}
+    daemon.wait_for_log(r"WARNING .*conflict: both sides changed f;")
 
 
 def _text(path: Path) -> str | None:

@@ -61,6 +61,18 @@ class Applied:
         return self.written[Side.A] + self.written[Side.B]
 
 
+def _hand_back(applied: Applied, action: Action) -> None:
+    """An action not applied: its path, and a rename's or a copy's origin, are reconciled again.
+
+    A replayed rename's origin has no action of its own in the plan (the plan saw it moved), and
+    no event may ever name it again: found by the two-sided churn, a file renamed on one side
+    while the other changed the new name stayed at the old name on that other side for good.
+    """
+    applied.handed_back.add(action.path)
+    if action.origin:
+        applied.handed_back.add(action.origin)
+
+
 class PlanApplier:
     """Applies plans to the two trees of one batch; `record` makes records durable."""
 
@@ -83,23 +95,23 @@ class PlanApplier:
                 inode, written = self._apply(action)
             except _Skipped as skipped:
                 log.debug("skipped %s on %s: %s", action.path, action.side.value, skipped)
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 if skipped.also is not None:
                     applied.handed_back.add(skipped.also)
                 continue
             except OSError as error:
                 if error.errno in _RACED:
-                    applied.handed_back.add(action.path)
+                    _hand_back(applied, action)
                     continue
                 log.debug("failed %s", action, exc_info=True)
                 applied.error = applied.error or f"{action.path}: {error.strerror or error}"
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 continue
             except Exception as error:
                 # One entry's surprise must not stop the pair: it is retried with backoff.
                 log.debug("failed %s", action, exc_info=True)
                 applied.error = applied.error or f"{action.path}: {type(error).__name__}: {error}"
-                applied.handed_back.add(action.path)
+                _hand_back(applied, action)
                 continue
             if action.kind is not ActionKind.RECORD:
                 log.debug("%s %s on the %s", action.kind.value, action.path, action.side.value)
@@ -129,9 +141,12 @@ class PlanApplier:
         parent_fd = tree.open_dir(parent)
         if parent_fd is None:
             raise _Skipped(f"no directory {parent!r}", also=parent)
-        found = read_entry(tree, action.path)
-        if not matches(found, action.expected):
-            raise _Skipped(f"found {found}, the plan saw {action.expected}")
+        if action.kind is ActionKind.COPY and action.expected is None:
+            found = None  # mkdir and linkat fail where the name was taken: the check is atomic
+        else:
+            found = read_entry(tree, action.path)
+            if not matches(found, action.expected):
+                raise _Skipped(f"found {found}, the plan saw {action.expected}")
         if action.kind is ActionKind.DELETE:
             self._remove(tree, parent_fd, name, action.path, found)
             return 0, 0
@@ -169,7 +184,10 @@ class PlanApplier:
         origin = self._trees[action.side.other]
         origin_parent, origin_name = split(action.origin)
         origin_fd = origin.open_dir(origin_parent)
-        if origin_fd is None or not matches(read_entry(origin, action.origin), entry):
+        # A file's origin is checked once opened (by fstat): what is read is what was checked.
+        if origin_fd is None or (
+            entry.kind is not Kind.FILE and not matches(read_entry(origin, action.origin), entry)
+        ):
             raise _Skipped(f"the origin {action.origin!r} changed")
         if entry.kind is Kind.DIR:
             if found is not None:
@@ -212,7 +230,7 @@ class PlanApplier:
                 status = os.fstat(source_fd)
                 if not matches(entry_of(status), entry):
                     raise _Skipped(f"the origin {action.origin!r} changed as it was opened")
-                written = side_writes.write_file(
+                written, inode = side_writes.write_file(
                     parent_fd,
                     name,
                     source_fd,
@@ -225,7 +243,7 @@ class PlanApplier:
                 os.close(source_fd)
         except side_writes.PathTaken as taken:
             raise _Skipped(str(taken)) from None
-        return self._inode(parent_fd, name), written
+        return inode, written
 
     def _remove(
         self, tree: DestinationTree, parent_fd: int, name: str, path: str, found: Entry | None

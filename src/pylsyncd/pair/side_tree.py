@@ -237,27 +237,69 @@ def unseen_rewrites(
     trees: dict[Side, DestinationTree],
     now_ns: int,
 ) -> None:
-    """Find the files rewritten at the same size within one mtime tick of their last sync.
+    """Find the files rewritten at the same size within one mtime tick, where size and mtime
+    cannot tell two versions apart; only files a watcher reported written are read.
 
-    Size and mtime cannot tell them from the ancestor, but the watcher reported a write on one
-    side only: when that side's content differs from the other's (which the ancestor holds), both
-    sides get their digests, and the ancestor the unchanged side's, so reconcile sees the change.
+    Written on one side only, while both sides and the ancestor look alike: when that side's
+    content differs from the other's (which the ancestor holds), both sides get their digests,
+    and the ancestor the unchanged side's, so reconcile sees a change of that side.
+
+    Written on both sides, and both look alike: when their contents differ, both sides get their
+    digests, so reconcile sees two different versions. If the ancestor looks alike too, nothing
+    says which side (if either) still holds it: it is left out, and the two versions are a
+    conflict, which keeps both (a conflict copy at worst where one side only echoed a write of
+    ours; never a version replaced unseen).
     """
     for side in (Side.A, Side.B):
         for path in written[side] - written[side.other]:
-            mine, theirs, known = sides[side].get(path), sides[side.other].get(path), None
-            if mine is None or theirs is None or mine.kind is not Kind.FILE:
-                continue
+            mine, theirs = sides[side].get(path), sides[side.other].get(path)
             known = ancestor.get(path)
-            if known is None or not mine.same(theirs) or not known.entry.same(mine):
+            if not _alike(mine, theirs, now_ns) or known is None or not known.entry.same(mine):
                 continue
-            if mine.size > _DIGEST_AT_MOST or now_ns - mine.mtime_ns > _TICK_SUSPECT_NS:
+            digests = _digests(trees, side, path)
+            if digests is None:
                 continue
-            ours, other = _digest(trees[side], path), _digest(trees[side.other], path)
-            if ours is None or other is None or ours == other:
-                continue
-            sides[side][path] = _with_digest(mine, ours)
-            sides[side.other][path] = _with_digest(theirs, other)
+            assert mine is not None and theirs is not None
+            sides[side][path] = _with_digest(mine, digests[0])
+            sides[side.other][path] = _with_digest(theirs, digests[1])
             ancestor[path] = Ancestor(
-                _with_digest(known.entry, other), known.inode_a, known.inode_b
+                _with_digest(known.entry, digests[1]), known.inode_a, known.inode_b
             )
+    for path in written[Side.A] & written[Side.B]:
+        a, b = sides[Side.A].get(path), sides[Side.B].get(path)
+        if not _alike(a, b, now_ns):
+            continue
+        digests = _digests(trees, Side.A, path)
+        if digests is None:
+            continue
+        assert a is not None and b is not None
+        sides[Side.A][path] = _with_digest(a, digests[0])
+        sides[Side.B][path] = _with_digest(b, digests[1])
+        known = ancestor.get(path)
+        if known is not None and known.entry.same(a):
+            del ancestor[path]
+
+
+def _alike(mine: Entry | None, theirs: Entry | None, now_ns: int) -> bool:
+    """Whether two files look the same by size and mtime while recent and small enough that a
+    same-size rewrite within one timestamp tick is worth reading them whole to find."""
+    return (
+        mine is not None
+        and theirs is not None
+        and mine.kind is Kind.FILE
+        and mine.same(theirs)
+        and mine.digest is None
+        and mine.size <= _DIGEST_AT_MOST
+        and now_ns - mine.mtime_ns <= _TICK_SUSPECT_NS
+    )
+
+
+def _digests(
+    trees: dict[Side, DestinationTree], side: Side, path: str
+) -> tuple[bytes, bytes] | None:
+    """`side`'s and the other side's digests of `path` when they differ (None: equal, or one
+    could not be read)."""
+    ours, other = _digest(trees[side], path), _digest(trees[side.other], path)
+    if ours is None or other is None or ours == other:
+        return None
+    return ours, other

@@ -1,9 +1,12 @@
 """A file or symlink written into one side as a compare-and-swap: to a temporary name, then put
 in place only if the path still holds what the plan saw.
 
-Where the plan saw nothing, the temporary file is hard-linked to its name (linkat fails when the
-name was taken meanwhile, atomically: a file created by someone else while the copy was written
-is never replaced) and its temporary name removed. Where the plan saw an entry, the path is
+Where the plan saw nothing, a file is written as an unnamed inode (O_TMPFILE) and linked to its
+name: linkat fails when the name was taken meanwhile, atomically, so a file created by someone
+else while the copy was written is never replaced; a crash leaves nothing behind, and the
+directory is changed once, as `cp` changes it. Where the filesystem has no O_TMPFILE (FUSE,
+NFS), a temporary file is hard-linked to its name the same way and its temporary name removed.
+Where the plan saw an entry, the path is
 checked again right before the rename over it: what is left is the microseconds between that
 check and the rename, the window every sync tool has without a kernel compare-and-swap.
 Attributes alone (`set_attributes`) are set through a descriptor of the entry the plan saw.
@@ -20,9 +23,13 @@ from collections.abc import Callable
 from pylsyncd.entries import Entry, Kind
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.file_content import copy_range
-from pylsyncd.transfer.file_writer import open_temp, temp_name
+from pylsyncd.transfer.file_writer import UMASK, open_temp, temp_name
 
 _ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+# What open(O_TMPFILE) answers where the filesystem or the kernel cannot make an unnamed file,
+# or (EPERM) where the directory was removed since it was opened: the named temporary file's
+# way then says what happened in the words of every other write.
+_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 
 
 class PathTaken(Exception):
@@ -37,33 +44,79 @@ def write_file(
     ownership: Ownership,
     unchanged: Callable[[], bool],
     replaces: bool,
-) -> int:
-    """Copy the open regular file `source_fd` (its fstat: `source`) to `name`; bytes written.
+) -> tuple[int, int]:
+    """Copy the open regular file `source_fd` (its fstat: `source`) to `name`; the bytes
+    written and the inode left at `name`.
 
     `unchanged`: whether the path still holds what the plan saw; `replaces`: whether that is an
     entry (else nothing). Raises PathTaken when the path changed, or the source while it was read.
     """
-    mode = stat.S_IMODE(source.st_mode)
-    tmp, tmp_fd = open_temp(parent_fd, mode=mode & 0o777)
+    if not replaces:
+        made = _write_unnamed(parent_fd, name, source_fd, source, ownership)
+        if made is not None:
+            return made
+    tmp, tmp_fd = open_temp(parent_fd, mode=stat.S_IMODE(source.st_mode) & 0o777)
     try:
         try:
-            written = copy_range(source_fd, tmp_fd, 0, source.st_size)
-            owner = ownership.of(source)
-            if owner is not None:
-                os.fchown(tmp_fd, *owner)  # before the mode: a chown clears set-ID bits
-            os.fchmod(tmp_fd, mode)
-            os.utime(tmp_fd, ns=(source.st_atime_ns, source.st_mtime_ns))
-            after = os.fstat(source_fd)
+            written, inode = _copy_into(source_fd, tmp_fd, source, ownership)
         finally:
             os.close(tmp_fd)
-        if (after.st_size, after.st_mtime_ns) != (source.st_size, source.st_mtime_ns):
-            raise PathTaken("the source changed while it was copied")
         _put_in_place(parent_fd, tmp, name, unchanged, replaces)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=parent_fd)
         raise
-    return written
+    return written, inode
+
+
+def _write_unnamed(
+    parent_fd: int, name: str, source_fd: int, source: os.stat_result, ownership: Ownership
+) -> tuple[int, int] | None:
+    """A new file written as an unnamed inode, then linked to `name` unless taken; None where
+    the filesystem cannot (then the caller writes a named temporary file)."""
+    flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+    try:
+        fd = os.open(".", flags, stat.S_IMODE(source.st_mode) & 0o777, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno in _NO_TMPFILE:
+            return None
+        raise
+    try:
+        written, inode = _copy_into(source_fd, fd, source, ownership)
+        try:
+            # Through /proc with AT_SYMLINK_FOLLOW: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
+            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=parent_fd)
+        except FileExistsError:
+            raise PathTaken("created by someone else while the copy was written") from None
+        except FileNotFoundError:
+            if os.path.isdir("/proc/self/fd"):
+                raise
+            return None  # no /proc: the named temporary file it is
+    finally:
+        os.close(fd)
+    return written, inode
+
+
+def _copy_into(
+    source_fd: int, fd: int, source: os.stat_result, ownership: Ownership
+) -> tuple[int, int]:
+    """The source's bytes, owner, mode and times into the new file open at `fd`: the bytes
+    written and its inode. PathTaken when the source changed while it was copied."""
+    written = copy_range(source_fd, fd, 0, source.st_size)
+    made = os.fstat(fd)
+    owner = ownership.of(source)
+    if owner is not None and not ownership.matches(made, source):
+        os.fchown(fd, *owner)  # before the mode: a chown clears set-ID bits
+    mode = stat.S_IMODE(source.st_mode)
+    # Created with the permission bits less the umask: when that is the whole mode, the fchmod
+    # is one system call per file of a storm for nothing.
+    if UMASK is None or mode != mode & 0o777 & ~UMASK:
+        os.fchmod(fd, mode)
+    os.utime(fd, ns=(source.st_atime_ns, source.st_mtime_ns))
+    after = os.fstat(source_fd)
+    if (after.st_size, after.st_mtime_ns) != (source.st_size, source.st_mtime_ns):
+        raise PathTaken("the source changed while it was copied")
+    return written, made.st_ino
 
 
 def write_symlink(
@@ -94,12 +147,12 @@ def write_symlink(
 def _put_in_place(
     parent_fd: int, tmp: str, name: str, unchanged: Callable[[], bool], replaces: bool
 ) -> None:
-    if not unchanged():
-        raise PathTaken("changed while the copy was written")
     if replaces:
+        if not unchanged():
+            raise PathTaken("changed while the copy was written")
         os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return
-    try:
+    try:  # the link is the check: it fails when the name was taken meanwhile
         # linkat without AT_SYMLINK_FOLLOW links a symlink itself, as rename would move it.
         os.link(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd, follow_symlinks=False)
     except FileExistsError:
@@ -107,7 +160,9 @@ def _put_in_place(
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
             raise
-        # A filesystem without hard links (some FUSE ones): the check just made is all we have.
+        # A filesystem without hard links (some FUSE ones): a check right before is all we have.
+        if not unchanged():
+            raise PathTaken("changed while the copy was written") from None
         os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return
     os.unlink(tmp, dir_fd=parent_fd)

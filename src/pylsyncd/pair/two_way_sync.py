@@ -5,7 +5,8 @@ The ancestor state (`pylsyncd.state`) is loaded at start. Usable: every path is 
 pair's, a root recreated): said once, and the start is a union merge, which deletes nothing.
 After each applied chunk of actions the records go to the state's journal, so a kill -9 leaves
 an ancestor that at worst lags the sides, and sides that agree on a path whose record was lost
-simply agree (no conflict, no deletion) at the next reconcile.
+simply agree (no conflict, no deletion) at the next reconcile. A union merge's records are
+saved once, at its end: until then there is no usable state, and a merge again deletes nothing.
 
 The halt rules: a root that vanished or changed identity while running, or that became empty
 while the ancestor held two entries or more, stops the pair with nothing propagated.
@@ -160,7 +161,10 @@ class TwoWaySync:
                 raise Halted(plan.halt)
             if not plan:
                 return Reconciled()
-            applied = PlanApplier(trees, self._remember).apply(plan)
+            # A union merge's records are saved once, whole, at its end: killed before that, the
+            # pair merges again, which deletes nothing and finds what was copied equal.
+            remember = self._remember_unsaved if merge else self._remember
+            applied = PlanApplier(trees, remember).apply(plan)
         finally:
             for tree in trees.values():
                 tree.close()
@@ -207,6 +211,16 @@ class TwoWaySync:
         """Make applied records durable, and follow the conflict copies they name."""
         assert self.state is not None
         self.store.append(self.state, records)
+        self._follow_conflicts(records)
+
+    def _remember_unsaved(self, records: list[Record]) -> None:
+        """Keep applied records in memory only (the caller saves the whole state later)."""
+        assert self.state is not None
+        self.store.remember(self.state, records)
+        self._follow_conflicts(records)
+
+    def _follow_conflicts(self, records: list[Record]) -> None:
+        """Keep the open conflict copies up to date."""
         for record in records:
             if is_conflict_copy(record.path):
                 if record.ancestor is None:

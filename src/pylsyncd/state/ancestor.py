@@ -134,6 +134,10 @@ class AncestorStore:
         self._generation, self._snapshot_bytes, self._journal_bytes = generation, len(body), 0
         self._torn = False
 
+    def remember(self, state: PairState, records: Iterable[Record]) -> None:
+        """Apply records to `state` in memory only: `save` makes them durable, all at once."""
+        state.entries.load(encode(list(records)))
+
     def append(self, state: PairState, records: Iterable[Record]) -> None:
         """Apply one batch's records to `state` and make them durable (one journal frame)."""
         batch = list(records)

@@ -53,6 +53,7 @@ def _read_umask() -> int | None:
 # A new file gets the source's permission bits as it is created, less the umask; when that is
 # all of its mode, the fchmod after is skipped (one system call per file of a storm).
 _UMASK = _read_umask()
+UMASK = _UMASK  # for the other writers of new files (two-way's `side_writes`)
 
 
 class _Change(NamedTuple):
