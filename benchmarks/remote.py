@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -145,7 +146,9 @@ def _real_tree(
 def measure_floor(root: str, server: Sshd, count: int) -> Floor:
     """`rsync -a` of one small file, `count` times, through a master connection of our own."""
     os.makedirs(f"{root}/src")
-    socket = f"{root}/master"
+    # A socket's path has at most 107 bytes, and ssh adds 17 while it binds: not below `root`.
+    sockets = tempfile.mkdtemp(prefix="pylsyncd-floor-")
+    socket = f"{sockets}/master"
     ssh = ["ssh", *server.ssh_args.split(), "-p", str(server.port)]
     master = subprocess.Popen(
         [*ssh, "-M", "-N", "-S", socket, "-o", "ControlPersist=no", "root@127.0.0.1"],
@@ -153,8 +156,12 @@ def measure_floor(root: str, server: Sshd, count: int) -> Floor:
         start_new_session=True,
     )
     try:
-        ready = trees.wait_until(lambda: os.path.exists(socket), 30, 0.01)
-        assert ready is not None, "the floor's ssh master did not connect in 30 s"
+        ready = trees.wait_until(
+            lambda: os.path.exists(socket) or master.poll() is not None, 30, 0.01
+        )
+        assert ready is not None and master.poll() is None, (
+            "the floor's ssh master did not connect in 30 s (its own error is above)"
+        )
         runs = []
         for n in range(count):
             with open(f"{root}/src/edited.txt", "w") as edited:
@@ -169,6 +176,7 @@ def measure_floor(root: str, server: Sshd, count: int) -> Floor:
     finally:
         master.terminate()
         master.wait(10)
+        shutil.rmtree(sockets, ignore_errors=True)
     runs.sort()
     shutil.rmtree(root)
     return Floor(len(runs), percentile(runs, 0.5) * 1e3, percentile(runs, 0.99) * 1e3)
