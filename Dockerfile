@@ -26,6 +26,11 @@ ENV PATH=/opt/pylsyncd/bin:$PATH \
     STATUS_FILE=/run/pylsyncd/status.json \
     SHUTDOWN_GRACE=8
 STOPSIGNAL SIGTERM
+# STATE_DIR's default: what the two sides of a two-way pair last agreed on. A volume, so a
+# restarted container keeps it; name it in compose (examples/two-way) to keep it across a
+# recreate or `down`. Without it, the next start is a union merge that deletes nothing.
+RUN mkdir -p /var/lib/pylsyncd
+VOLUME ["/var/lib/pylsyncd"]
 # Healthy once every pair has finished its initial sync: compose's `condition: service_healthy`
 # starts the app then. A failing probe counts only after the start period, so a long first sync
 # is "starting", not "unhealthy" (which would make compose give up on the app).
