@@ -100,3 +100,24 @@ def test_one_side_rewritten_within_the_tick_of_the_sync_is_copied(
     assert not plan.conflicts
     ((side, kind),) = [(action.side, action.kind) for action in plan.writes()]
     assert (side, kind) == (Side.B, ActionKind.COPY)
+
+
+def test_a_file_renamed_over_one_that_looked_alike_is_a_change_of_its_side(
+    trees: dict[Side, DestinationTree],
+) -> None:
+    """A renames another file over `f`, old and of the same size, mtime and mode: only its inode
+    tells. Its content reaches B; before, B's version silently won back."""
+    a, b = _write(trees[Side.A], "the old!", OLDER), _write(trees[Side.B], "the old!", OLDER)
+    ancestor = _ancestor(a, b, OLDER)
+    renamed = write_file(Path(trees[Side.A].root) / "g", "other ok", mtime_ns=OLDER)
+    os.chmod(renamed, a.mode)
+    os.replace(renamed, Path(trees[Side.A].root) / "f")
+    replaced = entry_of(os.lstat(Path(trees[Side.A].root) / "f"))
+    assert replaced is not None and replaced.same(a) and replaced.inode != a.inode
+    sides = {Side.A: {"f": replaced}, Side.B: {"f": b}}
+    unseen_rewrites({Side.A: set(), Side.B: set()}, sides, ancestor, trees, NOW)
+    scope = Scope(ancestor, sides[Side.A], sides[Side.B], ancestor_count=1)
+    plan = reconcile(scope, Policy(), datetime(2027, 1, 15, 8, 0, 0))
+    assert not plan.conflicts
+    ((side, kind),) = [(action.side, action.kind) for action in plan.writes()]
+    assert (side, kind) == (Side.B, ActionKind.COPY)

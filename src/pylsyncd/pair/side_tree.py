@@ -265,6 +265,7 @@ def unseen_rewrites(
             ancestor[path] = Ancestor(
                 _with_digest(known.entry, digests[1]), known.inode_a, known.inode_b
             )
+    _replaced_alike(sides, ancestor, trees)
     for path in written[Side.A] & written[Side.B]:
         a, b = sides[Side.A].get(path), sides[Side.B].get(path)
         if not _alike(a, b, now_ns):
@@ -278,6 +279,38 @@ def unseen_rewrites(
         known = ancestor.get(path)
         if known is not None and known.entry.same(a):
             del ancestor[path]
+
+
+def _replaced_alike(
+    sides: dict[Side, dict[str, Entry]],
+    ancestor: dict[str, Ancestor],
+    trees: dict[Side, DestinationTree],
+) -> None:
+    """Find the files replaced on one side by another of the same size, mtime and mode (a file
+    renamed over one that looked alike), however old: a new inode on that side while the other
+    keeps the ancestor's. When the contents differ, that side's is a change, as above."""
+    for side in (Side.A, Side.B):
+        for path, mine in sides[side].items():
+            known, theirs = ancestor.get(path), sides[side.other].get(path)
+            if (
+                known is None
+                or theirs is None
+                or mine.kind is not Kind.FILE
+                or mine.digest is not None
+                or mine.size > _DIGEST_AT_MOST
+                or mine.inode == known.inode(side)
+                or theirs.inode != known.inode(side.other)
+                or not (mine.same(theirs) and known.entry.same(mine))
+            ):
+                continue
+            digests = _digests(trees, side, path)
+            if digests is None:
+                continue
+            sides[side][path] = _with_digest(mine, digests[0])
+            sides[side.other][path] = _with_digest(theirs, digests[1])
+            ancestor[path] = Ancestor(
+                _with_digest(known.entry, digests[1]), known.inode_a, known.inode_b
+            )
 
 
 def _alike(mine: Entry | None, theirs: Entry | None, now_ns: int) -> bool:
