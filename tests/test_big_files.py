@@ -19,7 +19,7 @@ from helpers import assert_trees_equal
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.target_queue import Queued, TargetQueue
-from pylsyncd.transfer import Outcome, file_writer
+from pylsyncd.transfer import Outcome, Transfer, file_writer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.hot_files import HOT_FILE_SHARE, VERIFY_AFTER, VERIFY_WITHIN, HotFiles
 from pylsyncd.transfer.rsync import RsyncTransfer
@@ -54,7 +54,7 @@ def mirror(src: Path, dst: Path, clock: Clock, *, in_place_size: int = MIB) -> D
     return transfer
 
 
-def sync(transfer: DirectTransfer, *paths: str, final: bool = False) -> Outcome:
+def sync(transfer: Transfer, *paths: str, final: bool = False) -> Outcome:
     outcome = transfer.apply(
         Batch((), tuple(Change(path, ChangeKind.SYNC) for path in paths)), final=final
     )
@@ -232,12 +232,13 @@ def test_a_second_event_of_one_write_compares_nothing_until_the_comparison_is_du
     assert_trees_equal(src, dst)
 
 
+@pytest.mark.parametrize("backend", ["direct", "rsync"])
 def test_the_final_batch_compares_an_appended_file_at_once(
-    dirs: tuple[Path, Path], clock: Clock
+    dirs: tuple[Path, Path], clock: Clock, backend: str
 ) -> None:
     src, dst = dirs
     big_file(src / "f")
-    transfer = mirror(src, dst, clock)
+    transfer = rsync_mirror(src, dst, clock) if backend == "rsync" else mirror(src, dst, clock)
     change_inside_and_append(src / "f")
     outcome = sync(transfer, "f", final=True)
     assert not outcome.deferred
@@ -422,18 +423,6 @@ def test_rsync_sends_an_append_by_its_tail_and_compares_the_file_once_quiet(
     clock.now += VERIFY_AFTER
     again = transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),)))
     assert again.ok and not again.deferred
-    assert_trees_equal(src, dst)
-
-
-def test_rsync_compares_an_appended_file_whole_in_the_last_batch(
-    dirs: tuple[Path, Path], clock: Clock
-) -> None:
-    src, dst = dirs
-    big_file(src / "log")
-    transfer = rsync_mirror(src, dst, clock)
-    change_inside_and_append(src / "log")
-    outcome = transfer.apply(Batch((), (Change("log", ChangeKind.SYNC),)), final=True)
-    assert outcome.ok and not outcome.deferred
     assert_trees_equal(src, dst)
 
 

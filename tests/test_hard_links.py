@@ -19,6 +19,13 @@ from pylsyncd.transfer.rsync import RsyncTransfer
 OLD_MTIME_NS = 1_500_000_000_123_456_789
 
 
+def _transfer(src: Path, dst: Path, backend: str) -> Transfer:
+    rules = ExcludeRules(())
+    if backend == "rsync":
+        return RsyncTransfer(str(src), str(dst), rules, delete=True)
+    return DirectTransfer(str(src), str(dst), rules, delete=True)
+
+
 @pytest.mark.parametrize("backend", ["direct", "rsync"])
 def test_a_change_through_one_name_reaches_every_name(
     tmp_path: Path, daemons: DaemonPool, backend: str
@@ -83,12 +90,7 @@ def test_a_file_changed_then_renamed_in_one_batch_reaches_its_other_names(
     write_file(src / "dir" / "x", "unrelated")
     os.link(src / "a", src / "dir" / "other-name")
     dst.mkdir()
-    rules = ExcludeRules(())
-    transfer: Transfer = (
-        RsyncTransfer(str(src), str(dst), rules, delete=True)
-        if backend == "rsync"
-        else DirectTransfer(str(src), str(dst), rules, delete=True)
-    )
+    transfer = _transfer(src, dst, backend)
     assert transfer.full_sync(delete=True).ok
     # Like a same-size rewrite within one timestamp tick, then a rename: one batch.
     (src / "a").write_text("version 2")
@@ -116,18 +118,9 @@ def test_a_name_found_past_a_rename_not_yet_replayed_keeps_the_change(
     write_file(src / "a" / "sub" / "name", "version 1")
     os.link(src / "a" / "sub" / "name", src / "other")
     dst.mkdir()
-    rules = ExcludeRules(())
-    transfer: Transfer = (
-        RsyncTransfer(str(src), str(dst), rules, delete=True)
-        if backend == "rsync"
-        else DirectTransfer(str(src), str(dst), rules, delete=True)
-    )
+    transfer = _transfer(src, dst, backend)
     assert transfer.full_sync(delete=True).ok
-    transfer = (  # a daemon restarted: the names are met again, not remembered
-        RsyncTransfer(str(src), str(dst), rules, delete=True)
-        if backend == "rsync"
-        else DirectTransfer(str(src), str(dst), rules, delete=True)
-    )
+    transfer = _transfer(src, dst, backend)  # a daemon restarted: the names are met again
     (src / "other").write_text("version 2, through the other name")
     os.rename(src / "a", src / "b")
     # The write's batch comes first; the rename's events are read after it.
