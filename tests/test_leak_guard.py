@@ -36,7 +36,7 @@ def test_cleans_up() -> None:
 
 def test_a_leaked_thread_child_or_zombie_fails_its_test(tmp_path: Path) -> None:
     tests = Path(__file__).parent
-    for name in ("conftest.py", "helpers.py"):
+    for name in ("conftest.py", "helpers.py", "sshd.py"):  # conftest and what it imports
         shutil.copy(tests / name, tmp_path / name)
     (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
     result = subprocess.run(

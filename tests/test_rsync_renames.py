@@ -117,6 +117,25 @@ def test_a_rename_of_a_tree_a_batch_just_missed_copies_its_new_name(
     assert_trees_equal(src, dst)
 
 
+def test_a_tree_a_batch_just_missed_renamed_twice_in_one_batch_copies_its_last_name(
+    dirs: tuple[Path, Path],
+) -> None:
+    """The doubt about a tree follows it through a second rename in the same batch: the full
+    copy goes to its last name, not to the one between (which the source no longer has). Seen
+    over ssh in test_daemon's renames (a directory's time left wrong below the last name)."""
+    src, dst = dirs
+    write_file(src / "tree" / "old", "old")
+    transfer = _transfer(src, dst)
+    write_file(src / "tree" / "new", "made just before the renames")
+    (src / "tree").rename(src / "between")
+    (src / "between").rename(src / "last")
+    assert transfer.apply(Batch((), (Change("tree/new", ChangeKind.SYNC),))).ok
+    moves = (Move("tree", "between", True), Move("between", "last", True))
+    outcome = transfer.apply(Batch(moves, ()))
+    assert (outcome.ok, outcome.moved) == (True, 2)
+    assert_trees_equal(src, dst)
+
+
 def test_a_tree_rsync_walked_after_a_rename_is_copied_whole_when_renamed_again(
     dirs: tuple[Path, Path],
 ) -> None:

@@ -155,13 +155,15 @@ def after_renames(batch: Batch, not_made: set[str], source_root: str, recent: Re
     attributes (all of it, when its copy may be stale), an old name made again since; both ends
     in full for a rename not made."""
     changes: list[Change] = []
+    doubted: list[str] = []  # new names of doubtful trees: renamed on in this batch, still doubtful
     for move in batch.moves:
         if move.source in not_made:
             changes += [Change(end, ChangeKind.SYNC_TREE) for end in (move.target, move.source)]
             continue
         changes.append(Change(parent_of(move.source), ChangeKind.SYNC))
         changes.append(Change(parent_of(move.target), ChangeKind.SYNC))
-        if recent.doubtful(move):
+        if recent.doubtful(move) or any(is_within(move.source, tree) for tree in doubted):
+            doubted.append(move.target)
             changes.append(Change(move.target, ChangeKind.SYNC_TREE))
         elif move.is_dir:
             changes.append(Change(move.target, ChangeKind.SYNC))
