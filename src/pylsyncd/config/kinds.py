@@ -139,12 +139,16 @@ SWITCH = Kind(
 )
 ARGUMENTS = Kind(
     from_text=parse_rsync_args,
-    from_toml=lambda value, label, _: check_rsync_args(toml_strings(value, label), label),
+    from_toml=lambda value, label, _: check_rsync_args(
+        toml_strings(value, label, '["-z", "--bwlimit=1M"]'), label
+    ),
     metavar="ARGS",
 )
 SSH_ARGUMENTS = Kind(
     from_text=parse_ssh_args,
-    from_toml=lambda value, label, _: check_ssh_args(toml_strings(value, label), label),
+    from_toml=lambda value, label, _: check_ssh_args(
+        toml_strings(value, label, '["-p", "2222", "-i", "/keys/id_ed25519"]'), label
+    ),
     metavar="ARGS",
 )
 # Exclude patterns: ':'-separated in the environment, one per flag, a TOML array.

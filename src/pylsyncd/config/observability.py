@@ -76,7 +76,7 @@ def parse_command(text: str, label: str) -> tuple[str, ...]:
 def _toml_command(value: object, label: str, _: str) -> tuple[str, ...]:
     # A string is split as on the command line; an array is the argument list itself.
     if isinstance(value, list):
-        words = toml_strings(value, label)
+        words = toml_strings(value, label, '["touch", "/src/.synced"]')
         if words:
             return words
     return parse_command(toml_text(value, label, "a string or an array of strings"), label)

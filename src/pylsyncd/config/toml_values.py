@@ -27,10 +27,10 @@ def toml_text(value: object, label: str, expected: str) -> str:
     return value
 
 
-def toml_strings(value: object, label: str) -> tuple[str, ...]:
-    """An array of strings, as a tuple."""
+def toml_strings(value: object, label: str, example: str = '[".git", "*.tmp"]') -> tuple[str, ...]:
+    """An array of strings, as a tuple; `example` is one for this setting."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise wrong_type(label, value, 'an array of strings, e.g. [".git", "*.tmp"]')
+        raise wrong_type(label, value, f"an array of strings, e.g. {example}")
     return tuple(value)
 
 
