@@ -186,13 +186,18 @@ def parse_shutdown_grace(given: str | float, label: str) -> float:
 
 def parse_rsync_args(text: str, label: str) -> tuple[str, ...]:
     """Extra rsync arguments, split as a shell would, none of them refused (see `rsync_args`)."""
+    return check_rsync_args(_split_arguments(text, label), label)
+
+
+def _split_arguments(text: str, label: str) -> tuple[str, ...]:
+    """`text` split into arguments as a shell would split it (no shell runs)."""
     try:
         arguments = tuple(shlex.split(text))
     except ValueError as error:
         raise ConfigError(
             f"{label}={text!r} cannot be split into arguments ({error}): quote it as in a shell"
         ) from None
-    return check_rsync_args(arguments, label)
+    return arguments
 
 
 # ssh options the daemon sets itself for its one connection per target (see transfer/ssh_master):
@@ -204,13 +209,7 @@ _OWN_SSH_OPTIONS = ("controlmaster", "controlpath", "controlpersist")
 def parse_ssh_args(text: str, label: str) -> tuple[str, ...]:
     """Extra ssh options, split as a shell would; those that would break the one master
     connection per target (-M, -S, -f, ControlPath=...) are refused."""
-    try:
-        arguments = tuple(shlex.split(text))
-    except ValueError as error:
-        raise ConfigError(
-            f"{label}={text!r} cannot be split into arguments ({error}): quote it as in a shell"
-        ) from None
-    return check_ssh_args(arguments, label)
+    return check_ssh_args(_split_arguments(text, label), label)
 
 
 def check_ssh_args(arguments: tuple[str, ...], label: str) -> tuple[str, ...]:
