@@ -346,7 +346,6 @@ def test_one_way_safe_keeps_the_destination_own_work(sides: Sides) -> None:
         (["--mode", "both"], "--mode='both' is not valid"),
         (["--conflict", "mine"], "--conflict='mine' is not valid"),
         (["--state-dir", "relative"], "--state-dir='relative' is not valid"),
-        (["--gitignore"], "GITIGNORE is not supported"),
     ],
 )
 def test_bad_two_way_settings_are_one_line_errors(

@@ -26,9 +26,3 @@ def check_sync_mode(pair: PairConfig) -> None:
             f"{name} needs BACKEND=direct: rsync cannot re-check a path right before it writes "
             "it, so it could overwrite a change made meanwhile; unset BACKEND or set it to direct"
         )
-    for given, setting in ((pair.gitignore, "GITIGNORE"), (bool(pair.on_sync), "ON_SYNC")):
-        if given:
-            raise ConfigError(
-                f"{name}: {setting} is not supported in this mode yet; unset {setting} or use "
-                "MODE=one-way"
-            )

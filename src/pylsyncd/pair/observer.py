@@ -83,3 +83,20 @@ class _Unobserved:
 
 
 UNOBSERVED: PairObserver = _Unobserved()
+
+
+class _EventsOnly(_Unobserved):
+    """Forwards the events read and nothing else: a two-way pair's second watch, whose events
+    are the pair's as much as the first's (its watches are not the source's)."""
+
+    def __init__(self, observer: PairObserver) -> None:
+        self._observer = observer
+
+    def events_read(self, events: list[Event]) -> None:
+        """Counted with the pair's."""
+        self._observer.events_read(events)
+
+
+def events_only(observer: PairObserver) -> PairObserver:
+    """`observer` told only of the events read (UNOBSERVED stays UNOBSERVED)."""
+    return observer if observer is UNOBSERVED else _EventsOnly(observer)

@@ -102,9 +102,13 @@ class OnSync:
 
         Not for the `final` flush: the daemon is stopping, and so would the command.
         """
-        if not self.command or final:
+        if self.command and not final:
+            self.landed(applied_paths(batch, outcome), outcome)
+
+    def landed(self, paths: list[str], outcome: Outcome) -> None:
+        """`paths` were written (a two-way pair's reconcile, or a batch): run the command."""
+        if not self.command:
             return
-        paths = applied_paths(batch, outcome)
         if self._paths is not None and not any(self._paths.excludes_path(p, False) for p in paths):
             return  # ON_SYNC_PATHS: no path of this batch matches
         with self._condition:

@@ -54,11 +54,24 @@ class Applied:
     handed_back: set[str] = field(default_factory=set)  # to reconcile again
     error: str | None = None  # the first failure that was not a race (retried with backoff)
     done: set[str] = field(default_factory=set)  # paths whose actions all succeeded
+    # What was written, for ON_SYNC and the metrics: paths in order (a rename's both ends), and
+    # writes by kind (a copy or an attribute change; a deletion; a replayed rename).
+    changed: dict[str, None] = field(default_factory=dict)  # an ordered set
+    kinds: dict[ActionKind, int] = field(default_factory=dict)
 
     @property
     def changes(self) -> int:
         """Writes on both sides."""
         return self.written[Side.A] + self.written[Side.B]
+
+    def wrote(self, action: Action, written: int) -> None:
+        """Count one applied write of `written` bytes."""
+        self.written[action.side] += 1
+        self.bytes += written
+        self.kinds[action.kind] = self.kinds.get(action.kind, 0) + 1
+        if action.kind is ActionKind.RENAME:
+            self.changed[action.origin] = None
+        self.changed[action.path] = None
 
 
 def _hand_back(applied: Applied, action: Action) -> None:
@@ -115,8 +128,7 @@ class PlanApplier:
                 continue
             if action.kind is not ActionKind.RECORD:
                 log.debug("%s %s on the %s", action.kind.value, action.path, action.side.value)
-                applied.written[action.side] += 1
-                applied.bytes += written
+                applied.wrote(action, written)
             if (action.side, action.path) in self._modes:
                 late.extend(action.records_after(inode))  # true once its mode is set
             else:

@@ -23,6 +23,7 @@ class TwoSidedBatch:
     a: Batch = field(default_factory=Batch)
     b: Batch = field(default_factory=Batch)
     events: int = 0
+    since: float | None = None  # when the oldest of them arrived (monotonic)
 
     @property
     def full_resync(self) -> bool:
@@ -98,8 +99,8 @@ class TwoSidedPending:
         with self._condition:
             a, b = self._events[Side.A], self._events[Side.B]
             self._events = {Side.A: [], Side.B: []}
-            self._since = None
-        return TwoSidedBatch(coalesce(a), coalesce(b), len(a) + len(b))
+            since, self._since = self._since, None
+        return TwoSidedBatch(coalesce(a), coalesce(b), len(a) + len(b), since)
 
 
 class SideFeed:

@@ -20,7 +20,10 @@ from dataclasses import replace
 from pylsyncd.config import PairConfig
 from pylsyncd.entries import Mode, Side
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.pair.observer import UNOBSERVED, PairObserver
+from pylsyncd.git_excludes import GitExcludes
+from pylsyncd.pair.git_rules import GitRules
+from pylsyncd.pair.observer import UNOBSERVED, FailureKind, PairObserver, events_only
+from pylsyncd.pair.on_sync import OnSync
 from pylsyncd.pair.retry import Retry
 from pylsyncd.pair.side_tree import OWN_TEMPORARY, Excluded
 from pylsyncd.pair.source_watch import SourceWatch, WatcherFactory
@@ -57,7 +60,7 @@ class TwoWayPair:
         self.ready = threading.Event()
         self.fatal: str | None = None
         self.state_file = state_path(config.state_dir, _identity(config))
-        self._sync = TwoWaySync(self.name, config, self._excluded(excludes), ownership,
+        self._sync = TwoWaySync(self.name, config, _excluded(excludes), ownership,
                                 self.state_file)  # fmt: skip
         roots = {Side.A: config.source, Side.B: config.destination}
         self._watches = {
@@ -68,26 +71,23 @@ class TwoWayPair:
                 factory,
                 self.pending.feed(side),
                 stopping,
-                observer if side is Side.A else UNOBSERVED,
+                observer if side is Side.A else events_only(observer),
             )
             for side, (watcher, factory) in watchers.items()
         }
+        self._git_rules = (
+            GitRules(self.name, excludes, self._watches[Side.A], self._watches[Side.B])
+            if isinstance(excludes, GitExcludes)
+            else None
+        )
+        self._observer = observer
+        self._on_sync = OnSync(self.name, config, observer)  # does nothing without ON_SYNC
         self._retry = Retry(self.name, observer)
         self._carried: set[str] = set()  # paths handed back by the last apply
         self._full = False  # a side lost events: compare both whole trees
         self._halted: str | None = None
         self._stopped = False
         self._report = TwoWayReport(self.name, observer)
-
-    @staticmethod
-    def _excluded(excludes: ExcludeRules) -> Excluded:
-        """EXCLUDES, and this daemon's temporary files (a crash may leave one behind)."""
-
-        def excluded(path: str, is_dir: bool) -> bool:
-            name = path.rpartition("/")[2]
-            return OWN_TEMPORARY.match(name) is not None or excludes.excludes(path, is_dir)
-
-        return excluded
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -101,6 +101,7 @@ class TwoWayPair:
             log.debug("%s: stopped by an unexpected error", self.name, exc_info=True)
         finally:
             self.stopping.set()
+            self._on_sync.close()
             for watch in self._watches.values():
                 watch.close()
             self._stopped = True
@@ -109,7 +110,7 @@ class TwoWayPair:
         """The start's reconcile, then batches until stopping (or a halt)."""
         log.info("%s: comparing both sides with their state %s", self.name, self.state_file)
         started = time.monotonic()
-        while not self._step(self._sync.start, started):
+        while not self._step(self._sync.start, started, FailureKind.INITIAL_SYNC):
             if self._halted is not None or self.stopping.wait(self._retry.backoff):
                 break
         if self._halted is None and not self.stopping.is_set():
@@ -128,28 +129,46 @@ class TwoWayPair:
         if self._halted is None and self.ready.is_set():
             for watch in self._watches.values():
                 watch.join()
-            self._next_batch()  # what was changed before the stop
+            self._next_batch(final=True)  # what was changed before the stop
 
-    def _next_batch(self) -> bool:
+    def _next_batch(self, *, final: bool = False) -> bool:
         """Reconcile what both sides' events touched; False after a failure."""
         taken = self.pending.take()
+        if self._git_rules is not None:
+            self._git_rules.follow(taken.a)  # the rules come from the source's ignore files
         self._full = self._full or taken.full_resync
         touched = taken.touched() | self._carried
         if not touched and not self._full:
             return self._step(self._sync.idle, time.monotonic())
         full, self._full, self._carried = self._full, False, set()
+        if full and self._git_rules is not None:
+            self._git_rules.comparing()
         started = time.monotonic()
         log.debug("%s: reconciling %d events, %s", self.name, taken.events,
                   "both whole trees" if full else f"{len(touched)} paths")  # fmt: skip
         before = self._report.batches
         written = taken.written()
-        ok = self._step(lambda: self._sync.batch(None if full else touched, written), started)
+        ok = self._step(
+            lambda: self._sync.batch(None if full else touched, written),
+            started,
+            since=None if final else (taken.since or started),
+        )
         if ok and self._report.batches == before:
             log.debug("%s: in sync, nothing to write", self.name)  # the daemon's own echo
         return ok
 
-    def _step(self, reconcile: Callable[[], Reconciled], started: float) -> bool:
-        """Run one reconcile; log and count what it did; halt on Halted. False on failure."""
+    def _step(
+        self,
+        reconcile: Callable[[], Reconciled],
+        started: float,
+        kind: FailureKind = FailureKind.APPLY,
+        since: float | None = None,
+    ) -> bool:
+        """Run one reconcile; log and count what it did; halt on Halted. False on failure.
+
+        `since`: when a live batch's oldest event came (monotonic): what it wrote is counted as
+        an applied batch and runs ON_SYNC (not the start's reconcile, nor the one at a stop).
+        """
         try:
             done = reconcile()
         except Halted as halt:
@@ -157,13 +176,18 @@ class TwoWayPair:
             return False
         except OSError as error:
             log.debug("%s: reconcile failed", self.name, exc_info=True)
-            self._retry.failed("reconciling", f"{error.strerror or error}")
+            self._retry.failed("reconciling", f"{error.strerror or error}", kind)
             self._full = True  # what failed is not known: compare everything next time
             return False
         self._carried |= done.handed_back
         self._report.done(done, started)
+        if done.changes and since is not None:
+            if done.error is None:
+                seconds = time.monotonic() - started
+                self._observer.batch_applied(done.outcome, seconds, started - since)
+            self._on_sync.landed(list(done.changed), done.outcome)  # what did land
         if done.error is not None:
-            self._retry.failed("applying changes", done.error)
+            self._retry.failed("applying changes", done.error, kind)
             return False
         self._retry.succeeded()
         return True
@@ -208,6 +232,16 @@ class TwoWayPair:
 
     def cancel(self) -> None:
         """Nothing runs outside this process: the pair thread ends within one action."""
+
+
+def _excluded(excludes: ExcludeRules) -> Excluded:
+    """EXCLUDES (and GITIGNORE), and this daemon's temporary files (a crash may leave one)."""
+
+    def excluded(path: str, is_dir: bool) -> bool:
+        name = path.rpartition("/")[2]
+        return OWN_TEMPORARY.match(name) is not None or excludes.excludes(path, is_dir)
+
+    return excluded
 
 
 def two_way_name(config: PairConfig) -> str:

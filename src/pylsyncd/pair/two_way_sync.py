@@ -33,7 +33,7 @@ from pylsyncd.pair.side_tree import (
     unseen_rewrites,
     with_digests,
 )
-from pylsyncd.plan import Conflict, Record
+from pylsyncd.plan import ActionKind, Conflict, Record
 from pylsyncd.reconcile import Policy, Scope, reconcile, union_merge
 from pylsyncd.state import (
     AncestorStore,
@@ -44,7 +44,7 @@ from pylsyncd.state import (
     identity_change,
     root_identity,
 )
-from pylsyncd.transfer import Ownership
+from pylsyncd.transfer import Outcome, Ownership
 from pylsyncd.transfer.destination import DestinationTree
 from pylsyncd.transfer.directories import split
 
@@ -66,6 +66,8 @@ class Reconciled:
     conflicts: tuple[Conflict, ...] = ()
     handed_back: set[str] = field(default_factory=set)  # to reconcile again
     error: str | None = None  # a failure that was not a race: retried with backoff
+    changed: tuple[str, ...] = ()  # the paths written, on either side (ON_SYNC's stdin)
+    outcome: Outcome = field(default_factory=Outcome)  # the writes by kind, as a transfer's
 
 
 class TwoWaySync:
@@ -171,8 +173,21 @@ class TwoWaySync:
         if merge:
             self.store.save(self.state)  # the union merge's result, even when nothing was written
         conflicts = tuple(c for c in plan.conflicts if c.path in applied.done)
+        kinds = applied.kinds
+        outcome = Outcome(
+            copied=kinds.get(ActionKind.COPY, 0) + kinds.get(ActionKind.SET_ATTRIBUTES, 0),
+            bytes=applied.bytes,
+            deleted=kinds.get(ActionKind.DELETE, 0),
+            moved=kinds.get(ActionKind.RENAME, 0),
+        )
         return Reconciled(
-            applied.changes, applied.bytes, conflicts, applied.handed_back, applied.error
+            applied.changes,
+            applied.bytes,
+            conflicts,
+            applied.handed_back,
+            applied.error,
+            tuple(applied.changed),
+            outcome,
         )
 
     def _scope(
