@@ -313,3 +313,43 @@ def _read(path: Path) -> str | None:
         return path.read_text()
     except OSError:
         return None
+
+
+def test_rsync_a_file_truncated_while_it_reads_it_is_no_failure(
+    dirs: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A helper shrinks and regrows a file while batches copy it: rsync's sender meets a short
+    read ("read errors mapping ...: No data available (61)", exit 23) and the batch is not
+    failed for it; batches run until that happened several times."""
+    src, dst = dirs
+    big = src / "big"
+    size = 32 << 20
+    big.write_bytes(b"\1" * size)
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True)
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer")
+    stop = threading.Event()
+
+    def shrink_and_regrow() -> None:
+        while not stop.is_set():
+            os.truncate(big, 1 << 20)
+            os.truncate(big, size)
+
+    helper = threading.Thread(target=shrink_and_regrow)
+    helper.start()
+    batch = Batch((), (Change("big", SYNC),))
+    outcomes: list[Outcome] = []
+
+    def raced_enough() -> bool:
+        outcomes.append(transfer.apply(batch))
+        failures = sum("read errors mapping" in (outcome.error or "") for outcome in outcomes)
+        return caplog.text.count("read errors mapping") + failures >= 3
+
+    try:
+        wait_until(raced_enough, timeout=60, interval=0, message="rsync never read it short")
+    finally:
+        stop.set()
+        helper.join()
+    failed = [outcome.error for outcome in outcomes if not outcome.ok or outcome.failed.changes]
+    assert failed == []
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+    assert_clean(transfer.apply(batch), src, dst)

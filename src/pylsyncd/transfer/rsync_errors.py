@@ -22,11 +22,13 @@ _PARTIAL = 23
 _DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied \(13\)$')
 # What it says about a source entry that went or changed type between two of its steps: a file
 # become a symlink (ELOOP) or a directory (EISDIR), a directory become a file (ENOTDIR), a symlink
-# become something else (EINVAL from readlink). rsync exits 23 for these, not 24 as for a file
-# that only vanished; the change raised its own event, which the next batch serves.
+# become something else (EINVAL from readlink), a file truncated while rsync read it ("read
+# errors mapping": ENODATA, rsync's own word for a short read). rsync exits 23 for these, not 24
+# as for a file that only vanished; the change raised its own event, which the next batch serves.
 _RACED = re.compile(
     r"^(rsync: \[sender\] .*: (No such file or directory \(2\)|Not a directory \(20\)"
-    r"|Is a directory \(21\)|Invalid argument \(22\)|Too many levels of symbolic links \(40\))"
+    r"|Is a directory \(21\)|Invalid argument \(22\)|Too many levels of symbolic links \(40\)"
+    r"|No data available \(61\))"
     r'|(file|directory) has vanished: ".*")$'
 )
 # Lines that only sum up the errors listed before them.
