@@ -11,6 +11,8 @@ import os
 import re
 import shlex
 import signal
+import subprocess
+import threading
 from pathlib import Path
 
 from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
@@ -244,3 +246,34 @@ def test_a_client_never_logs_in_without_the_master(sshd: Sshd, tmp_path: Path) -
         assert sshd.logins() == 1
     finally:
         master.close()
+
+
+def test_a_remote_command_is_stopped_by_its_timeout_and_by_cancel(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    remote = RemoteDestination("127.0.0.1", str(tmp_path), "root", sshd.port)
+    master = SshMaster(remote, shlex.split(sshd.ssh_args), str(tmp_path / "socket"))
+    assert master.connect() is None
+
+    def running(command: str) -> bool:
+        found = subprocess.run(["pgrep", "-f", f"^{command}$"], capture_output=True, check=False)
+        return found.returncode == 0
+
+    try:
+        # A remote that never answers (a hung filesystem there): the timeout ends the wait.
+        result = master.run("sleep 37", b"", timeout=0.5)
+        assert result.returncode != 0
+        assert b"no answer from root@127.0.0.1 within 0.5 s" in result.stderr
+        # At shutdown: cancel, from another thread, ends a command that is running now.
+        ran: list[subprocess.CompletedProcess[bytes]] = []
+        waiting = threading.Thread(target=lambda: ran.append(master.run("sleep 38", b"")))
+        waiting.start()
+        wait_until(lambda: running("sleep 38"))  # on the remote: the client is up before it
+        master.cancel()
+        waiting.join(timeout=10)
+        assert not waiting.is_alive() and ran[0].returncode != 0
+        assert master.run("echo still up", b"").stdout == b"still up\n"  # the master is fine
+    finally:
+        master.close()
+        # What the stopped clients asked for runs on at the remote (no terminal: no hangup).
+        subprocess.run(["pkill", "-f", "^sleep 3[78]$"], check=False)

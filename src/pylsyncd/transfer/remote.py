@@ -79,6 +79,11 @@ class RemoteRsyncTransfer(RsyncTransfer):
         except RemoteListingError as listing:
             return Outcome(error=str(listing), failed=batch)
 
+    def cancel(self) -> None:
+        """Stop a running rsync and a running remote command (the shutdown grace ran out)."""
+        super().cancel()
+        self.master.cancel()
+
     def _ignored(self, batch: Batch | None) -> bytes:
         # The source's ignored entries, then the remote's (`remote_ignored`): listed there.
         there = remote_ignored(self.excludes, self.remote.path, batch, self._run_listing)

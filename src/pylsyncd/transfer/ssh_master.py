@@ -36,6 +36,11 @@ _CONNECT_TIMEOUT = 10
 _TERM_GRACE = 2.0
 # A dropped connection (a host that vanished without a FIN) is noticed within about 15 s.
 _KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+# A remote command (the rename replay, a listing) that has not ended by then is stopped and its
+# batch retried: the keepalive ends one whose host vanished, this one whose filesystem hangs.
+COMMAND_TIMEOUT = 300.0
+_LOOK_EVERY = 0.2  # how often a waiting command's client is looked at
+_OUTPUT_AFTER_EXIT = 2.0  # how long the output may take to end once the client exited
 
 
 class SshMaster:
@@ -48,6 +53,7 @@ class SshMaster:
         self.logins = 0  # masters started that logged in: one per connection lost, not per batch
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._commands: set[subprocess.Popen[bytes]] = set()  # running remote commands
 
     def _port(self) -> list[str]:
         return [] if self.remote.port is None else ["-p", str(self.remote.port)]
@@ -105,15 +111,69 @@ class SshMaster:
             "-o", "ProxyCommand=false", "-o", "BatchMode=yes", *self._port(),
         ]  # fmt: skip
 
-    def run(self, command: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-        """Run a constant `command` on the target, its data on stdin (never in the command)."""
-        return subprocess.run(
-            [*self.client(), "--", self.remote.login, command],
-            input=stdin,
-            capture_output=True,
+    def run(
+        self, command: str, stdin: bytes, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a constant `command` on the target, its data on stdin (never in the command).
+
+        Stopped (TERM, then KILL) after `timeout` seconds or by `cancel`: then it exits
+        non-zero, its stderr saying why."""
+        argv = [*self.client(), "--", self.remote.login, command]
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
-            check=False,
         )
+        with self._lock:
+            self._commands.add(process)
+        try:
+            out, err = self._outputs(process, stdin, timeout)
+        finally:
+            with self._lock:
+                self._commands.discard(process)
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+        if out is None:  # stopped: `err` says why
+            return subprocess.CompletedProcess(argv, process.wait() or -1, b"", err)
+        return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+    def _outputs(
+        self, process: subprocess.Popen[bytes], stdin: bytes, timeout: float
+    ) -> tuple[bytes | None, bytes]:
+        """The client's stdout and stderr once its output ended; (None, why) when it was
+        stopped, by the deadline or by `cancel`.
+
+        The client hands its pipes to the master, which holds them while the remote command
+        runs: a client that was killed leaves them open, so its exit is watched too."""
+        given: bytes | None = stdin
+        deadline = time.monotonic() + timeout
+        exited_at: float | None = None
+        while True:
+            try:
+                out, err = process.communicate(given, timeout=_LOOK_EVERY)
+                return out, err
+            except subprocess.TimeoutExpired:
+                given = None  # sent once; a later call goes on with the same exchange
+            now = time.monotonic()
+            if process.poll() is not None:
+                exited_at = exited_at or now
+                if process.returncode < 0:
+                    return None, b"stopped: the daemon is stopping"
+                if now - exited_at > _OUTPUT_AFTER_EXIT:
+                    return None, b"its output did not end with it"
+            elif now > deadline:
+                stop_child(process, grace=_TERM_GRACE)
+                return None, f"no answer from {self.remote.login} within {timeout:g} s".encode()
+
+    def cancel(self) -> None:
+        """Stop the remote commands running now (the shutdown grace ran out)."""
+        with self._lock:
+            running = list(self._commands)
+        for process in running:
+            stop_child(process, grace=_TERM_GRACE)
 
     def _stop(self) -> None:
         if self._process is not None:
