@@ -277,3 +277,22 @@ def test_a_remote_command_is_stopped_by_its_timeout_and_by_cancel(
         master.close()
         # What the stopped clients asked for runs on at the remote (no terminal: no hangup).
         subprocess.run(["pkill", "-f", "^sleep 3[78]$"], check=False)
+
+
+def test_a_daemon_killed_with_9_leaves_no_master_behind(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
+) -> None:
+    src, dst = dirs
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    os.kill(daemon.pid, signal.SIGKILL)  # the daemon alone: the master is in its own session
+
+    def ended() -> bool:
+        try:
+            state = Path(f"/proc/{master}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state == b"Z"  # ended, not reaped yet by whoever adopted it
+
+    wait_until(ended, 10, message="the ssh master outlived its daemon")

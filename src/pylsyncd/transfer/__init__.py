@@ -63,10 +63,10 @@ class Ownership:
     def matches(self, existing: os.stat_result, source: os.stat_result) -> bool:
         """Whether `existing` already has the owner a copy of `source` would get."""
         owner = self.of(source)
-        return owner is None or all(
-            wanted in (-1, have)
-            for wanted, have in zip(owner, (existing.st_uid, existing.st_gid), strict=True)
-        )
+        if owner is None:
+            return True
+        uid, gid = owner  # no generator: this runs once per file copied
+        return uid in (-1, existing.st_uid) and gid in (-1, existing.st_gid)
 
 
 class Transfer(Protocol):

@@ -3,13 +3,14 @@
 lsyncd opens a new ssh connection for every rsync and every move (its #416: one user's login
 records grew to 765 MB). Here each target has one master connection (`ssh -M -N`), a child the
 daemon owns, in its own session: `ControlPersist=no`, since ControlPersist would make ssh fork
-into the background, out of our reach. Its control socket lives in a directory only the daemon
-may enter (0700, under $XDG_RUNTIME_DIR or the temporary directory), made at start and removed
-at exit. Clients (rsync's `-e`, the rename replay) name the socket with `-S` and
-`ControlMaster=no`, and a `ProxyCommand` that fails: ssh tries the socket before any proxy, so
-when the master is gone a client fails instead of opening (and authenticating) a connection of
-its own; the batch is retried, and the retry starts a new master.
-"""
+into the background, out of our reach; it gets TERM when the thread that started it is gone,
+even when the daemon was killed with -9 (the target's thread: it lives as long as the target).
+Its control socket lives in a directory only the daemon may enter (0700, under
+$XDG_RUNTIME_DIR or the temporary directory), made at start and removed at exit. Clients
+(rsync's `-e`, the rename replay) name the socket with `-S` and `ControlMaster=no`, and a
+`ProxyCommand` that fails: ssh tries the socket before any proxy, so when the master is gone a
+client fails instead of opening (and authenticating) a connection of its own; the batch is
+retried, and the retry starts a new master."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ _KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
 # A remote command (the rename replay, a listing) that has not ended by then is stopped and its
 # batch retried: the keepalive ends one whose host vanished, this one whose filesystem hangs.
 COMMAND_TIMEOUT = 300.0
+# The master lives in a session of its own, out of reach of a Ctrl-C; killed with -9, the daemon
+# could not stop it, and it would hold its connection open for good. The kernel's parent-death
+# signal ends it then (util-linux's setpriv, in every Debian; without it, ssh alone).
+_DIES_WITH_US = ("setpriv", "--pdeathsig", "TERM") if shutil.which("setpriv") else ()
 _LOOK_EVERY = 0.2  # how often a waiting command's client is looked at
 _OUTPUT_AFTER_EXIT = 2.0  # how long the output may take to end once the client exited
 
@@ -74,7 +79,7 @@ class SshMaster:
         # destination's port, then SSH_ARGS, then the daemon's defaults, which SSH_ARGS may
         # change (a longer ConnectTimeout, another keepalive).
         command = [
-            "ssh", "-M", "-N", "-S", _escaped(self.socket),
+            *_DIES_WITH_US, "ssh", "-M", "-N", "-S", _escaped(self.socket),
             "-o", "ControlPersist=no", "-o", "BatchMode=yes", *self._port(), *self.ssh_args,
             "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE, "--", self.remote.login,
         ]  # fmt: skip
