@@ -248,9 +248,9 @@ def remote_section(results: dict[str, Any]) -> list[str]:
             ["workload", "target", "time", "daemon CPU", "target met"], _tree_rows(group)
         ),
         "Fan-out: one source, three targets on three sshds; then the third sshd is killed (its"
-        " sessions too). One edit p50 (p99), until every live target holds it. Several"
-        " destinations for one source are a pair per target today (a watcher each); the target"
-        " is the live ones' p50 within 1.5x of a single target's.",
+        " sessions too). One edit p50 (p99), until every live target holds it. The three"
+        " destinations share the source's one watcher, each with its own queue and thread; the"
+        " target is the live ones' p50 within 1.5x of a single target's.",
         "",
         *markdown_table(
             [
