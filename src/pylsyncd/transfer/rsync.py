@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import IO
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind
@@ -180,8 +181,11 @@ class RsyncTransfer:
 
     def _run_batch(self, batch: Batch, *options: str) -> Outcome:
         """rsync over exactly the batch's paths: one run, or two for a big batch."""
-        rules = include_rules(batch, self._source_is_dir)
-        if len(rules) > MOST_RULES:
+        # Each path (the root aside) has a rule of its own: more paths is big without making
+        # the rules, which stats every path (a fifth of a second for 40,000 of them).
+        big = len(batch.changes) > MOST_RULES + 1
+        rules = [] if big else include_rules(batch, partial(is_dir_at, self.source))
+        if big or len(rules) > MOST_RULES:
             return self._run_many(split_many(batch, self.source, MOST_RULES), *options)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
@@ -207,7 +211,7 @@ class RsyncTransfer:
             stdin = b"".join(os.fsencode(path) + b"\0" for path in many.listed)
             outcome = self._run(command + self._paths(), stdin)
         if many.trees.changes and outcome.ok:
-            rules = include_rules(many.trees, self._source_is_dir)
+            rules = include_rules(many.trees, partial(is_dir_at, self.source))
             command = self._command(
                 *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
             )
@@ -231,9 +235,6 @@ class RsyncTransfer:
     def _ignored(self, batch: Batch | None) -> bytes:
         roots = (self.source, self.destination) if self.local else (self.source,)
         return ignored_rules(self.excludes, roots, batch)
-
-    def _source_is_dir(self, path: str) -> bool:
-        return is_dir_at(self.source, path)
 
     def cancel(self) -> None:
         """Stop a running rsync (TERM, then KILL, reaped): used when the shutdown grace runs out."""
