@@ -17,7 +17,7 @@ from pathlib import Path
 
 from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
 from pylsyncd.config.remote import RemoteDestination
-from pylsyncd.transfer.ssh_master import SshMaster
+from pylsyncd.transfer.ssh_master import SshMaster, cipher_order
 from sshd import Sshd, children_of
 
 
@@ -296,3 +296,29 @@ def test_a_daemon_killed_with_9_leaves_no_master_behind(
         return state == b"Z"  # ended, not reaped yet by whoever adopted it
 
     wait_until(ended, 10, message="the ssh master outlived its daemon")
+
+
+def test_the_master_offers_aes_gcm_first_unless_told_which_ciphers(
+    daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd, tmp_path: Path
+) -> None:
+    """Asked of the real ssh (`ssh -G`): OpenSSH's defaults reordered, or what the user chose."""
+    ordered = cipher_order([], "root@127.0.0.1")
+    assert ordered[0] == "-o" and ordered[1].startswith("Ciphers=aes128-gcm@openssh.com,")
+    defaults = subprocess.run(
+        ["ssh", "-F", "none", "-G", "root@127.0.0.1"], capture_output=True, text=True, check=True
+    ).stdout
+    (line,) = [line for line in defaults.splitlines() if line.startswith("ciphers ")]
+    assert sorted(ordered[1].removeprefix("Ciphers=").split(",")) == sorted(line[8:].split(","))
+    assert cipher_order(["-c", "aes256-ctr"], "root@127.0.0.1") == []
+    config = tmp_path / "ssh_config"
+    config.write_text("Ciphers aes256-ctr\n")
+    assert cipher_order(["-F", str(config)], "root@127.0.0.1") == []
+    # The daemon's master offers them so, and logs in with them.
+    src, dst = dirs
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    command = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
+    assert ordered[1].encode() in command
+    write_file(src / "over-gcm", "arrives")
+    wait_for_mirror(src, dst, daemon=daemon)

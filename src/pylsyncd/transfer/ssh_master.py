@@ -37,6 +37,11 @@ _CONNECT_TIMEOUT = 10
 _TERM_GRACE = 2.0
 # A dropped connection (a host that vanished without a FIN) is noticed within about 15 s.
 _KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+# With the AES instructions of any recent CPU, AES-GCM costs half the CPU of chacha20-poly1305,
+# OpenSSH's first choice (571-686 MB/s against 317 through one loopback connection here), and
+# a batch's bytes cross the connection once on each host's cores.
+_FASTER_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+_CONFIG_TIMEOUT = 5.0
 # A remote command (the rename replay, a listing) that has not ended by then is stopped and its
 # batch retried: the keepalive ends one whose host vanished, this one whose filesystem hangs.
 COMMAND_TIMEOUT = 300.0
@@ -81,7 +86,9 @@ class SshMaster:
         command = [
             *_DIES_WITH_US, "ssh", "-M", "-N", "-S", _escaped(self.socket),
             "-o", "ControlPersist=no", "-o", "BatchMode=yes", *self._port(), *self.ssh_args,
-            "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE, "--", self.remote.login,
+            "-o", f"ConnectTimeout={_CONNECT_TIMEOUT}", *_KEEPALIVE,
+            *cipher_order([*self._port(), *self.ssh_args], self.remote.login),
+            "--", self.remote.login,
         ]  # fmt: skip
         with open(os.memfd_create("ssh-errors", os.MFD_CLOEXEC), "w+b") as errors:
             process = subprocess.Popen(
@@ -189,6 +196,34 @@ class SshMaster:
         """Stop the master: TERM, then KILL; reaped."""
         with self._lock:
             self._stop()
+
+
+def cipher_order(ssh_args: Sequence[str], login: str) -> list[str]:
+    """ssh options putting AES-GCM first among OpenSSH's default ciphers; none when SSH_ARGS or
+    the ssh configuration chose the ciphers (theirs stand), or when ssh cannot say."""
+    chosen = _ciphers(["ssh", "-G", *ssh_args, "--", login])
+    default = _ciphers(["ssh", "-F", "none", "-G", "--", login])
+    if chosen is None or chosen != default:
+        return []
+    faster = [cipher for cipher in _FASTER_CIPHERS if cipher in default]
+    ordered = faster + [cipher for cipher in default if cipher not in faster]
+    return [] if ordered == default else ["-o", "Ciphers=" + ",".join(ordered)]
+
+
+def _ciphers(command: list[str]) -> list[str] | None:
+    """The ciphers `ssh -G` would offer (it reads the configuration, connects nowhere)."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=_CONFIG_TIMEOUT, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in done.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "ciphers" and done.returncode == 0:
+            return value.split(",")
+    return None
 
 
 def _escaped(path: str) -> str:
