@@ -39,6 +39,14 @@ def _masters(pid: int) -> list[int]:
     return found
 
 
+def _live_with_master(daemons: DaemonPool, src: Path, dst: Path, sshd: Sshd) -> tuple[Daemon, int]:
+    """A live daemon mirroring `src` into `dst` over `sshd`, and its one master's process ID."""
+    daemon = daemons.start(_remote_args(src, dst, sshd))
+    daemon.wait_ready()
+    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    return daemon, master
+
+
 def test_edits_arrive(daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd) -> None:
     src, dst = dirs
     write_file(src / "kept.txt", "before")
@@ -131,9 +139,7 @@ def test_a_killed_master_is_started_again(
     daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
 ) -> None:
     src, dst = dirs
-    daemon = daemons.start(_remote_args(src, dst, sshd))
-    daemon.wait_ready()
-    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    daemon, master = _live_with_master(daemons, src, dst, sshd)
     os.kill(master, signal.SIGKILL)
     wait_until(lambda: master not in _masters(daemon.pid), 10)
     write_file(src / "after-kill", "still arrives")
@@ -283,9 +289,7 @@ def test_a_daemon_killed_with_9_leaves_no_master_behind(
     daemons: DaemonPool, dirs: tuple[Path, Path], sshd: Sshd
 ) -> None:
     src, dst = dirs
-    daemon = daemons.start(_remote_args(src, dst, sshd))
-    daemon.wait_ready()
-    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    daemon, master = _live_with_master(daemons, src, dst, sshd)
     os.kill(daemon.pid, signal.SIGKILL)  # the daemon alone: the master is in its own session
 
     def ended() -> bool:
@@ -315,9 +319,7 @@ def test_the_master_offers_aes_gcm_first_unless_told_which_ciphers(
     assert cipher_order(["-F", str(config)], "root@127.0.0.1") == []
     # The daemon's master offers them so, and logs in with them.
     src, dst = dirs
-    daemon = daemons.start(_remote_args(src, dst, sshd))
-    daemon.wait_ready()
-    (master,) = wait_until(lambda: _masters(daemon.pid), 10)
+    daemon, master = _live_with_master(daemons, src, dst, sshd)
     command = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
     assert ordered[1].encode() in command
     write_file(src / "over-gcm", "arrives")

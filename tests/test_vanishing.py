@@ -256,24 +256,41 @@ def test_rsync_entries_changing_type_under_it_are_no_failure(
                 path = src / name
                 (becomes_file, becomes_dir, becomes_link)[(turn + index) % 3](path)
 
-    helper = threading.Thread(target=churn)
-    helper.start()
     batch = Batch((), tuple(Change(name, TREE) for name in names))
+    apply_while(
+        transfer, batch, churn, stop, caplog,
+        lambda _: caplog.text.count("the source changed under rsync:") >= 5,
+    )  # fmt: skip
+    assert_clean(transfer.apply(batch), src, dst)
+
+
+def apply_while(
+    transfer: RsyncTransfer,
+    batch: Batch,
+    race: Callable[[], None],
+    stop: threading.Event,
+    caplog: pytest.LogCaptureFixture,
+    raced_enough: Callable[[list[Outcome]], bool],
+) -> None:
+    """Apply `batch` again and again while `race` runs on a thread (until `stop`), until
+    `raced_enough` says rsync met the race often enough: no batch failed, nothing was logged
+    above debug."""
+    helper = threading.Thread(target=race)
+    helper.start()
     outcomes: list[Outcome] = []
 
-    def raced_enough() -> bool:
+    def enough() -> bool:
         outcomes.append(transfer.apply(batch))
-        return caplog.text.count("the source changed under rsync:") >= 5
+        return raced_enough(outcomes)
 
     try:
-        wait_until(raced_enough, timeout=60, interval=0, message="rsync never met a change")
+        wait_until(enough, timeout=60, interval=0, message="rsync never met the race")
     finally:
         stop.set()
         helper.join()
     failed = [outcome.error for outcome in outcomes if not outcome.ok or outcome.failed.changes]
     assert failed == []
     assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
-    assert_clean(transfer.apply(batch), src, dst)
 
 
 # -- the emacs save, end to end ----------------------------------------------------------------
@@ -334,22 +351,10 @@ def test_rsync_a_file_truncated_while_it_reads_it_is_no_failure(
             os.truncate(big, 1 << 20)
             os.truncate(big, size)
 
-    helper = threading.Thread(target=shrink_and_regrow)
-    helper.start()
-    batch = Batch((), (Change("big", SYNC),))
-    outcomes: list[Outcome] = []
-
-    def raced_enough() -> bool:
-        outcomes.append(transfer.apply(batch))
+    def read_short(outcomes: list[Outcome]) -> bool:
         failures = sum("read errors mapping" in (outcome.error or "") for outcome in outcomes)
         return caplog.text.count("read errors mapping") + failures >= 3
 
-    try:
-        wait_until(raced_enough, timeout=60, interval=0, message="rsync never read it short")
-    finally:
-        stop.set()
-        helper.join()
-    failed = [outcome.error for outcome in outcomes if not outcome.ok or outcome.failed.changes]
-    assert failed == []
-    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+    batch = Batch((), (Change("big", SYNC),))
+    apply_while(transfer, batch, shrink_and_regrow, stop, caplog, read_short)
     assert_clean(transfer.apply(batch), src, dst)
