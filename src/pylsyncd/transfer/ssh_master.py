@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -172,8 +173,9 @@ class SshMaster:
             now = time.monotonic()
             if process.poll() is not None:
                 exited_at = exited_at or now
-                if process.returncode < 0:
-                    return None, b"stopped: the daemon is stopping"
+                if process.returncode < 0:  # `cancel` at a stop, or another signal
+                    name = signal.Signals(-process.returncode).name
+                    return None, f"ssh was stopped by {name}".encode()
                 if now - exited_at > _OUTPUT_AFTER_EXIT:
                     return None, b"its output did not end with it"
             elif now > deadline:
