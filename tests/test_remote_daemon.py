@@ -161,6 +161,9 @@ def test_names_a_shell_or_rsync_would_misread_are_created_renamed_and_deleted(
         os.rename(m.src / name, m.src / f"{NASTY_NAMES[(number + 1) % len(NASTY_NAMES)]}.renamed")
         os.rename(m.src / f"dir {number}", m.src / f"{name} dir")
     m.wait()
+    # The replica may be equal before the daemon has logged the replay (it logs once the remote
+    # command has ended): wait for the line, then read them all.
+    m.daemon.wait_for_log(r"renamed \d+ \(\d+ refused\)", since=mark)
     replayed = re.findall(r"renamed (\d+) \((\d+) refused\)", "\n".join(m.daemon.lines[mark:]))
     assert replayed and all(refused == "0" for _, refused in replayed), replayed
     for number, name in enumerate(NASTY_NAMES):
