@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.tables import markdown_table, met_text
+from benchmarks.tables import load_text, markdown_table, met_text
 
 OURS, THEIRS = "pylsyncd-remote", "lsyncd-rsyncssh"
 _LOCAL_RSYNC = "pylsyncd-rsync"
@@ -224,7 +224,7 @@ def remote_section(results: dict[str, Any]) -> list[str]:
     load = run["machine"]["load_before"], run["machine"]["load_after"]
     lines += [
         f"`./dev bench --workloads remote` ({run['started']}, load average {load[0][0]:.2f} before,"
-        f" {load[1][0]:.2f} after on {run['machine']['nproc']} cores: other work ran beside it)."
+        f" {load[1][0]:.2f} after on {run['machine']['nproc']} cores: {load_text(load[0][0])})."
         " Both daemons mirror into Debian's sshd on 127.0.0.1 (the test suite's, `tests/sshd.py`)"
         " with `DELAY=0`: pylsyncd with an `ssh://` destination (one ssh master connection per"
         " target), lsyncd 2.2.3 with `default.rsyncssh` (an ssh login per rsync and per move)."

@@ -14,7 +14,15 @@ from benchmarks.files_report import files_section
 from benchmarks.gitignore_storm import gitignore_section
 from benchmarks.mount_report import mount_section, seconds_text
 from benchmarks.remote_report import remote_section
-from benchmarks.tables import LSYNCD, OURS, PEER_NAMES, Results, markdown_table, met_text
+from benchmarks.tables import (
+    LSYNCD,
+    OURS,
+    PEER_NAMES,
+    Results,
+    load_text,
+    markdown_table,
+    met_text,
+)
 from benchmarks.two_way_report import two_way_section
 
 NOTES = os.path.join(os.path.dirname(__file__), "notes.md")
@@ -246,8 +254,7 @@ def machine_lines(results: Results) -> list[str]:
         f" sizes `{sizes['name']}`.",
         f"- Machine: {machine['nproc']} cores, Linux {machine['kernel']},"
         f" Python {machine['python']}; load average (1, 5, 15 min) {load_before} before,"
-        f" {load_after} after"
-        " (a shared machine: other work ran beside this).",
+        f" {load_after} after ({load_text(machine['load_before'][0])}).",
         f"- Filesystem of source and replica: {machine['filesystem']}.",
         f"- Peers: lsyncd {machine['lsyncd'].removeprefix('Version: ')}; {machine['rsync']};"
         f" {machine['cp']}.",

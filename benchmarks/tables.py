@@ -28,3 +28,12 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 def met_text(met: bool | None) -> str:
     """A target's cell: met, missed (in bold), or - when not measured."""
     return {None: "-", True: "met", False: "**missed**"}[met]
+
+
+# A 1-minute load average at or above this before a run: other work shared the machine.
+_BUSY_LOAD = 0.5
+
+
+def load_text(before: float) -> str:
+    """What the load average before a run says about the machine, for a group's header."""
+    return "other work ran beside it" if before >= _BUSY_LOAD else "nothing else running"

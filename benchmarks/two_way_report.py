@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.remote_report import change_seconds, change_text, edit_text
-from benchmarks.tables import markdown_table, met_text
+from benchmarks.tables import load_text, markdown_table, met_text
 from benchmarks.unison import PYLSYNCD_TWO_WAY, UNISON, UNISON_OPTIONS
 
 OURS, THEIRS = PYLSYNCD_TWO_WAY.key, UNISON.key
@@ -106,8 +106,9 @@ def two_way_section(results: dict[str, Any]) -> list[str]:
     unison = " ".join(UNISON_OPTIONS)
     lines += [
         f"`./dev bench --workloads two-way` ({run['started']}, load average {load[0][0]:.2f}"
-        f" before, {load[1][0]:.2f} after on {run['machine']['nproc']} cores: other work ran"
-        " beside it). pylsyncd `--mode two-way --delay 0`; **unison 2.52 runs `unison A B"
+        f" before, {load[1][0]:.2f} after on {run['machine']['nproc']} cores:"
+        f" {load_text(load[0][0])}). pylsyncd `--mode two-way --delay 0`;"
+        " **unison 2.52 runs `unison A B"
         f" {unison}`**: Debian's package ships no unison-fsmonitor, so unison cannot watch and"
         " rescans both sides a second after each sync; `-copyonconflict` keeps a conflict's loser"
         " as `NAME (conflict on DATE)`. Each peer starts with no state of its own.",
