@@ -47,10 +47,10 @@ class TwoWayReport:
             elapsed = (time.monotonic() - started) * 1000
             self.batches += 1
             self.changes += done.changes
-            self.bytes += done.bytes
+            self.bytes += done.outcome.bytes
             self._last = (time.time(), done.changes, elapsed)
             log.info("%s: batch: %d changes, %d bytes in %.0f ms",
-                     self.name, done.changes, done.bytes, elapsed)  # fmt: skip
+                     self.name, done.changes, done.outcome.bytes, elapsed)  # fmt: skip
 
     def status(
         self,

@@ -62,7 +62,6 @@ class Reconciled:
     """What one reconcile did."""
 
     changes: int = 0  # writes on both sides
-    bytes: int = 0
     conflicts: tuple[Conflict, ...] = ()
     handed_back: set[str] = field(default_factory=set)  # to reconcile again
     error: str | None = None  # a failure that was not a race: retried with backoff
@@ -182,7 +181,6 @@ class TwoWaySync:
         )
         return Reconciled(
             applied.changes,
-            applied.bytes,
             conflicts,
             applied.handed_back,
             applied.error,
