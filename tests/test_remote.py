@@ -115,10 +115,13 @@ def test_a_renamed_100_mb_file_is_renamed_on_the_remote(
 
 
 def _rename_bytes(daemon: Daemon, since: int) -> tuple[int, int]:
-    """The bytes a batch's rename replay read on stdin, and those its rsync sent."""
+    """The bytes a batch's rename replay read on stdin, and those the rest of the batch sent
+    (the directories' times, through the remote agent or rsync)."""
     replay = daemon.wait_for_log(r"renamed 1 \(0 refused\) with (\d+) bytes", since=since)
-    sent = daemon.wait_for_log(r"rsync: Total bytes sent: ([\d,]+)", since=since)
-    return int(replay.group(1)), int(sent.group(1).replace(",", ""))
+    sent = daemon.wait_for_log(
+        r"rsync: Total bytes sent: ([\d,]+)|agent: .*\), ([\d,]+) bytes sent", since=since
+    )
+    return int(replay.group(1)), int((sent.group(1) or sent.group(2)).replace(",", ""))
 
 
 def test_100_batches_cost_one_login(

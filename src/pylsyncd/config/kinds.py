@@ -28,6 +28,7 @@ from pylsyncd.config.values import (
     parse_bool,
     parse_excludes,
     parse_id,
+    parse_remote_python,
     parse_rsync_args,
     parse_size,
     parse_ssh_args,
@@ -150,6 +151,13 @@ SSH_ARGUMENTS = Kind(
         toml_strings(value, label, '["-p", "2222", "-i", "/keys/id_ed25519"]'), label
     ),
     metavar="ARGS",
+)
+REMOTE_PYTHON = Kind(
+    from_text=parse_remote_python,
+    from_toml=lambda value, label, _: parse_remote_python(
+        toml_text(value, label, 'a command, e.g. "python3", or "off"'), label
+    ),
+    metavar="COMMAND",
 )
 # Exclude patterns: ':'-separated in the environment, one per flag, a TOML array.
 PATTERNS = Kind(

@@ -17,6 +17,7 @@ from pylsyncd.config.kinds import (
     NUMERIC_ID,
     PATTERN_FILE,
     PATTERNS,
+    REMOTE_PYTHON,
     SIZE,
     SSH_ARGUMENTS,
     SWITCH,
@@ -144,6 +145,13 @@ SETTINGS = (
         "extra ssh options for a remote destination's connection, split like a shell does; "
         "write --ssh-args='-i /keys/id -o UserKnownHostsFile=/keys/known_hosts'",
         kind=SSH_ARGUMENTS, default=(),
+    ),
+    Setting(
+        "remote_python", _PAIR, "--remote-python",
+        "the Python 3 (3.8 or later) on a remote destination's host that runs pylsyncd's agent "
+        "for small changes, sent over the connection (nothing is installed there); off sends "
+        "every batch with rsync",
+        kind=REMOTE_PYTHON, default="python3",
     ),
     Setting(
         "in_place_size", _PAIR, "--in-place-size",
@@ -289,6 +297,7 @@ class PairConfig:
     init: bool = _DEFAULT["init"]
     rsync_args: tuple[str, ...] = _DEFAULT["rsync_args"]
     ssh_args: tuple[str, ...] = _DEFAULT["ssh_args"]
+    remote_python: str | None = _DEFAULT["remote_python"]  # None: no agent
     in_place_size: int = _DEFAULT["in_place_size"]
     allow_empty_source: bool = _DEFAULT["allow_empty_source"]
     watch: WatchMode = _DEFAULT["watch"]

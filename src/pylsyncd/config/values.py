@@ -212,6 +212,19 @@ def parse_ssh_args(text: str, label: str) -> tuple[str, ...]:
     return check_ssh_args(_split_arguments(text, label), label)
 
 
+def parse_remote_python(text: str, label: str) -> str | None:
+    """The remote's Python command for the agent: one word or path; `off` (or none): no agent."""
+    word = text.strip()
+    if word.lower() in ("off", "none", ""):
+        return None
+    if any(character.isspace() or character == "\0" for character in word):
+        raise ConfigError(
+            f"{label}={text!r} is not one command: give the remote's Python 3 as a name or a "
+            "path (python3, /usr/bin/python3), or off"
+        )
+    return word
+
+
 def check_ssh_args(arguments: tuple[str, ...], label: str) -> tuple[str, ...]:
     """The arguments, once none of them is one the daemon sets itself."""
     for index, argument in enumerate(arguments):

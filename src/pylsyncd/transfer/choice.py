@@ -38,6 +38,7 @@ def make_transfer(
             extra_args=config.rsync_args,
             ownership=ownership,
             in_place_size=config.in_place_size,
+            remote_python=config.remote_python,
         )
     if config.backend is Backend.RSYNC:
         return RsyncTransfer(

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.errors import ConfigError
@@ -182,6 +183,20 @@ class SshMaster:
                 stop_child(process, grace=_TERM_GRACE)
                 return None, f"no answer from {self.remote.login} within {timeout:g} s".encode()
 
+    def session(self, command: str, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start a constant `command` on the target that lives on (the remote agent), with pipes
+        for its stdin and stdout; stopped by `cancel` and `close`, and with the master."""
+        process = subprocess.Popen(
+            [*self.client(), "--", self.remote.login, command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,  # a Ctrl-C meant for us does not cut it mid-frame
+        )
+        with self._lock:
+            self._commands = {c for c in self._commands if c.poll() is None} | {process}
+        return process
+
     def cancel(self) -> None:
         """Stop the remote commands running now (the shutdown grace ran out)."""
         with self._lock:
@@ -195,7 +210,8 @@ class SshMaster:
             self._process = None
 
     def close(self) -> None:
-        """Stop the master: TERM, then KILL; reaped."""
+        """Stop the remote commands and the master: TERM, then KILL; reaped."""
+        self.cancel()
         with self._lock:
             self._stop()
 
