@@ -161,14 +161,14 @@ def test_an_agent_that_dies_loses_nothing_and_is_started_again(
     daemon = _live(daemons, src, dst, sshd)
     (agent,) = wait_until(lambda: _agents(sshd), 10)
     os.kill(agent, signal.SIGKILL)
-    write_file(src / "a", "after the agent died")
+    write_file(src / "a", "after the agent died")  # through rsync, once the agent's end is seen
     wait_for_mirror(src, dst, daemon=daemon)
-    (again,) = wait_until(lambda: _agents(sshd), 10)
-    assert again != agent
     mark = daemon.mark()
-    write_file(src / "a", "through the new agent")
+    write_file(src / "a", "through the new agent")  # the next batch starts another
     wait_for_mirror(src, dst, daemon=daemon)
     assert daemon.wait_for_log(_AGENT_DID_ALL, since=mark)
+    (again,) = wait_until(lambda: _agents(sshd), 10)
+    assert again != agent
 
 
 def test_a_new_tree_goes_through_the_agent_without_what_is_excluded(

@@ -228,26 +228,23 @@ def _read_whole(source: SourceTree, path: str) -> tuple[bytes, os.stat_result] |
 
 def plan_for_agent(
     changes: tuple[Change, ...],
-    source_root: str,
+    source: SourceTree,
     excludes: ExcludeRules,
     ownership: Ownership,
     *,
     delete: bool,
 ) -> AgentPlan:
-    """The agent's frames for what it can take of `changes`; the rest is left to rsync."""
-    source = SourceTree(source_root)
+    """The agent's frames for what it can take of `changes`; the rest is left to rsync.
+    `source` is the batch's look at the source tree (its descriptors trimmed as it goes)."""
     builder = _Builder(source, excludes, ownership, delete)
-    try:
-        for change in changes:
-            try:
-                taken = builder.change(change)
-            except OSError:  # gone, changed, unreadable: rsync says what it means
-                taken = False
-            if not taken:
-                builder.plan.rest.append(change)
-        return builder.finish()
-    finally:
-        source.close()
+    for change in changes:
+        try:
+            taken = builder.change(change)
+        except OSError:  # gone, changed, unreadable: rsync says what it means
+            taken = False
+        if not taken:
+            builder.plan.rest.append(change)
+    return builder.finish()
 
 
 def outcome_of(plan: AgentPlan, not_done_indexes: set[int]) -> Outcome:

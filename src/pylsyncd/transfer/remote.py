@@ -129,7 +129,7 @@ class RemoteRsyncTransfer(RsyncTransfer):
         if options or agent is None or not agent.ready():
             return super()._run_batch(batch, *options)
         plan = plan_for_agent(
-            batch.changes, self.source, self.excludes, self.ownership, delete=self.delete
+            batch.changes, self.look, self.excludes, self.ownership, delete=self.delete
         )
         try:
             not_done = agent.exchange(plan.frames, plan.counts) if plan.frames else []

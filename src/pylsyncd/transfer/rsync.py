@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import IO
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind
@@ -26,10 +25,11 @@ from pylsyncd.transfer.hardlinks import HardLinks
 from pylsyncd.transfer.hot_files import HotFiles
 from pylsyncd.transfer.rsync_big_files import BySize, run_by_size
 from pylsyncd.transfer.rsync_errors import judge, report_unreadable
-from pylsyncd.transfer.rsync_extras import extras, is_dir_at, other_names
+from pylsyncd.transfer.rsync_extras import extras, other_names
 from pylsyncd.transfer.rsync_ignored import ignored_paths
 from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
 from pylsyncd.transfer.rsync_renames import RecentPaths, replay_renames, run_here
+from pylsyncd.transfer.source import BatchLook
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,11 @@ class RsyncTransfer:
         self.hard_links = HardLinks(source, excludes)
         self.in_place_size = in_place_size  # big files go by rsync's delta (`rsync_big_files`)
         self.hot_files = HotFiles()  # appended files, each compared whole once quiet
-        self._by_size = BySize(source, destination, in_place_size, self.hot_files)
+        self._by_size = BySize(destination, in_place_size, self.hot_files)
         self.rename_root = destination  # the destination's path where renames run
         self._recent = RecentPaths()
+        # The source as the batch being applied looks at it (each path's lstat made once).
+        self.look = BatchLook(source)
 
     def _command(self, *rules: str, delete: bool) -> list[str]:
         # rsync compares whole seconds unless told otherwise: a change within the same second
@@ -139,6 +141,13 @@ class RsyncTransfer:
         return ["--", self.source.rstrip("/") + "/", self.destination.rstrip("/") + "/"]
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
+        self.look = BatchLook(self.source)
+        try:
+            return self._apply(batch, final=final)
+        finally:
+            self.look.close()
+
+    def _apply(self, batch: Batch, *, final: bool) -> Outcome:
         events = batch.changes
         batch, compare_later = _follow_moves(batch, self.hard_links, self.hot_files)
         moved, batch = (  # with deletions off, a rename keeps its old name: no replay
@@ -149,15 +158,15 @@ class RsyncTransfer:
         if not batch.changes:
             return Outcome(moved=moved)
         added = (
-            extras(batch, self.source, self.destination, self.excludes, self._unsettled_dirs)
+            extras(batch, self.look, self.destination, self.excludes, self._unsettled_dirs)
             if self.delete and self.local
             else ()
         )
         destination = self.destination if self.local else None
-        added += other_names(batch, self.source, destination, self.hard_links)
+        added += other_names(batch, self.look, destination, self.hard_links)
         batch = Batch((), batch.changes + added)
         outcome = (
-            run_by_size(batch, self._by_size, self._run_batch, final=final)
+            run_by_size(batch, self.look, self._by_size, self._run_batch, final=final)
             if self.local
             else self._run_batch(batch)
         )
@@ -184,9 +193,9 @@ class RsyncTransfer:
         # Each path (the root aside) has a rule of its own: more paths is big without making
         # the rules, which stats every path (a fifth of a second for 40,000 of them).
         big = len(batch.changes) > MOST_RULES + 1
-        rules = [] if big else include_rules(batch, partial(is_dir_at, self.source))
+        rules = [] if big else include_rules(batch, self.look.is_dir)
         if big or len(rules) > MOST_RULES:
-            return self._run_many(split_many(batch, self.source, MOST_RULES), *options)
+            return self._run_many(split_many(batch, self.look, MOST_RULES), *options)
         command = self._command(
             # An event means the file changed, even when size and mtime say otherwise (a
             # same-size rewrite within one timestamp tick): skip rsync's quick check.
@@ -211,7 +220,7 @@ class RsyncTransfer:
             stdin = b"".join(os.fsencode(path) + b"\0" for path in many.listed)
             outcome = self._run(command + self._paths(), stdin)
         if many.trees.changes and outcome.ok:
-            rules = include_rules(many.trees, partial(is_dir_at, self.source))
+            rules = include_rules(many.trees, self.look.is_dir)
             command = self._command(
                 *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
             )

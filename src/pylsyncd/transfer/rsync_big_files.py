@@ -36,22 +36,21 @@ APPEND_OPTIONS = ("--append",)
 
 @dataclass
 class BySize:
-    """What sorting a batch by size needs: the roots, the size from which files are updated in
-    place, and the appended files' comparisons held back."""
+    """What sorting a batch by size needs besides the source: the destination, the size from
+    which files are updated in place, and the appended files' comparisons held back."""
 
-    source: str
     destination: str
     in_place_size: int
     hot: HotFiles
 
 
 def run_by_size(
-    batch: Batch, by_size: BySize, run: Callable[..., Outcome], *, final: bool
+    batch: Batch, source: SourceTree, by_size: BySize, run: Callable[..., Outcome], *, final: bool
 ) -> Outcome:
     """A local batch in up to three rsync runs (`run(batch, *options)`): whole files, big files
     compared block by block, big files appended to. `final`: no later comparison will come."""
     groups = split_big_files(
-        batch, by_size.source, by_size.destination, by_size.in_place_size, by_size.hot,
+        batch, source, by_size.destination, by_size.in_place_size, by_size.hot,
         trust_appends=not final,
     )  # fmt: skip
     outcome = run(groups.rest) if groups.rest.changes else Outcome()
@@ -83,7 +82,7 @@ class BigFiles:
 
 def split_big_files(
     batch: Batch,
-    source_root: str,
+    source: SourceTree,
     destination_root: str,
     in_place_size: int,
     hot: HotFiles,
@@ -92,7 +91,7 @@ def split_big_files(
 ) -> BigFiles:
     """Sort the batch's changes; `trust_appends` is False when no later comparison will come
     (the last batch before the daemon exits)."""
-    source, destination = SourceTree(source_root), DestinationView(destination_root)
+    destination = DestinationView(destination_root)
     groups: dict[str, list[Change]] = {"rest": [], "in_place": [], "appended": []}
     try:
         for change in batch.changes:
@@ -103,7 +102,6 @@ def split_big_files(
                     how = "in_place"
             groups[how].append(change)
     finally:
-        source.close()
         destination.close()
     return BigFiles(*(Batch((), tuple(changes)) for changes in groups.values()))
 

@@ -3,19 +3,18 @@ and the other names of the hard-linked files it copies (both read the local dest
 
 from __future__ import annotations
 
-import os
 import stat
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer.destination import DestinationView
 from pylsyncd.transfer.hardlinks import HardLinks
-from pylsyncd.transfer.source import SourceChangedError, SourceTree
+from pylsyncd.transfer.source import BatchLook, SourceChangedError
 
 
 def extras(
     batch: Batch,
-    source_root: str,
+    source: BatchLook,
     destination_root: str,
     excludes: ExcludeRules,
     unsettled: set[str],
@@ -31,12 +30,12 @@ def extras(
     directories = unsettled | {
         change.path
         for change in batch.changes
-        if change.kind is ChangeKind.SYNC and is_dir_at(source_root, change.path)
+        if change.kind is ChangeKind.SYNC and source.is_dir(change.path)
     }
     if not directories:
         return ()
     # Both sides listed one component at a time, never through a symlink.
-    source, destination = SourceTree(source_root), DestinationView(destination_root)
+    destination = DestinationView(destination_root)
     extras: list[Change] = []
     try:
         for directory in sorted(directories):
@@ -53,20 +52,12 @@ def extras(
                 if name not in present and not excludes.excludes(path, is_dir):
                     extras.append(Change(path, ChangeKind.DELETE))
     finally:
-        source.close()
         destination.close()
     return tuple(extras)
 
 
-def is_dir_at(root: str, path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(os.path.join(root, path)).st_mode)
-    except OSError:
-        return False
-
-
 def other_names(
-    batch: Batch, source_root: str, destination_root: str | None, hard_links: HardLinks
+    batch: Batch, source: BatchLook, destination_root: str | None, hard_links: HardLinks
 ) -> tuple[Change, ...]:
     """Syncs of the other names of hard-linked files the batch copies: a change made through
     one name raised no event for the others.
@@ -74,7 +65,6 @@ def other_names(
     `destination_root` None: the destination cannot be read here (a remote one), so a name
     it may lack is taken as changed in place, and every other name is copied too; rsync's
     delta makes that a comparison when nothing changed."""
-    source = SourceTree(source_root)
     destination = None if destination_root is None else DestinationView(destination_root)
     others: dict[str, None] = {}
     try:
@@ -102,7 +92,6 @@ def other_names(
         # rsync copies every path of the batch (--ignore-times): found names included.
         others.update(dict.fromkeys(name for name, _ in hard_links.search()))
     finally:
-        source.close()
         if destination is not None:
             destination.close()
     return tuple(Change(path, ChangeKind.SYNC) for path in others)

@@ -33,19 +33,15 @@ class ManyChanges:
     trees: Batch  # tree syncs of ancestors, compared
 
 
-def split_many(batch: Batch, source_root: str, most: int = MOST_RULES) -> ManyChanges:
+def split_many(batch: Batch, source: SourceTree, most: int = MOST_RULES) -> ManyChanges:
     """The batch's syncs of paths the source has, and tree syncs covering all the rest."""
-    source = SourceTree(source_root)
     listed: list[str] = []
     rest: set[str] = set()
-    try:
-        for change in batch.changes:
-            if change.kind is ChangeKind.SYNC and change.path and _present(source, change.path):
-                listed.append(change.path)
-            else:
-                rest.add(change.path)
-    finally:
-        source.close()
+    for change in batch.changes:
+        if change.kind is ChangeKind.SYNC and change.path and _present(source, change.path):
+            listed.append(change.path)
+        else:
+            rest.add(change.path)
     while len(rest) > most:
         rest = {parent_of(path) for path in rest}
     trees = tuple(Change(path, ChangeKind.SYNC_TREE) for path in sorted(_outermost(rest)))
