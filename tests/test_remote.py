@@ -17,6 +17,8 @@ from pathlib import Path
 
 from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
 from pylsyncd.config.remote import RemoteDestination
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.transfer.remote import RemoteRsyncTransfer
 from pylsyncd.transfer.ssh_master import SshMaster, cipher_order
 from sshd import Sshd, children_of
 
@@ -327,3 +329,66 @@ def test_the_master_offers_aes_gcm_first_unless_told_which_ciphers(
     assert ordered[1].encode() in command
     write_file(src / "over-gcm", "arrives")
     wait_for_mirror(src, dst, daemon=daemon)
+
+
+def test_an_rsync_whose_remote_end_stops_answering_fails_by_its_timeout(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as big:
+        for _ in range(64):
+            big.write(os.urandom(1024 * 1024))
+    remote = RemoteDestination("127.0.0.1", str(dst), "root", sshd.port)
+    master = SshMaster(remote, shlex.split(sshd.ssh_args), str(tmp_path / "socket"))
+    transfer = RemoteRsyncTransfer(
+        str(src), remote, master, ExcludeRules(()), delete=True, io_timeout=2
+    )
+    assert sshd.process is not None
+    stopped: list[int] = []
+
+    def stop_the_remote_rsync() -> None:
+        # The receiving rsync on the remote (below sshd, not the daemon's): stopped, as a
+        # process stuck in a hung filesystem would be.
+        def found() -> list[int]:
+            assert sshd.process is not None
+            return [pid for pid in _rsyncs() if _descends_from(pid, sshd.process.pid)]
+
+        for pid in wait_until(found, 30):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+
+    stopper = threading.Thread(target=stop_the_remote_rsync)
+    stopper.start()
+    try:
+        outcome = transfer.full_sync(delete=True)
+        stopper.join(30)
+        assert stopped, "the remote rsync was never seen"
+        assert not outcome.ok and "timeout" in (outcome.error or "")
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        master.close()
+
+
+def _rsyncs() -> list[int]:
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            command = (process / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command[0] == b"rsync" and b"--server" in command:
+            found.append(int(process.name))
+    return found
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            return False
+        if pid == ancestor:
+            return True
+    return False

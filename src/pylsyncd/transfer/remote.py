@@ -23,7 +23,7 @@ from pylsyncd.transfer.agent_batch import outcome_of, plan_for_agent
 from pylsyncd.transfer.remote_ignored import LIST_COMMAND, RemoteListingError, remote_ignored
 from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.rsync_renames import RENAME_COMMAND
-from pylsyncd.transfer.ssh_master import SshMaster
+from pylsyncd.transfer.ssh_master import COMMAND_TIMEOUT, SshMaster
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class RemoteRsyncTransfer(RsyncTransfer):
         ownership: Ownership | None = None,
         in_place_size: int = 16 * 1024 * 1024,
         remote_python: str | None = "python3",
+        io_timeout: float = COMMAND_TIMEOUT,
     ):
         super().__init__(
             source,
@@ -79,6 +80,7 @@ class RemoteRsyncTransfer(RsyncTransfer):
         self.remote = remote
         self.master = master
         self.rename_root = remote.path
+        self.io_timeout = io_timeout
         self.agent: RemoteAgent | None = None
         refused = agent_allowed(self.extra_args)
         if remote_python is not None and refused is None:
@@ -90,7 +92,13 @@ class RemoteRsyncTransfer(RsyncTransfer):
         # `-e`: rsync splits it on spaces itself (quotes kept), never through a shell; --mkpath
         # makes a missing destination with its parents, as the daemon does for a local one.
         shell = shlex.join(self.master.client())
-        return [*super()._command(*rules, delete=delete), "-e", shell, "--mkpath"]
+        command = [*super()._command(*rules, delete=delete), "-e", shell, "--mkpath"]
+        if not any(argument.startswith("--timeout") for argument in self.extra_args):
+            # An rsync whose remote end stopped answering (a hung filesystem there, a stalled
+            # connection the keepalive has not ended yet) fails and is retried, as a remote
+            # command does, instead of holding its target until the shutdown.
+            command.append(f"--timeout={max(1, round(self.io_timeout))}")
+        return command
 
     def _paths(self) -> list[str]:
         return ["--", self.source.rstrip("/") + "/", self.remote.rsync_path]
