@@ -140,7 +140,10 @@ def _listing(root: str) -> dict[str, tuple[str, int]]:
             found[os.path.join(relative, name)] = ("dir", 0)
         for name in files:
             path = os.path.join(directory, name)
-            stat = os.lstat(path)
+            try:
+                stat = os.lstat(path)
+            except FileNotFoundError:
+                continue  # a daemon's temporary file, renamed into place meanwhile
             kind = "link" if os.path.islink(path) else "file"
             found[os.path.join(relative, name)] = (kind, stat.st_size)
     return found

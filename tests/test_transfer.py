@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import assert_trees_equal
+from helpers import assert_trees_equal, wait_until
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Transfer
@@ -414,3 +417,58 @@ def test_rsync_a_batch_past_its_include_list_bound_goes_in_two_runs(
     assert transfer.apply(batch(*changes)).ok
     assert (dst / "d" / "f0").read_text() == "new!"
     assert_trees_equal(src, dst)
+
+
+def test_a_local_rsync_run_that_stalls_runs_again(
+    dirs: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """rsync 3.2.7 between local paths sometimes deadlocks (its generator polls for a message
+    its sender never sends). Here its receiving side is stopped mid-run, as a deadlocked one
+    stands still: the run ends by rsync's own timeout and the batch runs again, no failure."""
+    src, dst = dirs
+    with open(src / "big", "wb") as big:
+        for _ in range(64):
+            big.write(os.urandom(1 << 20))
+    transfer = RsyncTransfer(str(src), str(dst), ExcludeRules(()), delete=True)
+    caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer")
+    stopped: list[int] = []
+    applied = threading.Event()
+
+    def stop_the_receiver() -> None:
+        # The first run's rsync forks its receiving side: stopped, its sender left to time out.
+        def receivers() -> list[int]:
+            first = transfer._process
+            return [] if first is None else _children(first.pid)
+
+        for pid in wait_until(receivers, 30, interval=0.001):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        # Without the timeout the run would stand still for good: let it go on after 20 s, so
+        # that the test fails on its assertions instead of hanging.
+        applied.wait(20)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+
+    stopper = threading.Thread(target=stop_the_receiver)
+    stopper.start()
+    try:
+        outcome = transfer.apply(batch(("big", SYNC)))
+    finally:
+        applied.set()
+        stopper.join(30)
+    assert stopped
+    assert outcome.ok, outcome.error
+    assert "rsync moved no data for 5 s: running it again" in caplog.text
+    assert_trees_equal(src, dst)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found

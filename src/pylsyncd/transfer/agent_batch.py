@@ -23,6 +23,7 @@ from pylsyncd.transfer.agent_remote import (
     ENSURE_DIR,
     FILE,
     NEW_TREE,
+    PROBE,
     REMOVE,
     SYMLINK,
     pack_op,
@@ -64,9 +65,15 @@ class AgentPlan:
 
 class _Builder:
     def __init__(
-        self, source: SourceTree, excludes: ExcludeRules, ownership: Ownership, delete: bool
+        self,
+        source: SourceTree,
+        excludes: ExcludeRules,
+        ownership: Ownership,
+        delete: bool,
+        held: set[str],
     ) -> None:
         self.source = source
+        self.held = held
         self.excludes = excludes
         self.ownership = ownership
         self.delete = delete
@@ -158,8 +165,8 @@ class _Builder:
     def tree(self, change: Change, top: os.stat_result) -> bool:
         """Add the directory at `change.path` and everything below it; False (and nothing
         added) when it holds more than the budgets or an entry the agent does not take."""
-        if not change.path:
-            return False  # the whole tree: a full comparison, rsync's
+        if not change.path or change.path in self.held:
+            return False  # the whole tree (a full comparison), or one the remote holds
         ops: list[tuple[int, str, os.stat_result, bytes]] = []
         content, entries = self.content, self.tree_entries
         pending = [change.path]
@@ -233,10 +240,12 @@ def plan_for_agent(
     ownership: Ownership,
     *,
     delete: bool,
+    held: set[str],
 ) -> AgentPlan:
     """The agent's frames for what it can take of `changes`; the rest is left to rsync.
-    `source` is the batch's look at the source tree (its descriptors trimmed as it goes)."""
-    builder = _Builder(source, excludes, ownership, delete)
+    `source` is the batch's look at the source tree (its descriptors trimmed as it goes);
+    `held`: the trees the remote holds a non-empty directory for (`probe`), rsync's."""
+    builder = _Builder(source, excludes, ownership, delete, held)
     for change in changes:
         try:
             taken = builder.change(change)
@@ -245,6 +254,26 @@ def plan_for_agent(
         if not taken:
             builder.plan.rest.append(change)
     return builder.finish()
+
+
+def trees_to_probe(changes: tuple[Change, ...], source: SourceTree) -> list[str]:
+    """The directories the batch syncs as trees: whether the remote holds each is asked first."""
+    found = []
+    for change in changes:
+        if change.kind is ChangeKind.SYNC_TREE and change.path:
+            try:
+                st = source.lstat(change.path)
+            except OSError:
+                continue
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                found.append(change.path)
+    return found
+
+
+def probe_frame(paths: list[str]) -> bytes:
+    """One frame asking, per path, whether the remote holds a directory with entries there."""
+    ops = [pack_op(PROBE, os.fsencode(path), 0, (-1, -1), 0) for path in paths]
+    return len(ops).to_bytes(4, "big") + b"".join(ops)
 
 
 def outcome_of(plan: AgentPlan, not_done_indexes: set[int]) -> Outcome:

@@ -45,6 +45,9 @@ ENSURE_DIR = ord("D")  # a directory there (replacing a non-directory), mode and
 # ENSURE_DIR for the top of a tree whose every entry follows: rsync's when a directory holding
 # entries is there already (what the source lacks there must go, and excludes protect some).
 NEW_TREE = ord("T")
+# Whether a tree would be NEW_TREE's: answered RETRY_WITH_RSYNC when a directory holding
+# entries is there (or a directory above is no directory), before its content is sent.
+PROBE = ord("P")
 DIR_TIMES = ord("M")  # a directory's final mode and mtime, sent after what was written in it
 FILE = ord("F")  # a regular file with this content, replacing a non-directory atomically
 SYMLINK = ord("L")  # a symlink to this target, replacing a non-directory atomically
@@ -131,9 +134,20 @@ def _place(parent_fd: int, name: bytes, write: Callable[[bytes], None]) -> None:
         raise
 
 
+def _refuse_held_directory(frame: _Frame, path: bytes, existing: os.stat_result | None) -> None:
+    """_UseRsync when `existing` is a directory holding entries."""
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        with os.scandir(frame.directory(path)) as entries:
+            if any(True for _ in entries):
+                raise _UseRsync("a directory with entries is there")
+
+
 def _apply(frame: _Frame, kind: int, path: bytes, mode: int, uid: int, gid: int, mtime_ns: int,
            data: bytes) -> None:  # fmt: skip
     parent, _, name = path.rpartition(b"/")
+    if kind == PROBE:
+        _refuse_held_directory(frame, path, _lstat(frame.directory(parent), name))
+        return
     if kind == DIR_TIMES:
         fd = frame.directory(path)
         os.fchmod(fd, mode)
@@ -143,10 +157,8 @@ def _apply(frame: _Frame, kind: int, path: bytes, mode: int, uid: int, gid: int,
         if path:
             parent_fd = frame.directory(parent)
             existing = _lstat(parent_fd, name)
-            if kind == NEW_TREE and existing is not None and stat.S_ISDIR(existing.st_mode):
-                with os.scandir(frame.directory(path)) as entries:
-                    if any(True for _ in entries):
-                        raise _UseRsync("a directory with entries is there")
+            if kind == NEW_TREE:
+                _refuse_held_directory(frame, path, existing)
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 if existing is not None:
                     os.unlink(name, dir_fd=parent_fd)

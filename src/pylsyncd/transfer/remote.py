@@ -19,7 +19,12 @@ from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.agent import AgentGoneError, RemoteAgent
-from pylsyncd.transfer.agent_batch import outcome_of, plan_for_agent
+from pylsyncd.transfer.agent_batch import (
+    outcome_of,
+    plan_for_agent,
+    probe_frame,
+    trees_to_probe,
+)
 from pylsyncd.transfer.remote_ignored import LIST_COMMAND, RemoteListingError, remote_ignored
 from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.rsync_renames import RENAME_COMMAND
@@ -124,6 +129,14 @@ class RemoteRsyncTransfer(RsyncTransfer):
         except RemoteListingError as listing:
             return Outcome(error=str(listing), failed=batch)
 
+    def _held_trees(self, agent: RemoteAgent, batch: Batch) -> set[str]:
+        """The batch's trees whose directory the remote holds with entries: rsync's (what the
+        source lacks there is deleted, excludes protect some), asked before any is read."""
+        trees = trees_to_probe(batch.changes, self.look)
+        if not trees:
+            return set()
+        return {trees[item.index] for item in agent.exchange([probe_frame(trees)], [len(trees)])}
+
     def cancel(self) -> None:
         """Stop a running rsync, remote command and agent (the shutdown grace ran out)."""
         super().cancel()
@@ -136,10 +149,12 @@ class RemoteRsyncTransfer(RsyncTransfer):
         agent = self.agent
         if options or agent is None or not agent.ready():
             return super()._run_batch(batch, *options)
-        plan = plan_for_agent(
-            batch.changes, self.look, self.excludes, self.ownership, delete=self.delete
-        )
         try:
+            held = self._held_trees(agent, batch) if self.delete else set()
+            plan = plan_for_agent(
+                batch.changes, self.look, self.excludes, self.ownership,
+                delete=self.delete, held=held,
+            )  # fmt: skip
             not_done = agent.exchange(plan.frames, plan.counts) if plan.frames else []
         except AgentGoneError as gone:
             if agent.cancelled:
