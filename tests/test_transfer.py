@@ -422,7 +422,7 @@ def test_rsync_a_batch_past_its_include_list_bound_goes_in_two_runs(
 def test_a_local_rsync_run_that_stalls_runs_again(
     dirs: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """rsync 3.2.7 between local paths sometimes deadlocks (its generator polls for a message
+    """rsync (3.5.0 here) between local paths sometimes deadlocks (its generator polls for a message
     its sender never sends). Here its receiving side is stopped mid-run, as a deadlocked one
     stands still: the run ends by rsync's own timeout and the batch runs again, no failure."""
     src, dst = dirs

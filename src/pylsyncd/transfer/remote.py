@@ -39,7 +39,7 @@ _CARRIAGE_ONLY = frozenset(
     (
         "-z", "--compress", "--compress-level", "--compress-choice", "--zc", "--zl",
         "--bwlimit", "-v", "--verbose", "-q", "--quiet", "--timeout", "--contimeout",
-        "--info", "--debug", "-h", "--human-readable", "--partial", "-W", "--whole-file",
+        "--info", "--debug", "-h", "--human-readable", "-W", "--whole-file",
         "--no-whole-file", "--checksum-choice", "--cc", "--numeric-ids", "-P", "--progress",
     )
 )  # fmt: skip

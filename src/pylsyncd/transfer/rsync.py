@@ -42,7 +42,7 @@ _ESCAPED = re.compile(r"([*?\[\\])")
 _TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
 # How long rsync has to exit after TERM (and clean up after itself) before it gets KILL.
 _TERM_GRACE = 2.0
-# rsync 3.2.7 between local paths sometimes deadlocks at the end of a batch's run (its sender
+# rsync (3.5.0 here) between local paths sometimes deadlocks at the end of a batch's run (its sender
 # and receiver each wait for a child to exit, its generator polls for a message that never
 # comes; seen about once in 8 runs of the emacs-save test, and on the code before that test
 # existed): a local batch's run that moves no data for this long exits (rsync's --timeout, code
