@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers import wait_until
@@ -152,4 +153,31 @@ def children_of(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             found.append(int(entry))
+    return found
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return 0
+
+
+def processes_below(server: Sshd, wanted: Callable[[list[bytes]], bool]) -> list[int]:
+    """The processes below `server`'s sshd (its sessions' commands, on the "remote" host)
+    whose argument list `wanted` accepts."""
+    assert server.process is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not entry.name.isdigit() or not wanted(command):
+            continue
+        ancestor = int(entry.name)
+        while ancestor > 1 and ancestor != server.process.pid:
+            ancestor = _parent(ancestor)
+        if ancestor == server.process.pid:
+            found.append(int(entry.name))
     return found

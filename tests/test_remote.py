@@ -20,7 +20,7 @@ from pylsyncd.config.remote import RemoteDestination
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.transfer.remote import RemoteRsyncTransfer
 from pylsyncd.transfer.ssh_master import SshMaster, cipher_order
-from sshd import Sshd, children_of
+from sshd import Sshd, children_of, processes_below
 
 
 def _remote_args(src: Path, dst: Path, server: Sshd, *extra: str) -> list[str]:
@@ -351,8 +351,7 @@ def test_an_rsync_whose_remote_end_stops_answering_fails_by_its_timeout(
         # The receiving rsync on the remote (below sshd, not the daemon's): stopped, as a
         # process stuck in a hung filesystem would be.
         def found() -> list[int]:
-            assert sshd.process is not None
-            return [pid for pid in _rsyncs() if _descends_from(pid, sshd.process.pid)]
+            return processes_below(sshd, lambda command: command[:2] == [b"rsync", b"--server"])
 
         for pid in wait_until(found, 30):
             os.kill(pid, signal.SIGSTOP)
@@ -369,26 +368,3 @@ def test_an_rsync_whose_remote_end_stops_answering_fails_by_its_timeout(
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         master.close()
-
-
-def _rsyncs() -> list[int]:
-    found = []
-    for process in Path("/proc").iterdir():
-        try:
-            command = (process / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if command[0] == b"rsync" and b"--server" in command:
-            found.append(int(process.name))
-    return found
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
-        except (OSError, IndexError):
-            return False
-        if pid == ancestor:
-            return True
-    return False

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from helpers import Daemon, DaemonPool, wait_for_mirror, wait_until, write_file
-from sshd import Sshd
+from sshd import Sshd, processes_below
 from test_remote import _remote_args
 
 _AGENT_DID_ALL = r"agent: (\d+) operations \(0 left to rsync\)"
@@ -127,30 +127,11 @@ def test_rsync_args_beyond_carriage_keep_every_batch_with_rsync(
     assert _rsync_ran_since(daemon, mark)
 
 
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError):
-        return 0
-
-
 def _agents(server: Sshd) -> list[int]:
     """The remote agents' Python processes: below `server`'s sshd, not the daemon's ssh."""
-    assert server.process is not None
-    found = []
-    for process in Path("/proc").iterdir():
-        try:
-            command = (process / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if not command[0].endswith(b"python3") or b"pylsyncd-agent" not in command[-2]:
-            continue
-        pid = ancestor = int(process.name)
-        while ancestor > 1 and ancestor != server.process.pid:
-            ancestor = _parent(ancestor)
-        if ancestor == server.process.pid:
-            found.append(pid)
-    return found
+    return processes_below(
+        server, lambda command: command[0].endswith(b"python3") and b"pylsyncd-agent" in command[-2]
+    )
 
 
 def test_an_agent_that_dies_loses_nothing_and_is_started_again(

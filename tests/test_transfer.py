@@ -19,6 +19,7 @@ from pylsyncd.transfer import Transfer
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.source import SourceEntry, SourceTree
+from sshd import children_of
 
 SYNC, TREE, DELETE = ChangeKind.SYNC, ChangeKind.SYNC_TREE, ChangeKind.DELETE
 OLD_NS = 1_500_000_000_123_456_789  # a fixed time far from now, with nanoseconds
@@ -438,7 +439,7 @@ def test_a_local_rsync_run_that_stalls_runs_again(
         # The first run's rsync forks its receiving side: stopped, its sender left to time out.
         def receivers() -> list[int]:
             first = transfer._process
-            return [] if first is None else _children(first.pid)
+            return [] if first is None else children_of(first.pid)
 
         for pid in wait_until(receivers, 30, interval=0.001):
             os.kill(pid, signal.SIGSTOP)
@@ -460,15 +461,3 @@ def test_a_local_rsync_run_that_stalls_runs_again(
     assert outcome.ok, outcome.error
     assert "rsync moved no data for 5 s: running it again" in caplog.text
     assert_trees_equal(src, dst)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found

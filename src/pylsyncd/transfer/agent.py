@@ -14,7 +14,7 @@ import select
 import shlex
 import subprocess
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pylsyncd.transfer import agent_remote
@@ -43,6 +43,24 @@ class NotDone:
         self.index = index  # of the operation among all those of one `exchange`
         self.retry = retry
         self.message = message
+
+
+def _not_done(replies: list[bytes], counts: list[int]) -> list[NotDone]:
+    """The operations the replies list as not done, numbered across all the frames."""
+    not_done: list[NotDone] = []
+    first = 0
+    for reply, count in zip(replies, counts, strict=True):
+        (entries,) = LENGTH.unpack_from(reply, 0)
+        offset = LENGTH.size
+        for _ in range(entries):
+            index, status, size = NOT_DONE.unpack_from(reply, offset)
+            offset += NOT_DONE.size
+            message = reply[offset : offset + size].decode(errors="replace")
+            offset += size
+            retry = status == agent_remote.RETRY_WITH_RSYNC
+            not_done.append(NotDone(first + index, retry, message))
+        first += count
+    return not_done
 
 
 class RemoteAgent:
@@ -102,72 +120,70 @@ class RemoteAgent:
         self.remote_uid = uid
         return None
 
-    def exchange(self, frames: Sequence[bytes], counts: Sequence[int]) -> list[NotDone]:
-        """Send the frames (each holding `counts[i]` operations), the operations not done.
+    def exchange(self, frames: Iterable[bytes]) -> list[NotDone]:
+        """Send the frames, each as soon as it is made (reading the source for the next one
+        while the agent writes this one), and return the operations not done.
 
         AgentGoneError when the connection ended before every reply came."""
-        not_done: list[NotDone] = []
-        first = 0
-        replies = self._replies(b"".join(LENGTH.pack(len(f)) + f for f in frames), len(frames))
-        for reply, count in zip(replies, counts, strict=True):
-            (entries,) = LENGTH.unpack_from(reply, 0)
-            offset = LENGTH.size
-            for _ in range(entries):
-                index, status, size = NOT_DONE.unpack_from(reply, offset)
-                offset += NOT_DONE.size
-                message = reply[offset : offset + size].decode(errors="replace")
-                offset += size
-                retry = status == agent_remote.RETRY_WITH_RSYNC
-                not_done.append(NotDone(first + index, retry, message))
-            first += count
-        return not_done
+        counts: list[int] = []  # operations per frame sent
 
-    def _replies(self, data: bytes, count: int) -> list[bytes]:
-        """Write `data` while reading `count` length-prefixed replies (neither pipe can fill
-        up and block the other side)."""
+        def framed() -> Iterator[bytes]:
+            for frame in frames:
+                counts.append(int.from_bytes(frame[: LENGTH.size], "big"))
+                yield LENGTH.pack(len(frame)) + frame
+
         replies: list[bytes] = []
-        pending = b""
-        deadline = time.monotonic() + COMMAND_TIMEOUT
-        received = self._stream(data, deadline)
-        for chunk in received:
-            pending += chunk
+        pending = bytearray()
+
+        def all_replied(received: bytes, sent_all: bool) -> bool:
+            pending.extend(received)
             while len(pending) >= LENGTH.size:
                 (size,) = LENGTH.unpack_from(pending, 0)
                 if len(pending) < LENGTH.size + size:
                     break
-                replies.append(pending[LENGTH.size : LENGTH.size + size])
-                pending = pending[LENGTH.size + size :]
-            if len(replies) == count:
-                received.close()
-                return replies
-        raise AgentGoneError("the remote agent's connection ended")
+                replies.append(bytes(pending[LENGTH.size : LENGTH.size + size]))
+                del pending[: LENGTH.size + size]
+            return sent_all and len(replies) == len(counts)
+
+        self._talk(framed(), all_replied, COMMAND_TIMEOUT)
+        return _not_done(replies, counts)
 
     def _exchange_bytes(self, data: bytes, size: int, timeout: float) -> bytes:
         """Write `data`, then read exactly `size` bytes back."""
-        got = b""
-        received = self._stream(data, time.monotonic() + timeout)
-        for chunk in received:
-            got += chunk
-            if len(got) >= size:
-                received.close()
-                return got[:size]
-        raise AgentGoneError("the remote agent's connection ended")
+        got = bytearray()
 
-    def _stream(self, data: bytes, deadline: float) -> Generator[bytes, None, None]:
-        """What the agent writes back, in chunks, while `data` is written to it."""
+        def enough(received: bytes, sent_all: bool) -> bool:
+            got.extend(received)
+            return len(got) >= size
+
+        self._talk(iter([data]), enough, timeout)
+        return bytes(got[:size])
+
+    def _talk(
+        self, chunks: Iterator[bytes], enough: Callable[[bytes, bool], bool], timeout: float
+    ) -> None:
+        """Write `chunks` to the agent while handing what it writes back to `enough`, until
+        `enough(received, every chunk written)` says so; neither pipe can fill up and block the
+        other side. AgentGoneError when the agent's end closes first or `timeout` passes."""
         process = self._process
         if process is None or process.stdin is None or process.stdout is None:
             raise AgentGoneError("the remote agent is not running")
         out_fd, in_fd = process.stdin.fileno(), process.stdout.fileno()
         os.set_blocking(out_fd, False)
-        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        view, sent_all = memoryview(b""), False
         while True:
-            writing = [out_fd] if view else []
+            if not view and not sent_all:
+                chunk = next(chunks, None)
+                sent_all = chunk is None
+                view = memoryview(chunk or b"")
+            if enough(b"", sent_all):
+                return
             left = deadline - time.monotonic()
             if left <= 0:
                 self._stop()
-                raise AgentGoneError(f"no answer from the remote agent in {COMMAND_TIMEOUT:g} s")
-            readable, writable, _ = select.select([in_fd], writing, [], left)
+                raise AgentGoneError(f"no answer from the remote agent in {timeout:g} s")
+            readable, writable, _ = select.select([in_fd], [out_fd] if view else [], [], left)
             if writable:
                 try:
                     view = view[os.write(out_fd, view[:_CHUNK]) :]
@@ -175,11 +191,12 @@ class RemoteAgent:
                     self._stop()
                     raise AgentGoneError("the remote agent's connection ended") from None
             if readable:
-                chunk = os.read(in_fd, _CHUNK)
-                if not chunk:
+                received = os.read(in_fd, _CHUNK)
+                if not received:
                     self._stop()
                     raise AgentGoneError("the remote agent's connection ended")
-                yield chunk
+                if enough(received, sent_all):
+                    return
 
     def cancel(self) -> None:
         """Stop the agent (the shutdown grace ran out); it is not started again. From another

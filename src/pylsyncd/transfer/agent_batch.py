@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pylsyncd.coalesce import Change, ChangeKind
@@ -55,10 +56,12 @@ class Served:
 
 @dataclass
 class AgentPlan:
-    """The frames to send, what each operation stands for, and the changes left to rsync."""
+    """What each operation sent stands for, and the changes left to rsync; complete once its
+    frames were all taken (`plan_for_agent`)."""
 
-    frames: list[bytes] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)  # operations per frame
+    made: list[bytes] = field(default_factory=list)  # frames made, not taken yet
+    frames: int = 0  # frames made in all
+    bytes: int = 0  # their bytes
     served: list[Served] = field(default_factory=list)  # per operation, in order
     rest: list[Change] = field(default_factory=list)
 
@@ -103,8 +106,10 @@ class _Builder:
     def end_frame(self) -> None:
         if self._frame:
             count = len(self._frame)
-            self.plan.frames.append(count.to_bytes(4, "big") + b"".join(self._frame))
-            self.plan.counts.append(count)
+            frame = count.to_bytes(4, "big") + b"".join(self._frame)
+            self.plan.made.append(frame)
+            self.plan.frames += 1
+            self.plan.bytes += len(frame)
             self._frame, self._frame_bytes = [], 0
 
     def directories_above(self, path: str) -> bool:
@@ -205,6 +210,11 @@ class _Builder:
             self.add(change, kind, path, st, data)
         return True
 
+    def take(self) -> list[bytes]:
+        """The frames made since the last take."""
+        made, self.plan.made = self.plan.made, []
+        return made
+
     def finish(self) -> AgentPlan:
         # Deepest first is not needed (a directory's time is its own), but the root last reads
         # like rsync's own order.
@@ -241,19 +251,27 @@ def plan_for_agent(
     *,
     delete: bool,
     held: set[str],
-) -> AgentPlan:
-    """The agent's frames for what it can take of `changes`; the rest is left to rsync.
-    `source` is the batch's look at the source tree (its descriptors trimmed as it goes);
-    `held`: the trees the remote holds a non-empty directory for (`probe`), rsync's."""
+) -> tuple[AgentPlan, Iterator[bytes]]:
+    """The agent's frames for what it can take of `changes`, made as they are taken (the
+    source is read for one while the agent writes the one before), and the plan they fill in:
+    what each operation serves and the changes left to rsync. `source` is the batch's look at
+    the source tree (its descriptors trimmed as it goes); `held`: the trees the remote holds a
+    non-empty directory for (`probe_frame`), rsync's."""
     builder = _Builder(source, excludes, ownership, delete, held)
-    for change in changes:
-        try:
-            taken = builder.change(change)
-        except OSError:  # gone, changed, unreadable: rsync says what it means
-            taken = False
-        if not taken:
-            builder.plan.rest.append(change)
-    return builder.finish()
+
+    def frames() -> Iterator[bytes]:
+        for change in changes:
+            try:
+                taken = builder.change(change)
+            except OSError:  # gone, changed, unreadable: rsync says what it means
+                taken = False
+            if not taken:
+                builder.plan.rest.append(change)
+            yield from builder.take()
+        builder.finish()
+        yield from builder.take()
+
+    return builder.plan, frames()
 
 
 def trees_to_probe(changes: tuple[Change, ...], source: SourceTree) -> list[str]:

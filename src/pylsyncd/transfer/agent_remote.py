@@ -240,27 +240,26 @@ def apply_frame(root: bytes, payload: bytes, as_root: bool) -> bytes:
     return LENGTH.pack(len(body)) + body
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+def _read_message(stream: BinaryIO) -> bytes | None:
+    """One length-prefixed message; None when the connection ended before its end."""
+    header = stream.read(LENGTH.size)
+    if len(header) < LENGTH.size:
+        return None
+    size = LENGTH.unpack(header)[0]
     data = stream.read(size)
     return data if len(data) == size else None
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Read the root, say hello, then apply frames until the connection ends."""
-    header = _read_exact(stdin, LENGTH.size)
-    if header is None:
-        return
-    root = _read_exact(stdin, LENGTH.unpack(header)[0])
+    root = _read_message(stdin)
     if root is None:
         return
     as_root = os.geteuid() == 0
     stdout.write(HELLO.pack(MAGIC, VERSION, os.geteuid()))
     stdout.flush()
     while True:
-        header = _read_exact(stdin, LENGTH.size)
-        if header is None:
-            return
-        payload = _read_exact(stdin, LENGTH.unpack(header)[0])
+        payload = _read_message(stdin)
         if payload is None:
             return
         stdout.write(apply_frame(root, payload, as_root))

@@ -135,7 +135,7 @@ class RemoteRsyncTransfer(RsyncTransfer):
         trees = trees_to_probe(batch.changes, self.look)
         if not trees:
             return set()
-        return {trees[item.index] for item in agent.exchange([probe_frame(trees)], [len(trees)])}
+        return {trees[item.index] for item in agent.exchange([probe_frame(trees)])}
 
     def cancel(self) -> None:
         """Stop a running rsync, remote command and agent (the shutdown grace ran out)."""
@@ -151,11 +151,11 @@ class RemoteRsyncTransfer(RsyncTransfer):
             return super()._run_batch(batch, *options)
         try:
             held = self._held_trees(agent, batch) if self.delete else set()
-            plan = plan_for_agent(
+            plan, frames = plan_for_agent(
                 batch.changes, self.look, self.excludes, self.ownership,
                 delete=self.delete, held=held,
             )  # fmt: skip
-            not_done = agent.exchange(plan.frames, plan.counts) if plan.frames else []
+            not_done = agent.exchange(frames)
         except AgentGoneError as gone:
             if agent.cancelled:
                 return Outcome(error=str(gone), failed=batch)
@@ -170,7 +170,7 @@ class RemoteRsyncTransfer(RsyncTransfer):
         outcome = outcome_of(plan, {item.index for item in not_done})
         log.debug(
             "agent: %d operations (%d left to rsync), %d bytes sent in %d frames",
-            len(plan.served), len(rest), sum(map(len, plan.frames)), len(plan.frames),
+            len(plan.served), len(rest), plan.bytes, plan.frames,
         )  # fmt: skip
         if not rest:
             return outcome
