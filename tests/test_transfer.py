@@ -424,7 +424,7 @@ def test_a_local_rsync_run_that_stalls_runs_again(
     dirs: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     """rsync (3.5.0 here) between local paths sometimes deadlocks (its generator polls for a message
-    its sender never sends). Here its receiving side is stopped mid-run, as a deadlocked one
+    its sender never sends). Here its receiving side is stopped as it starts, as a deadlocked one
     stands still: the run ends by rsync's own timeout and the batch runs again, no failure."""
     src, dst = dirs
     with open(src / "big", "wb") as big:
@@ -436,12 +436,16 @@ def test_a_local_rsync_run_that_stalls_runs_again(
     applied = threading.Event()
 
     def stop_the_receiver() -> None:
-        # The first run's rsync forks its receiving side: stopped, its sender left to time out.
+        # The first run's rsync forks its receiving side (which forks again): all of it
+        # stopped at once, its sender left waiting for an answer that does not come.
         def receivers() -> list[int]:
             first = transfer._process
             return [] if first is None else children_of(first.pid)
 
         for pid in wait_until(receivers, 30, interval=0.001):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        for pid in [grandchild for child in stopped for grandchild in children_of(child)]:
             os.kill(pid, signal.SIGSTOP)
             stopped.append(pid)
         # Without the timeout the run would stand still for good: let it go on after 20 s, so
