@@ -195,3 +195,26 @@ def test_ssh_missing_is_exit_2_at_start(src: Path, tmp_path: Path) -> None:
         "pylsyncd: error: a remote destination needs ssh, which is not on PATH"
     )
     assert len(lines) == 1, lines
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "python3"), ("/usr/bin/python3.11", "/usr/bin/python3.11"),
+                            ("off", None), ("none", None)],
+)  # fmt: skip
+def test_remote_python_names_one_command_or_off(
+    src: Path, given: str | None, expected: str | None
+) -> None:
+    env = {} if given is None else {"REMOTE_PYTHON": given}
+    (pair,) = load(env, paths=[str(src), "h:/x"]).pairs
+    assert pair.remote_python == expected
+
+
+def test_a_remote_python_of_two_words_is_one_line_and_exit_2(src: Path, tmp_path: Path) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli(str(src), "h:/x", "--remote-python", "python3 -S", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "pylsyncd: error: --remote-python='python3 -S' is not one command: give the remote's "
+        "Python 3 as a name or a path (python3, /usr/bin/python3), or off"
+    ]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing touched
