@@ -64,12 +64,11 @@ def _not_done(replies: list[bytes], counts: list[int]) -> list[NotDone]:
 
 
 class RemoteAgent:
-    """The agent of one target; `exchange` starts it when the master has logged in again."""
+    """The agent of one target: `ready` starts it (again), `exchange` sends it frames."""
 
     def __init__(self, master: SshMaster, python: str) -> None:
         self.master = master
         self.python = python
-        self.remote_uid = -1
         self._process: subprocess.Popen[bytes] | None = None
         self._failed_login = 0  # the master's login count when a start last failed
         self._cancelled = False
@@ -79,7 +78,8 @@ class RemoteAgent:
         return self._cancelled
 
     def ready(self) -> bool:
-        """Whether the agent runs, starting it when this login of the master has not tried."""
+        """Whether the agent runs, starting it unless a start already failed during this login of
+        the master (a host without that Python is asked once per connection)."""
         process = self._process
         if process is not None and process.poll() is None:
             return True
@@ -97,7 +97,6 @@ class RemoteAgent:
             )
             self._stop()
             return False
-        log.debug("%s: the remote agent is running", self.master.remote.login)
         return True
 
     def _start(self) -> str | None:
@@ -117,7 +116,8 @@ class RemoteAgent:
         magic, version, uid = HELLO.unpack(hello)
         if magic != MAGIC or version != VERSION:
             return f"it answered {hello!r}, not pylsyncd's agent version {VERSION}"
-        self.remote_uid = uid
+        # Its uid says whether it gives files their owners (only root may).
+        log.debug("%s: the remote agent runs as uid %d", self.master.remote.login, uid)
         return None
 
     def exchange(self, frames: Iterable[bytes]) -> list[NotDone]:
