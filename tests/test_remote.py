@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from helpers import Daemon, DaemonPool, daemon_args, wait_for_mirror, wait_until, write_file
@@ -344,27 +345,37 @@ def test_an_rsync_whose_remote_end_stops_answering_fails_by_its_timeout(
     transfer = RemoteRsyncTransfer(
         str(src), remote, master, ExcludeRules(()), delete=True, io_timeout=2
     )
-    assert sshd.process is not None
     stopped: list[int] = []
+    done = threading.Event()
 
     def stop_the_remote_rsync() -> None:
-        # The receiving rsync on the remote (below sshd, not the daemon's): stopped, as a
-        # process stuck in a hung filesystem would be.
+        # The receiving rsync on the remote (below sshd, not the daemon's) and what it forks:
+        # stopped as they appear, as processes stuck in a hung filesystem would be; let go once
+        # the run ended, or after 30 s so that the test fails instead of hanging.
         def found() -> list[int]:
             return processes_below(sshd, lambda command: command[:2] == [b"rsync", b"--server"])
 
-        for pid in wait_until(found, 30):
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
+        wait_until(found, 30, interval=0.001)
+        while not done.wait(0.005):
+            for pid in found():
+                if pid not in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            if done.wait(0) or time.monotonic() > deadline:
+                break
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
 
+    deadline = time.monotonic() + 30
     stopper = threading.Thread(target=stop_the_remote_rsync)
     stopper.start()
     try:
         outcome = transfer.full_sync(delete=True)
-        stopper.join(30)
+    finally:
+        done.set()
+        stopper.join(40)
+    try:
         assert stopped, "the remote rsync was never seen"
         assert not outcome.ok and "timeout" in (outcome.error or "")
     finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
         master.close()
