@@ -42,14 +42,6 @@ _ESCAPED = re.compile(r"([*?\[\\])")
 _TO_CHECK = re.compile(rb"to-chk=(\d+)/(\d+)")
 # How long rsync has to exit after TERM (and clean up after itself) before it gets KILL.
 _TERM_GRACE = 2.0
-# rsync (3.5.0 here) between local paths sometimes deadlocks at the end of a batch's run (its sender
-# and receiver each wait for a child to exit, its generator polls for a message that never
-# comes; seen about once in 8 runs of the emacs-save test, and on the code before that test
-# existed): a local batch's run that moves no data for this long exits (rsync's --timeout, code
-# 30) and runs again at once. Its processes send keep-alives while they work, so a slow run is
-# not cut short; a full sync gets none (a big tree's file list may take longer to build).
-_LOCAL_BATCH_STALL = 5
-_STALLED = 30
 _STAT = re.compile(rb"^(Number of regular files transferred|Total transferred file size): ([\d,]+)")
 
 
@@ -208,7 +200,6 @@ class RsyncTransfer:
             # An event means the file changed, even when size and mtime say otherwise (a
             # same-size rewrite within one timestamp tick): skip rsync's quick check.
             "--ignore-times",
-            *_stall_options(self.local, self.extra_args),
             *options,
             "--from0",
             "--include-from=-",
@@ -223,17 +214,15 @@ class RsyncTransfer:
         """A big batch (see `rsync_many`): its listed paths, then the trees around the rest."""
         outcome = Outcome()
         if many.listed:
-            stall = _stall_options(self.local, self.extra_args)
             command = self._command(
-                "--ignore-times", *stall, *options, "--from0", "--files-from=-", delete=False
+                "--ignore-times", *options, "--from0", "--files-from=-", delete=False
             )
             stdin = b"".join(os.fsencode(path) + b"\0" for path in many.listed)
             outcome = self._run(command + self._paths(), stdin)
         if many.trees.changes and outcome.ok:
             rules = include_rules(many.trees, self.look.is_dir)
-            stall = _stall_options(self.local, self.extra_args)
             command = self._command(
-                *stall, *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
+                *options, "--from0", "--include-from=-", "--exclude=*", delete=self.delete
             )
             stdin = self._ignored(many.trees) + b"".join(os.fsencode(r) + b"\0" for r in rules)
             trees = self._run(command + self._paths(), stdin)
@@ -274,17 +263,13 @@ class RsyncTransfer:
     def _run_once(
         self, command: list[str], stdin: bytes, progress: Progress | None
     ) -> tuple[Outcome, bool]:
-        """The outcome, and whether rsync met source entries that changed under it (or, for a
-        local destination, stalled: see _LOCAL_BATCH_STALL)."""
+        """The outcome, and whether rsync met source entries that changed under it."""
         outcome, returncode, stderr = _run_rsync(command, stdin, progress, self._started)
         if returncode in _OK_EXIT_CODES:
             return outcome, False
         verdict = judge(returncode, stderr)
         outcome.error = verdict.error
         report_unreadable(verdict.unreadable, self.reported_unreadable)
-        if returncode == _STALLED and self.local:
-            log.debug("rsync moved no data for %d s: running it again", _LOCAL_BATCH_STALL)
-            return outcome, True
         return outcome, verdict.raced
 
     def _started(self, process: subprocess.Popen[bytes]) -> None:
@@ -318,14 +303,6 @@ def _run_rsync(
                 _read_line(line, outcome, progress)
         errors.seek(0)
         return outcome, process.returncode, errors.read()
-
-
-def _stall_options(local: bool, extra_args: Sequence[str]) -> list[str]:
-    """A local batch's run ends when it moves no data for a while (see _LOCAL_BATCH_STALL),
-    unless RSYNC_ARGS sets a timeout; a remote's timeout is `remote`'s."""
-    if not local or any(argument.startswith("--timeout") for argument in extra_args):
-        return []
-    return [f"--timeout={_LOCAL_BATCH_STALL}"]
 
 
 def ignored_rules(excludes: ExcludeRules, roots: tuple[str, ...], batch: Batch | None) -> bytes:
