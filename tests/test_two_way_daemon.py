@@ -492,3 +492,42 @@ def _text(path: Path) -> str | None:
         return path.read_text()
     except FileNotFoundError:
         return None
+
+
+def test_subtrees_only_one_side_holds_are_merged_whole_and_recorded(sides: Sides) -> None:
+    """A first start copies the directories one side lacks through the one-way copier: both
+    sides end equal, and every copied path is recorded, so an edit or a delete of a copy on the
+    other side is a change (no conflict copy, no copy brought back)."""
+    for side, name in ((sides.a, "only-a"), (sides.b, "only-b")):
+        for n in range(30):
+            write_file(side / f"common/{name}/d{n % 3}/f{n}", f"{name} {n}", mode=0o640)
+        (side / f"common/{name}/d0/link").symlink_to("f0")
+        os.chmod(side / f"common/{name}/d1", 0o750)
+    write_file(sides.a / "common/shared", "same")
+    shutil.copy2(sides.a / "common/shared", sides.b / "common/shared")
+    daemon = sides.start()
+    daemon.wait_for_log(r"2 one-sided subtrees copied whole, \d+ paths agreed, 0 back")
+    tree = sides.wait_equal(daemon)
+    assert tree["common/only-a/d1"].mode == 0o750
+    assert tree["common/only-b/d0/f3"].mode == 0o640
+    assert os.readlink(sides.a / "common/only-b/d0/link") == "f0"
+    edited = "edited where it was copied"
+    write_file(sides.a / "common/only-b/d1/f1", edited)
+    (sides.b / "common/only-a/d2/f2").unlink()
+    wait_until(lambda: (sides.b / "common/only-b/d1/f1").read_text() == edited)
+    wait_until(lambda: not (sides.a / "common/only-a/d2/f2").exists())
+    tree = sides.wait_equal(daemon)
+    assert not any(CONFLICT_COPY.search(path) for path in tree)
+    assert "conflict" not in daemon.log_text()
+
+
+def test_a_one_sided_subtree_in_one_way_safe_goes_from_the_source_only(sides: Sides) -> None:
+    sides.mode = "one-way-safe"
+    write_file(sides.a / "from-a/f", "a")
+    write_file(sides.b / "own-b/f", "b")
+    daemon = sides.start()
+    daemon.wait_for_log(r"1 one-sided subtrees copied whole")
+    wait_until(lambda: (sides.b / "from-a/f").exists())
+    assert (sides.b / "from-a/f").read_text() == "a"
+    assert not (sides.a / "own-b").exists()
+    assert (sides.b / "own-b/f").read_text() == "b"

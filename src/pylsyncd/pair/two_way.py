@@ -60,8 +60,10 @@ class TwoWayPair:
         self.ready = threading.Event()
         self.fatal: str | None = None
         self.state_file = state_path(config.state_dir, _identity(config))
-        self._sync = TwoWaySync(self.name, config, _excluded(excludes), ownership,
-                                self.state_file)  # fmt: skip
+        self._sync = TwoWaySync(
+            self.name, config, _excluded(excludes), ownership, self.state_file,
+            None if isinstance(excludes, GitExcludes) else excludes,
+        )  # fmt: skip
         roots = {Side.A: config.source, Side.B: config.destination}
         self._watches = {
             side: SourceWatch(
@@ -231,7 +233,9 @@ class TwoWayPair:
         self.pending.wake()
 
     def cancel(self) -> None:
-        """Nothing runs outside this process: the pair thread ends within one action."""
+        """A first start's copy stops at its next subtree; otherwise nothing runs outside this
+        process and the pair thread ends within one action."""
+        self._sync.cancel()
 
 
 def _excluded(excludes: ExcludeRules) -> Excluded:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,9 @@ from pathlib import Path
 from pylsyncd.config import PairConfig
 from pylsyncd.conflict_names import is_conflict_copy
 from pylsyncd.entries import Ancestor, Entry, Side
-from pylsyncd.pair.plan_apply import PlanApplier
+from pylsyncd.excludes import ExcludeRules
+from pylsyncd.pair.one_sided import OneSidedCopier
+from pylsyncd.pair.plan_apply import Applied, PlanApplier
 from pylsyncd.pair.side_tree import (
     Excluded,
     read_subtree,
@@ -79,8 +82,13 @@ class TwoWaySync:
         excluded: Excluded,
         ownership: Ownership,
         state_file: Path,
+        bulk_excludes: ExcludeRules | None = None,
     ) -> None:
         self.name = name
+        # EXCLUDES as the one-way copier takes them, for a merge's one-sided subtrees (None:
+        # GITIGNORE, whose rules the plan applies entry by entry; see `one_sided`).
+        self.bulk_excludes = bulk_excludes
+        self.cancelled = threading.Event()
         self.roots = {Side.A: config.source, Side.B: config.destination}
         self.policy = Policy(config.mode, config.conflict)
         self.excluded = excluded
@@ -152,15 +160,17 @@ class TwoWaySync:
         }
         try:
             scope = self._scope(trees, touched, written)
+            bulk = Reconciled()
             if merge:
                 a, b = dict(scope.a), dict(scope.b)
+                bulk = self._merge_one_sided(trees, {Side.A: a, Side.B: b})
                 with_digests(a, b, (trees[Side.A], trees[Side.B]))
                 plan = union_merge(a, b, self.policy, datetime.now())
             else:
                 plan = reconcile(scope, self.policy, datetime.now())
             if plan.halt is not None:
                 raise Halted(plan.halt)
-            if not plan:
+            if not plan and not merge:
                 return Reconciled()
             # A union merge's records are saved once, whole, at its end: killed before that, the
             # pair merges again, which deletes nothing and finds what was copied equal.
@@ -171,22 +181,39 @@ class TwoWaySync:
                 tree.close()
         if merge:
             self.store.save(self.state)  # the union merge's result, even when nothing was written
-        conflicts = tuple(c for c in plan.conflicts if c.path in applied.done)
-        kinds = applied.kinds
-        outcome = Outcome(
-            copied=kinds.get(ActionKind.COPY, 0) + kinds.get(ActionKind.SET_ATTRIBUTES, 0),
-            bytes=applied.bytes,
-            deleted=kinds.get(ActionKind.DELETE, 0),
-            moved=kinds.get(ActionKind.RENAME, 0),
-        )
         return Reconciled(
-            applied.changes,
-            conflicts,
-            applied.handed_back,
-            applied.error,
-            tuple(applied.changed),
-            outcome,
+            applied.changes + bulk.changes,
+            tuple(c for c in plan.conflicts if c.path in applied.done),
+            applied.handed_back | bulk.handed_back,
+            applied.error or bulk.error,
+            (*bulk.changed, *applied.changed),
+            _outcome(applied, bulk.outcome),
         )
+
+    def _merge_one_sided(
+        self, trees: dict[Side, DestinationTree], sides: dict[Side, dict[str, Entry]]
+    ) -> Reconciled:
+        """Copy the subtrees only one side holds by the one-way copier, and take them out of
+        `sides`: the plan merges the rest (see `one_sided`)."""
+        if self.bulk_excludes is None:
+            return Reconciled()
+        copier = OneSidedCopier(self.roots, self.bulk_excludes, self.ownership, self.cancelled)
+        merged = copier.merge(trees, sides, self.policy.mode, self.excluded)
+        if merged is None:
+            return Reconciled()
+        self._remember_unsaved(merged.records)
+        outcome = merged.outcome
+        log.debug(
+            "%s: %d one-sided subtrees copied whole, %d paths agreed, %d back to reconcile",
+            self.name, merged.subtrees, len(merged.records), len(merged.disagree),
+        )  # fmt: skip
+        changed = tuple(record.path for record in merged.records)
+        changes = outcome.copied + outcome.dirs + outcome.links
+        return Reconciled(changes, (), merged.disagree, outcome.error, changed, outcome)
+
+    def cancel(self) -> None:
+        """Stop a merge's copy of one-sided subtrees at its next subtree (shutdown)."""
+        self.cancelled.set()
 
     def _scope(
         self,
@@ -240,6 +267,21 @@ class TwoWaySync:
                     self.open_conflicts.discard(record.path)
                 else:
                     self.open_conflicts.add(record.path)
+
+
+def _outcome(applied: Applied, bulk: Outcome) -> Outcome:
+    """The writes of a reconcile by kind, as a transfer's: the plan's and a merge's bulk copy."""
+    kinds = applied.kinds
+    return Outcome(
+        copied=kinds.get(ActionKind.COPY, 0)
+        + kinds.get(ActionKind.SET_ATTRIBUTES, 0)
+        + bulk.copied,
+        bytes=applied.bytes + bulk.bytes,
+        dirs=bulk.dirs,
+        links=bulk.links,
+        deleted=kinds.get(ActionKind.DELETE, 0),
+        moved=kinds.get(ActionKind.RENAME, 0),
+    )
 
 
 def _remove_leftovers(tree: DestinationTree, leftovers: list[str]) -> None:

@@ -20,7 +20,12 @@ from pylsyncd.transfer.directories import (
     open_followed_root,
     split,
 )
-from pylsyncd.transfer.file_writer import FileWriter, rename_into_place, temp_name
+from pylsyncd.transfer.file_writer import (
+    FileWriter,
+    link_into_place,
+    rename_into_place,
+    temp_name,
+)
 from pylsyncd.transfer.source import SourceChangedError
 
 # Source-side attributes of a directory, looked up when one has to be created on the way.
@@ -35,12 +40,18 @@ class DestinationTree:
     """Directory descriptors below a destination root, cached for the duration of one batch."""
 
     def __init__(
-        self, root: str, source_dir_stat: DirStat, ownership: Ownership, in_place_size: int
+        self,
+        root: str,
+        source_dir_stat: DirStat,
+        ownership: Ownership,
+        in_place_size: int,
+        *,
+        create_only: bool = False,
     ) -> None:
         self.root = root
         self._source_dir_stat = source_dir_stat
         self.ownership = ownership
-        self.files = FileWriter(ownership, in_place_size)
+        self.files = FileWriter(ownership, in_place_size, create_only=create_only)
         # A missing directory is never remembered: this tree creates the ones it needs.
         self._dirs = DirectoryCache(lambda: os.open(root, DIR_FLAGS), remember_missing=False)
         # Directories whose entries this tree changed on its own (creating a missing parent):
@@ -155,7 +166,10 @@ class DestinationTree:
         except BaseException:
             os.unlink(tmp, dir_fd=parent_fd)
             raise
-        rename_into_place(parent_fd, tmp, name)
+        if self.files.create_only:
+            link_into_place(parent_fd, tmp, name)
+        else:
+            rename_into_place(parent_fd, tmp, name)
 
 
 class DestinationView:

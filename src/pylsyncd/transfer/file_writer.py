@@ -8,6 +8,7 @@ Every call takes the directory's descriptor and one name (see `destination`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import itertools
@@ -34,6 +35,10 @@ _FICLONE = 0x40049409
 _NO_CLONE = (errno.EOPNOTSUPP, errno.EXDEV, errno.ENOTTY, errno.EINVAL, errno.ENOSYS)
 # Devices whose filesystem was found unable to clone: not asked again for the process's life.
 _CANNOT_CLONE: set[int] = set()
+_UNNAMED_FLAGS = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+# What open(O_TMPFILE) answers where the filesystem or the kernel cannot make an unnamed file,
+# or (EPERM) where the directory was removed since it was opened.
+_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 # Below this size, finding what changed in a file costs more than writing it whole.
 DELTA_MIN = 1 << 20
 
@@ -115,12 +120,40 @@ def rename_into_place(parent_fd: int, tmp: str, name: str) -> None:
         raise
 
 
+def link_into_place(parent_fd: int, tmp: str, name: str) -> None:
+    """Give the temporary entry `tmp` the name `name` unless that is taken (FileExistsError
+    then: what stands there is never replaced); `tmp` is removed either way.
+
+    The link is the check, atomically. On a filesystem without hard links (some FUSE ones) a
+    look right before the rename is all there is."""
+    try:
+        try:
+            # Without AT_SYMLINK_FOLLOW linkat links a symlink itself, as rename would move it.
+            os.link(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd, follow_symlinks=False)
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            try:
+                os.lstat(name, dir_fd=parent_fd)
+            except FileNotFoundError:
+                os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+                return
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), name) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=parent_fd)
+
+
 class FileWriter:
     """Writes files below one destination, owned as `ownership` says."""
 
-    def __init__(self, ownership: Ownership, in_place_size: int) -> None:
+    def __init__(self, ownership: Ownership, in_place_size: int, *, create_only: bool = False):
         self.ownership = ownership
         self.in_place_size = in_place_size  # files at least this big are patched in place
+        # Only new names are written: a name taken meanwhile is left as it is (FileExistsError).
+        self.create_only = create_only
+        # Unnamed files (O_TMPFILE) are linked through /proc: tried until the filesystem refuses.
+        self._unnamed = os.path.isdir("/proc/self/fd")
 
     def write(
         self,
@@ -161,6 +194,10 @@ class FileWriter:
         self, parent_fd: int, name: str, src_fd: int, source: os.stat_result
     ) -> FileWrite:
         permissions = source.st_mode & 0o777
+        if self.create_only and self._unnamed:
+            unnamed = self._write_unnamed(parent_fd, name, src_fd, source)
+            if unnamed is not None:
+                return unnamed
         tmp, tmp_fd = open_temp(parent_fd, mode=permissions)
         created = None if _UMASK is None else permissions & ~_UMASK
         try:
@@ -171,8 +208,34 @@ class FileWriter:
             os.unlink(tmp, dir_fd=parent_fd)
             raise
         os.close(tmp_fd)
-        rename_into_place(parent_fd, tmp, name)
+        if self.create_only:
+            link_into_place(parent_fd, tmp, name)
+        else:
+            rename_into_place(parent_fd, tmp, name)
         return FileWrite(written, compared=True)
+
+    def _write_unnamed(
+        self, parent_fd: int, name: str, src_fd: int, source: os.stat_result
+    ) -> FileWrite | None:
+        """A new file written as an unnamed inode (O_TMPFILE) and linked to `name` unless that
+        is taken (FileExistsError): one system call fewer than a named temporary file, and a
+        crash leaves nothing. None where the filesystem cannot (FUSE, NFS): asked no more."""
+        permissions = source.st_mode & 0o777
+        try:
+            fd = os.open(".", _UNNAMED_FLAGS, permissions, dir_fd=parent_fd)
+        except OSError as error:
+            if error.errno not in _NO_UNNAMED:
+                raise
+            self._unnamed = False
+            return None
+        try:
+            copied = copy_range(src_fd, fd, 0, source.st_size)
+            self._set_file_attributes(fd, source, None if _UMASK is None else permissions & ~_UMASK)
+            # Through /proc with AT_SYMLINK_FOLLOW: AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
+            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=parent_fd)
+        finally:
+            os.close(fd)
+        return FileWrite(copied, compared=True)
 
     def _write_through_clone(self, change: _Change) -> FileWrite | None:
         """Clone the destination's file, patch the clone, rename it into place; None when this

@@ -41,6 +41,11 @@ class FullSync(TreeSync):
         subtrees = self.sync_top(_SUBTREES_WANTED, _SPLIT_DEPTH)
         self._sync_subtrees(deque(subtrees))
 
+    def sync_subtrees(self, paths: list[str]) -> None:
+        """Compare these subtrees (their parents exist in the destination) and copy what
+        differs, shared with a helper process as a whole tree's are."""
+        self._sync_subtrees(deque(paths))
+
     def stop_helper(self) -> None:
         """Stop the helper process now (TERM, then KILL), from any thread: cancelled at shutdown,
         it must not write on after the daemon has gone."""
@@ -130,6 +135,7 @@ class FullSync(TreeSync):
             logging.getLogger("pylsyncd").getEffectiveLevel(),
             state.in_place_size,
             gitignore=isinstance(state.excludes, GitExcludes),
+            create_only=state.create_only,
         )
         try:
             return Helper(settings)

@@ -89,7 +89,9 @@ def _source_only(stderr: bytes) -> tuple[list[str], bool] | None:
 
 
 def _first_error(stderr: bytes) -> str:
-    """The line that says what went wrong, not rsync's closing summary of it."""
+    """The line that says what went wrong: not rsync's closing summary of it, nor a source
+    entry that changed under it or could not be read, when another line is there."""
     lines = os.fsdecode(stderr).strip().splitlines() or [""]
     specific = [line for line in lines if not line.startswith(("rsync error:", "rsync warning:"))]
-    return (specific or lines)[0]
+    unexplained = [line for line in specific if not (_RACED.match(line) or _DENIED.match(line))]
+    return (unexplained or specific or lines)[0]

@@ -45,6 +45,9 @@ class TransferState:
     vanished: dict[str, tuple[int, float]] = field(default_factory=dict)
     batch_number: int = 0
     in_place_size: int = 16 * 1024 * 1024  # IN_PLACE_SIZE
+    # Only what the destination lacks is written: nothing there is replaced or removed (a
+    # two-way pair's first start copies a side's own subtrees so, see `pair.one_sided`).
+    create_only: bool = False
     hard_links: HardLinks = field(init=False)
     hot_files: HotFiles = field(default_factory=HotFiles)
 
@@ -63,7 +66,11 @@ class Run:
         self.outcome = Outcome()
         self.source_tree = SourceTree(state.source)
         self.tree = DestinationTree(
-            state.destination, self._source_dir_stat, state.ownership, state.in_place_size
+            state.destination,
+            self._source_dir_stat,
+            state.ownership,
+            state.in_place_size,
+            create_only=state.create_only,
         )
         # Directories whose mtime must be copied, at the end (`finish`) unless a tree sync was
         # done with them before (`set_times_now`).

@@ -99,6 +99,8 @@ class TreeSync(Run):
         missing = self.fresh.known_missing(path, self.tree.changed_dirs)
         existing = None if missing else self.tree.lstat(parent_fd, name)
         mode = source.st_mode
+        if _left_as_it_is(self.state, path, existing, mode):
+            return
         parent_written = True  # its times are copied again, unless only a file's content changed
         if existing is not None and stat.S_ISDIR(existing.st_mode) != stat.S_ISDIR(mode):
             self.tree.remove(parent_fd, name, path)  # a file replaced by a directory or back
@@ -106,7 +108,7 @@ class TreeSync(Run):
         if stat.S_ISDIR(mode):
             created = existing is None
             if created:
-                os.mkdir(name, 0o700, dir_fd=parent_fd)
+                os.mkdir(name, _new_dir_mode(self.state, source), dir_fd=parent_fd)
                 self.outcome.dirs += 1
             self._sync_dir(path, source, recursive, created=created)
         elif stat.S_ISREG(mode):
@@ -180,8 +182,7 @@ class TreeSync(Run):
 
         Removing extras on every directory sync, not only for trees, matters when a transfer read
         the source later than its events: an entry it copied and that was deleted before the next
-        rescan (polling) raises no event of its own, but its directory's mtime changed.
-        """
+        rescan (polling) raises no event of its own, but its directory's mtime changed."""
         try:
             children = self.source_tree.children(path)  # SourceChangedError: `sync` looks again
         except UnreadableSourceError as error:
@@ -223,9 +224,8 @@ class TreeSync(Run):
                 self._remove(fd, name, child)
 
     def _copy_new_file(self, path: str, parent: str, parent_fd: int, name: str) -> None:
-        """Copy a regular file the destination lacks, the bulk of an initial sync, with half the
-        system calls of `sync`: the open source's fstat stands in for its lstat, and the
-        destination's listing for an lstat there. Anything unexpected takes the general path."""
+        """A file the destination lacks (an initial sync's bulk), in half the system calls of
+        `sync`: no lstat on either side. Anything unexpected takes the general path."""
         self.fresh.note(parent, name)
         try:
             copied = self._copy_file(path, parent_fd, name).written
@@ -245,6 +245,35 @@ class TreeSync(Run):
             self.skip_unreadable(error)
         except OSError as error:
             self.fail(Change(child, ChangeKind.SYNC_TREE), error)
+
+
+def _left_as_it_is(
+    state: TransferState, path: str, existing: os.stat_result | None, mode: int
+) -> bool:
+    """Whether a create-only run leaves `path` alone: the destination holds an entry there, and
+    only a directory may be gone into."""
+    if existing is None or not state.create_only:
+        return False
+    if stat.S_ISDIR(existing.st_mode) and stat.S_ISDIR(mode):
+        return False
+    log.debug("left %r as the destination has it: only new names are written", path)
+    return True
+
+
+def _new_dir_mode(state: TransferState, source: os.stat_result) -> int:
+    """The mode a directory is made with, before its attributes are set: private to us until
+    it has its owner. Create-only (a two-way merge) makes it with the source's own mode when
+    the owner needs no change, so a daemon killed right after the mkdir leaves no directory
+    whose mode differs from the other side's (a conflict at the next merge)."""
+    mode = stat.S_IMODE(source.st_mode) & 0o777
+    if not state.create_only or mode & 0o700 != 0o700:
+        return 0o700
+    owner = state.ownership.of(source)
+    if owner is not None and (
+        owner[0] not in (-1, os.geteuid()) or owner[1] not in (-1, os.getegid())
+    ):
+        return 0o700
+    return mode
 
 
 def _same_link(

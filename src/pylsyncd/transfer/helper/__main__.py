@@ -60,6 +60,7 @@ def serve() -> None:
         ),
         Ownership(settings.uid, settings.gid, settings.preserve),
         in_place_size=settings.in_place_size,
+        create_only=settings.create_only,
     )
     state.reported_unreadable.update(settings.reported_unreadable)
 

@@ -22,6 +22,7 @@ class Settings:
     log_level: int
     in_place_size: int
     gitignore: bool = False  # what git ignores is left out too (it reads the ignore files itself)
+    create_only: bool = False  # nothing the destination holds is replaced (`TransferState`)
 
 
 @dataclass
