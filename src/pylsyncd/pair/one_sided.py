@@ -137,19 +137,38 @@ class OneSidedCopier:
     ) -> OneSidedMerge | None:
         """Copy what only one side holds whole, taken out of `sides` (None: nothing is)."""
         merged = OneSidedMerge()
+        roots = {side: paths for side, paths in one_sided_roots(sides, mode).items() if paths}
+        originals = {side: split_off(sides[side], paths) for side, paths in roots.items()}
+        # Both ways at once: the subtrees are disjoint, and each way's copier shares its work
+        # with a helper process, so the two ways' Python runs in three processes.
+        copies: dict[Side, Outcome] = {}
+        threads = [
+            threading.Thread(target=self._copy, args=(side, paths, copies), daemon=True)
+            for side, paths in roots.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         counts = merged.outcome
-        for side, paths in one_sided_roots(sides, mode).items():
-            if not paths:
-                continue
-            originals = split_off(sides[side], paths)
-            done = copy_one_sided(
-                self.roots, side, paths, self.excludes, self.ownership, self.cancelled
-            )
+        for side, paths in roots.items():
+            done = copies.get(side, Outcome(error="the copy of one-sided subtrees failed"))
             counts.copied, counts.bytes = counts.copied + done.copied, counts.bytes + done.bytes
             counts.dirs, counts.links = counts.dirs + done.dirs, counts.links + done.links
             counts.error = counts.error or done.error
-            agreed, differ = agreed_records(trees[side.other], side, originals, paths, excluded)
+            agreed, differ = agreed_records(
+                trees[side.other], side, originals[side], paths, excluded
+            )
             merged.records += agreed
             merged.disagree |= differ
             merged.subtrees += len(paths)
         return merged if merged.subtrees else None
+
+    def _copy(self, side: Side, paths: list[str], copies: dict[Side, Outcome]) -> None:
+        try:
+            copies[side] = copy_one_sided(
+                self.roots, side, paths, self.excludes, self.ownership, self.cancelled
+            )
+        except Exception as error:  # what was copied is recorded; the rest goes to the plan
+            log.debug("copying %s's one-sided subtrees failed", side.value, exc_info=True)
+            copies[side] = Outcome(error=f"{type(error).__name__}: {error}")
