@@ -139,36 +139,50 @@ class OneSidedCopier:
         merged = OneSidedMerge()
         roots = {side: paths for side, paths in one_sided_roots(sides, mode).items() if paths}
         originals = {side: split_off(sides[side], paths) for side, paths in roots.items()}
-        # Both ways at once: the subtrees are disjoint, and each way's copier shares its work
-        # with a helper process, so the two ways' Python runs in three processes.
-        copies: dict[Side, Outcome] = {}
-        threads = [
-            threading.Thread(target=self._copy, args=(side, paths, copies), daemon=True)
-            for side, paths in roots.items()
-        ]
+        # Both ways at once: the subtrees are disjoint, each way writes one tree and reads the
+        # other (a thread each), and each way's copier shares its work with a helper process.
+        done: dict[Side, tuple[Outcome, list[Record], set[str]]] = {}
+
+        def copy(side: Side) -> None:
+            done[side] = self._copy(side, roots[side], originals[side], trees, excluded)
+
+        threads = [threading.Thread(target=copy, args=(side,), daemon=True) for side in roots]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         counts = merged.outcome
         for side, paths in roots.items():
-            done = copies.get(side, Outcome(error="the copy of one-sided subtrees failed"))
-            counts.copied, counts.bytes = counts.copied + done.copied, counts.bytes + done.bytes
-            counts.dirs, counts.links = counts.dirs + done.dirs, counts.links + done.links
-            counts.error = counts.error or done.error
-            agreed, differ = agreed_records(
-                trees[side.other], side, originals[side], paths, excluded
+            outcome, agreed, differ = done[side]
+            counts.copied, counts.bytes = (
+                counts.copied + outcome.copied,
+                counts.bytes + outcome.bytes,
             )
+            counts.dirs, counts.links = counts.dirs + outcome.dirs, counts.links + outcome.links
+            counts.error = counts.error or outcome.error
             merged.records += agreed
             merged.disagree |= differ
             merged.subtrees += len(paths)
         return merged if merged.subtrees else None
 
-    def _copy(self, side: Side, paths: list[str], copies: dict[Side, Outcome]) -> None:
+    def _copy(
+        self,
+        side: Side,
+        paths: list[str],
+        originals: dict[str, Entry],
+        trees: dict[Side, DestinationTree],
+        excluded: Excluded,
+    ) -> tuple[Outcome, list[Record], set[str]]:
+        """One way's copy, then what both sides agree on."""
         try:
-            copies[side] = copy_one_sided(
+            outcome = copy_one_sided(
                 self.roots, side, paths, self.excludes, self.ownership, self.cancelled
             )
         except Exception as error:  # what was copied is recorded; the rest goes to the plan
             log.debug("copying %s's one-sided subtrees failed", side.value, exc_info=True)
-            copies[side] = Outcome(error=f"{type(error).__name__}: {error}")
+            outcome = Outcome(error=f"{type(error).__name__}: {error}")
+        try:
+            return (outcome, *agreed_records(trees[side.other], side, originals, paths, excluded))
+        except Exception as error:  # nothing recorded: the plan merges it all again
+            log.debug("reading %s's copies failed", side.value, exc_info=True)
+            return Outcome(error=f"{type(error).__name__}: {error}"), [], set(originals)
