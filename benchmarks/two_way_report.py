@@ -44,6 +44,8 @@ def _union_row(group: dict[str, Any]) -> list[str]:
         f"union merge at first start, {union['files']:,} files split over both sides"
         f" (`cp -a` of the union: {union['cp_seconds']:.2f} s)"
     )
+    if union.get("note"):  # measured apart from the rest of the group, and when
+        name += f"; {union['note']}"
     return [name, "<= 1.5x cp -a", text(OURS), text(THEIRS), met_text(met)]
 
 
