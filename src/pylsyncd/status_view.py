@@ -3,15 +3,19 @@
 On a terminal the screen is redrawn in place (mutagen's `sync monitor` is the model): per pair
 its state, pending changes and lag, the last batch, throughput and errors, and a progress bar
 with rate and time left while the initial sync runs. Elsewhere (a pipe, a log) it prints one
-plain line per pair at each refresh. Ctrl-C ends it.
+plain line per pair at each refresh. Ctrl-C ends it, even when whoever started it left SIGINT
+ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -68,23 +72,44 @@ def watch(
     """Show the daemon's status until Ctrl-C; 0 then."""
     rates = Throughput()
     try:
-        while True:
-            now = time.time()
-            try:
-                status: DaemonStatus | None = read_status(path)
-                problem = ""
-            except StatusError as error:
-                status, problem = None, str(error)
-            lines = render(status, problem, now, failing_for, rates, tty=tty)
-            if tty:
-                width = shutil.get_terminal_size().columns
-                out.write(_CLEAR + "\n".join(line[:width] for line in lines) + "\n")
-            else:
-                out.write("".join(f"{time.strftime('%H:%M:%S')} {line}\n" for line in lines))
-            out.flush()
-            sleep(REFRESH_EVERY)
+        with _ended_by_ctrl_c():
+            while True:
+                now = time.time()
+                try:
+                    status: DaemonStatus | None = read_status(path)
+                    problem = ""
+                except StatusError as error:
+                    status, problem = None, str(error)
+                lines = render(status, problem, now, failing_for, rates, tty=tty)
+                if tty:
+                    width = shutil.get_terminal_size().columns
+                    out.write(_CLEAR + "\n".join(line[:width] for line in lines) + "\n")
+                else:
+                    out.write("".join(f"{time.strftime('%H:%M:%S')} {line}\n" for line in lines))
+                out.flush()
+                sleep(REFRESH_EVERY)
     except KeyboardInterrupt:
         return 0
+
+
+@contextlib.contextmanager
+def _ended_by_ctrl_c() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt while the block runs, whatever it did before.
+
+    Python leaves a SIGINT it inherited ignored, and a shell starts every `&` job without job
+    control (a script's, `sh -c '... &'`) with SIGINT ignored: a view started so would never
+    end, since only Ctrl-C ends it. As mutagen's monitor (Go's signal.Notify un-ignores it),
+    watch(1) and top do, the view takes SIGINT itself. Only the main thread may set handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def render(

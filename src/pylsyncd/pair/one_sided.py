@@ -5,9 +5,9 @@ plan that is a compare-and-swap and a record per entry, about 100 us a file in o
 directory the other side lacks altogether needs no comparison: the one-way full sync copies it
 (with its helper process, on the second core) in create-only mode, where a name is put in place
 by a link, which fails when the name was taken meanwhile, and nothing the other side holds is
-replaced or removed. Then both copies are read again, the written side first, and a path is
-recorded as agreed only where both hold the same entry: one written while it was copied
-(on either side) goes back to reconcile, which without an ancestor keeps both versions.
+replaced or removed. Then the copies are read, and a path is recorded as agreed only where its
+copy holds what the original held when the merge read it: a path written on either side
+meanwhile goes back to reconcile, which without an ancestor finds both equal or keeps both.
 """
 
 from __future__ import annotations

@@ -23,13 +23,9 @@ from collections.abc import Callable
 from pylsyncd.entries import Entry, Kind
 from pylsyncd.transfer import Ownership
 from pylsyncd.transfer.file_content import copy_range
-from pylsyncd.transfer.file_writer import UMASK, open_temp, temp_name
+from pylsyncd.transfer.file_writer import NO_UNNAMED, UMASK, open_temp, temp_name
 
 _ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-# What open(O_TMPFILE) answers where the filesystem or the kernel cannot make an unnamed file,
-# or (EPERM) where the directory was removed since it was opened: the named temporary file's
-# way then says what happened in the words of every other write.
-_NO_TMPFILE = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 
 
 class PathTaken(Exception):
@@ -78,7 +74,7 @@ def _write_unnamed(
     try:
         fd = os.open(".", flags, stat.S_IMODE(source.st_mode) & 0o777, dir_fd=parent_fd)
     except OSError as error:
-        if error.errno in _NO_TMPFILE:
+        if error.errno in NO_UNNAMED:  # the named temporary file's way says what happened
             return None
         raise
     try:

@@ -38,7 +38,7 @@ _CANNOT_CLONE: set[int] = set()
 _UNNAMED_FLAGS = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
 # What open(O_TMPFILE) answers where the filesystem or the kernel cannot make an unnamed file,
 # or (EPERM) where the directory was removed since it was opened.
-_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EPERM)
+NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EPERM)
 # Below this size, finding what changed in a file costs more than writing it whole.
 DELTA_MIN = 1 << 20
 
@@ -224,7 +224,7 @@ class FileWriter:
         try:
             fd = os.open(".", _UNNAMED_FLAGS, permissions, dir_fd=parent_fd)
         except OSError as error:
-            if error.errno not in _NO_UNNAMED:
+            if error.errno not in NO_UNNAMED:
                 raise
             self._unnamed = False
             return None
