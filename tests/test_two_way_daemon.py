@@ -531,3 +531,17 @@ def test_a_one_sided_subtree_in_one_way_safe_goes_from_the_source_only(sides: Si
     assert (sides.b / "from-a/f").read_text() == "a"
     assert not (sides.a / "own-b").exists()
     assert (sides.b / "own-b/f").read_text() == "b"
+
+
+def test_excluded_paths_in_one_sided_subtrees_are_never_copied(sides: Sides) -> None:
+    for side, name in ((sides.a, "only-a"), (sides.b, "only-b")):
+        for n in range(20):  # enough subtrees that the helper process takes some
+            write_file(side / f"{name}/d{n}/kept", name)
+            write_file(side / f"{name}/d{n}/scratch.tmp", "excluded")
+            write_file(side / f"{name}/d{n}/build/out.o", "excluded")
+    daemon = sides.start("--exclude", "build/", "--exclude", "*.tmp")
+    daemon.wait_for_log(r"2 one-sided subtrees copied whole")
+    for side, other in ((sides.a, "only-b"), (sides.b, "only-a")):
+        for n in range(20):
+            assert (side / f"{other}/d{n}/kept").read_text() == other
+            assert sorted(os.listdir(side / f"{other}/d{n}")) == ["kept"]
