@@ -159,7 +159,8 @@ class OneSidedCopier:
                 counts.bytes + outcome.bytes,
             )
             counts.dirs, counts.links = counts.dirs + outcome.dirs, counts.links + outcome.links
-            counts.error = counts.error or outcome.error
+            if outcome.error:  # not the merge's failure: what was not copied goes to the plan
+                log.debug("copying %s's one-sided subtrees: %s", side.value, outcome.error)
             merged.records += agreed
             merged.disagree |= differ
             merged.subtrees += len(paths)
