@@ -209,7 +209,8 @@ class TwoWaySync:
         )  # fmt: skip
         changed = tuple(record.path for record in merged.records)
         changes = outcome.copied + outcome.dirs + outcome.links
-        return Reconciled(changes, (), merged.disagree, outcome.error, changed, outcome)
+        # What the copier could not copy disagrees: the next reconcile's writes say if it fails.
+        return Reconciled(changes, (), merged.disagree, None, changed, outcome)
 
     def cancel(self) -> None:
         """Stop a merge's copy of one-sided subtrees at its next subtree (shutdown)."""
