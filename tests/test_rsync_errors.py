@@ -18,3 +18,13 @@ def test_a_failure_beside_a_short_read_is_named_by_its_own_line() -> None:
     unknown = b'rsync: [receiver] write failed on "/dst/big": No space left on device (28)\n'
     verdict = judge(23, _SHORT_READ + unknown + _SUMMARY)
     assert verdict.error == "rsync exited 23: " + unknown.decode().strip()
+
+
+def test_the_receivers_failed_verification_of_a_short_read_is_no_failure() -> None:
+    # What the receiver says about the bytes a short read sent, with and without quotes (rsync
+    # quotes the name in some versions only); rsync reruns the file itself.
+    for name in (b"big", b'"big"'):
+        failed = b"ERROR: " + name + b" failed verification -- update discarded.\n"
+        verdict = judge(23, _SHORT_READ + failed + _SUMMARY)
+        assert verdict.error is None, name
+        assert verdict.raced, name

@@ -26,13 +26,14 @@ _DENIED = re.compile(r'^rsync: \[sender\] .*"(?P<path>.*)".*: Permission denied 
 # errors mapping": ENODATA, rsync's own word for a short read). rsync exits 23 for these, not 24
 # as for a file that only vanished; the change raised its own event, which the next batch serves.
 # The receiver's word for what such a short read sent: its checksum did not match ("failed
-# verification": the update is discarded and tried again, or kept by an in-place run).
+# verification": the update is discarded and tried again, or kept by an in-place run); rsync
+# quotes the name in some versions and not in others.
 _RACED = re.compile(
     r"^(rsync: \[sender\] .*: (No such file or directory \(2\)|Not a directory \(20\)"
     r"|Is a directory \(21\)|Invalid argument \(22\)|Too many levels of symbolic links \(40\)"
     r"|No data available \(61\))"
     r'|(file|directory) has vanished: ".*"'
-    r'|(WARNING|ERROR): ".*" failed verification -- update (discarded|retained).*)$'
+    r"|(WARNING|ERROR): .* failed verification -- update (discarded|retained).*)$"
 )
 # Lines that only sum up the errors listed before them.
 _SUMMARY = ("rsync error:", "rsync warning:", "IO error encountered -- skipping file deletion")
