@@ -139,6 +139,7 @@ def test_harness_measures_the_files_group(tmp_path: Path) -> None:
         assert rewrites["rewrites"] == sizes["rewrites"] and rewrites["changed_bytes"] > 0
         assert entry["big_write"]["file_bytes"] == sizes["write_bytes"]
         assert len(entry["big_write"]["cp_runs"]) == 3
+        assert len(entry["big_write"]["alone_runs"]) == 3
         assert set(entry["saves"]) == EDITORS
         assert entry["real_tree"]["entries"] == files["real_tree"]["entries"]
         assert entry["dirs"]["directories"] == sizes["dirs"] and entry["dirs"]["rss_mb"] > 0

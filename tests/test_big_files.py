@@ -278,6 +278,36 @@ def test_a_hot_file_waits_until_its_last_copy_is_paid_back(
     assert_trees_equal(src, dst)
 
 
+def test_an_appended_tail_is_never_held_back_but_a_rewrite_is(
+    dirs: tuple[Path, Path], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Holding back the next tail would save no work (each appended byte is copied once), only
+    delay it: a file written at full speed would arrive a copy's time late. Every timed copy
+    here costs a second of CPU, so a copy that were paid back would defer the next."""
+    ticks = iter(range(0, 100_000, 100))
+    monkeypatch.setattr("pylsyncd.transfer.file_copy.time.thread_time", lambda: next(ticks))
+    src, dst = dirs
+    big_file(src / "log")
+    transfer = mirror(src, dst, clock)
+    clock.now += 1000  # past the pay-back of the first copy
+    for seed in range(3):
+        with open(src / "log", "ab") as log:
+            log.write(random.Random(seed).randbytes(MIB))
+        outcome = sync(transfer, "log")
+        assert (outcome.copied, outcome.bytes) == (1, MIB)
+        # What waits is the whole comparison held back for an append, not the next copy.
+        assert outcome.deferred_until == pytest.approx(clock.now + VERIFY_AFTER)
+    big_file(src / "log", size=os.stat(src / "log").st_size, seed=9)  # rewritten: compared
+    assert sync(transfer, "log").copied == 1
+    big_file(src / "log", size=os.stat(src / "log").st_size, seed=10)
+    outcome = sync(transfer, "log")
+    assert outcome.copied == 0
+    assert outcome.deferred_until == pytest.approx(clock.now + 100 * (1 / HOT_FILE_SHARE - 1))
+    clock.now += 1000
+    sync(transfer, "log", final=True)
+    assert_trees_equal(src, dst)
+
+
 def test_hot_files_pay_back_only_copies_that_cost(clock: Clock) -> None:
     hot = HotFiles(clock)
     hot.copied("cheap", 0.0001, compared=True)

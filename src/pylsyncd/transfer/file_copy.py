@@ -1,8 +1,9 @@
 """One regular file copied from the source, under the hot-file rule (`hot_files`).
 
-What a copy cost is measured (thread CPU) and paid back before the next copy of that file; a
-grown file may be updated by its new tail alone, to be compared whole later; the second event
-of one write finds the file as written and copies nothing.
+What a copy cost is measured (thread CPU) and paid back before the next copy of that file,
+unless it wrote only an appended tail; a grown file may be updated by its new tail alone, to be
+compared whole later; the second event of one write finds the file as written and copies
+nothing.
 """
 
 from __future__ import annotations
@@ -77,4 +78,8 @@ def copy_file(
             cost = time.thread_time() - started
     finally:
         os.close(src_fd)
-    return written, hot.copied(path, cost, compared=written.compared, source=source)
+    # A tail appended is copied once, whenever it goes: holding the next one back would save no
+    # work, only delay it (a file written at full speed would arrive a copy's time late). What
+    # is paid back is comparing or rewriting what the destination already held.
+    charged = cost if written.compared else 0.0
+    return written, hot.copied(path, charged, compared=written.compared, source=source)

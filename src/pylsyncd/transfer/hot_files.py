@@ -4,7 +4,8 @@ A log appended every 10 ms, or a database rewritten in place, raises events fast
 copies are worth making. Each copy that cost CPU time is paid back before the next: a file whose
 copy took `cost` seconds of the transfer thread's CPU is copied again no sooner than
 `cost * (1 / HOT_FILE_SHARE - 1)` seconds after, so one file never takes more than that share of
-a core. Its changes meanwhile wait in the pair's queue, merged, and go in one copy.
+a core. Its changes meanwhile wait in the pair's queue, merged, and go in one copy. (The caller
+charges nothing for an appended tail: those bytes are copied once whenever they go.)
 
 A file updated by its new tail alone (an append whose old end was checked, not every byte) is
 compared whole once it has been quiet for `VERIFY_AFTER` seconds: a change made in its middle
