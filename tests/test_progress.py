@@ -1,4 +1,5 @@
-"""The initial sync's progress lines: the total is counted beside the sync, never before it."""
+"""The initial sync's progress lines: the total is what the watcher found, else counted beside
+the sync, never before it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import pytest
 
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.progress import PairProgress, ProgressReporter, count_entries
+from pylsyncd.watch.choice import entries_found
+from pylsyncd.watch.hybrid import HybridWatcher
+from pylsyncd.watch.inotify import InotifyWatcher
+from pylsyncd.watch.poll import PollWatcher
 
 
 def tree(root: Path, directories: int, files: int) -> int:
@@ -70,3 +75,45 @@ def test_a_short_sync_never_counts(tmp_path: Path) -> None:
     reporter(3)  # before the first line is due
     reporter.close()
     assert reporter.total is None
+
+
+def test_a_total_the_watcher_found_is_shown_at_once_and_nothing_is_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shown = PairProgress()
+    reporter = ProgressReporter("pair", str(tmp_path), ExcludeRules(()), shown, total=1000)
+    assert shown.sync_total == 1000
+    caplog.set_level(logging.INFO, logger="pylsyncd")
+    reporter.next_report = 0.0
+    reporter(7)
+    reporter.close()
+    assert caplog.records[0].getMessage().startswith("pair: initial sync: 7 of 1000 entries, ")
+    assert reporter._counter is None  # no walk of its own took the sync's time
+
+
+@pytest.mark.parametrize("kind", ["inotify", "poll", "hybrid"])
+def test_each_watcher_finds_the_entries_a_count_would(tmp_path: Path, kind: str) -> None:
+    """What a watcher's first walk found is the progress total: the same as `count_entries`
+    on the same tree with the same excludes (an excluded directory's contents not counted)."""
+    tree(tmp_path, 4, 3)
+    (tmp_path / "d1" / "deeper").mkdir()
+    (tmp_path / "d1" / "deeper" / "f").write_text("x")
+    (tmp_path / "link").symlink_to("d0")
+    excludes = ExcludeRules(("f0", "d2/"))
+    expected = count_entries(str(tmp_path), excludes)
+    # 4 directories of 3 files, deeper/ and its file, the link; less d2/ and its 3 files, 3 f0
+    assert expected == 4 + 4 * 3 + 2 + 1 - 4 - 3
+    root = str(tmp_path)
+    watchers = {
+        "inotify": lambda: InotifyWatcher(root, excludes.excludes),
+        "poll": lambda: PollWatcher(root, excludes.excludes),
+        "hybrid": lambda: HybridWatcher(
+            InotifyWatcher(root, excludes.excludes), PollWatcher(root, excludes.excludes), root
+        ),
+    }
+    watcher = watchers[kind]()
+    try:
+        watcher.start()
+        assert entries_found(watcher) == expected
+    finally:
+        watcher.close()

@@ -139,6 +139,11 @@ class SourceGroup:
         """How the source is watched now."""
         return self._source.watching
 
+    @property
+    def entries_found(self) -> int | None:
+        """How many entries the watcher found below the root when it started, if it counted."""
+        return self._source.entries_found
+
     def held_back(self, retry: Retry) -> bool:
         """Whether every change stays queued because the source is gone, or not watched again
         yet since it came back (a batch applied then would delete what only looks gone)."""

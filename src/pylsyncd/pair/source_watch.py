@@ -17,7 +17,7 @@ from pylsyncd.events import Event, EventKind
 from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
-from pylsyncd.watch.choice import describe_watcher
+from pylsyncd.watch.choice import describe_watcher, entries_found
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -142,6 +142,12 @@ class SourceWatch:
         """How the source is watched now, for the status ("" while the watcher is replaced)."""
         watcher = self._watcher  # read without the lock: a reference, replaced whole
         return "" if watcher is None else describe_watcher(watcher)
+
+    @property
+    def entries_found(self) -> int | None:
+        """How many entries the watcher found below the root when it started, if it counted."""
+        watcher = self._watcher
+        return None if watcher is None else entries_found(watcher)
 
     def resync_reason(self) -> ResyncReason:
         """Why the full comparison that is due was asked for (the source's return: asked once)."""

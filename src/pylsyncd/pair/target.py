@@ -55,6 +55,10 @@ class SourceSide(Protocol):
     def watching(self) -> str:
         """How the source is watched, for the status."""
 
+    @property
+    def entries_found(self) -> int | None:
+        """How many entries the source's watcher found when it started (None: not counted)."""
+
     def backlog(self) -> tuple[int, float | None]:
         """Events not handed to the targets yet, and when (monotonic) the oldest came."""
 
@@ -216,7 +220,9 @@ class Target:
             delete = False
         log.info("%s: initial sync", self.name)
         started = time.monotonic()
-        reporter = ProgressReporter(self.name, self.config.source, self.excludes, self._progress)
+        reporter = ProgressReporter(
+            self.name, self.config.source, self.excludes, self._progress, self._source.entries_found
+        )
         sync = partial(self.transfer.full_sync, delete=delete, progress=reporter)
         while not (outcome := self._guarded(sync)).ok:
             self._retry.failed("initial sync", outcome.error, FailureKind.INITIAL_SYNC)

@@ -113,3 +113,13 @@ def count_watches(watcher: Watcher) -> int:
     if isinstance(watcher, HybridWatcher):
         watcher = watcher.fast
     return watcher.watch_count if isinstance(watcher, InotifyWatcher) else 0
+
+
+def entries_found(watcher: Watcher) -> int | None:
+    """How many entries below the root `watcher` found when it first looked at the whole tree
+    (None when it did not): the initial sync's progress total without a walk of its own."""
+    if isinstance(watcher, HybridWatcher):
+        watcher = watcher.rescans
+    if isinstance(watcher, PollWatcher):
+        return watcher.entries()
+    return watcher.entries_found if isinstance(watcher, InotifyWatcher) else None

@@ -99,6 +99,9 @@ class InotifyWatcher:
         self._rewatch_pending = False  # a mount below the root went away
         self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
         self._backlog_bytes = 0
+        # Entries (not excluded) below the root when it was first watched: the initial sync's
+        # progress total, known without a walk of its own.
+        self.entries_found: int | None = None
 
     @property
     def watch_count(self) -> int:
@@ -118,6 +121,7 @@ class InotifyWatcher:
             self._watches.watch_tree("", None)
         finally:
             self._watches.shared_paths = {}
+        self.entries_found = self._watches.entries_listed
         log.debug(
             "watching %d directories below %s (%.0f ms)",
             self.watch_count,

@@ -52,6 +52,7 @@ class TreeWatches:
         # path -> the same path as another table of this tree already holds it (the hybrid's
         # rescans): a directory's path is then one string in memory, not two.
         self.shared_paths: Mapping[str, str] = {}
+        self.entries_listed = 0  # entries (not excluded) the last `watch_tree` found
 
     def watch_tree(
         self, top: str, out: list[Event | None] | None, watched: set[int] | None = None
@@ -65,6 +66,7 @@ class TreeWatches:
         table = self._table
         table.begin_listing()
         stack = [top]
+        listed = 0
         while stack:
             rel = stack.pop()
             known = None if out is None else table.wd_of(rel)
@@ -85,6 +87,7 @@ class TreeWatches:
                             if is_dir:
                                 table.exclude(child)
                             continue
+                        listed += 1
                         if out is not None:
                             out.append(Event(EventKind.CREATED, child, is_dir))
                         if is_dir:
@@ -93,6 +96,7 @@ class TreeWatches:
                 continue  # removed since its watch was added: its deletion is reported
             except PermissionError:
                 self._report_denied(rel)
+        self.entries_listed = listed
 
     def rewatch(self) -> None:
         """Events were lost, renames among them: rebuild every watch from a fresh walk."""

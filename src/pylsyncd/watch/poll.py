@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from pylsyncd.events import Event, parent_of
 from pylsyncd.watch import ExcludePredicate
-from pylsyncd.watch.dir_table import DirectoryTable
+from pylsyncd.watch.dir_table import DirectoryTable, header
 from pylsyncd.watch.scan_schedule import Clock, ScanSchedule
 from pylsyncd.watch.snapshot_diff import Snapshot
 from pylsyncd.watch.tree_rescan import TreeRescan
@@ -94,6 +94,10 @@ class PollWatcher:
             (time.monotonic() - started) * 1000,
         )
         self._due = self._clock() + self.interval
+
+    def entries(self) -> int:
+        """How many entries (not excluded) the tree holds below the root, as last seen."""
+        return sum(header(record)[0] for record in self._tree.table.records.values())
 
     def directories(self) -> Iterable[str]:
         """The directories of the tree as last seen (relative paths, the root "")."""
