@@ -113,12 +113,16 @@ def wait_until(
     timeout: float,
     interval: float = 0.001,
     on_poll: Callable[[], None] | None = None,
+    share: float = 1.0,
 ) -> float | None:
     """perf_counter() at the start of the first check that found `condition` true, or None
     after `timeout` seconds.
 
     The start, not the end: checking a 10,000-file replica takes tens of milliseconds, and a
-    rename that lands at once would otherwise be charged for the check itself.
+    rename that lands at once would otherwise be charged for the check itself. `share`: of one
+    core, at most what the checks take (after a check of `t` seconds the next waits at least
+    `t * (1 / share - 1)`): on 2 cores a check that lists big directories every millisecond
+    would take a whole core from a daemon that uses two.
     """
     deadline = time.perf_counter() + timeout
     while True:
@@ -127,9 +131,10 @@ def wait_until(
             return checked
         if on_poll is not None:
             on_poll()
-        if time.perf_counter() > deadline:
+        now = time.perf_counter()
+        if now > deadline:
             return None
-        time.sleep(interval)
+        time.sleep(max(interval, (now - checked) * (1 / share - 1)))
 
 
 def _listing(root: str) -> dict[str, tuple[str, int]]:

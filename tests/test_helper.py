@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from helper_processes import ready, record_helpers
 from helpers import assert_trees_equal, wait_until, write_file
 from pylsyncd.coalesce import Change
 from pylsyncd.excludes import ExcludeRules
@@ -23,7 +24,6 @@ from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Outcome, full_sync, tree_sync
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.helper import client as helper_module
-from pylsyncd.transfer.helper.protocol import Settings
 
 OLD_MTIME_NS = 1_500_000_000_123_456_789
 SUBTREES = [f"dir-{number:02}" for number in range(12)]
@@ -46,15 +46,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_module.Helper]]:
-    started: list[helper_module.Helper] = []
-
-    class Recorded(helper_module.Helper):
-        def __init__(self, settings: Settings) -> None:
-            super().__init__(settings)
-            started.append(self)
-
-    monkeypatch.setattr(full_sync, "Helper", Recorded)
-    monkeypatch.setattr(full_sync, "can_help", lambda: True)  # also on a machine of one core
+    started = record_helpers(monkeypatch, full_sync)
     yield started
     for helper in started:
         assert helper._process.poll() is not None, "the helper process outlived the sync"
@@ -71,19 +63,6 @@ def hold_back(monkeypatch: pytest.MonkeyPatch, *conditions: Callable[[], object]
         original(run, change)
 
     monkeypatch.setattr(tree_sync.TreeSync, "sync_tree", sync_tree)
-
-
-def ready(started: list[helper_module.Helper]) -> Callable[[], bool]:
-    """Whether the helper said it is ready; its first message is read here (it reports nothing
-    else before it is given work), as the pair's process would between two subtrees."""
-
-    def condition() -> bool:
-        if not started:
-            return False
-        assert started[0].reports(0.01) == []
-        return started[0].ready
-
-    return condition
 
 
 def test_the_helper_syncs_subtrees_and_the_replica_is_complete(

@@ -41,6 +41,7 @@ class DirectTransfer:
         )
         self.delete = delete  # deletions while running (DELETE=true or running)
         self._full_sync: FullSync | None = None  # the one in progress, for `cancel`
+        self._replay: Replay | None = None  # likewise
 
     def cancel(self) -> None:
         """Stop the transfer in progress, from another thread: the shutdown grace ran out."""
@@ -49,15 +50,19 @@ class DirectTransfer:
         if full_sync is not None:
             # The helper now, from this thread: the pair's thread may be the one that is stuck.
             full_sync.stop_helper()
+        replay = self._replay
+        if replay is not None and replay.sharing is not None:
+            replay.sharing.cancel()
 
     def apply(self, batch: Batch, *, final: bool = False) -> Outcome:
         if not self.delete and batch.moves:
             batch = batch.without_moves()  # a rename would remove the old name
         expire_vanished(self.state)
-        run = Replay(self.state, delete=self.delete, may_defer=not final)
+        run = self._replay = Replay(self.state, delete=self.delete, may_defer=not final)
         try:
             run.replay(batch)
         finally:
+            self._replay = None
             run.finish()
         return run.outcome
 

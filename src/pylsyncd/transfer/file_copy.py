@@ -20,7 +20,7 @@ from pylsyncd.transfer.source import SourceChangedError, SourceTree
 
 # Copies of smaller files are not timed for the hot-file rule (two system calls each): they
 # cost far less than the smallest cost it tracks.
-_TIMED_SIZE = 256 * 1024
+TIMED_SIZE = 256 * 1024
 
 
 def same_file(
@@ -65,7 +65,7 @@ def copy_file(
             # and none is added: that made two names of one big hard-linked file schedule each
             # other's, once a second, forever.
             return FileWrite(0, compared=False, directory_written=False), hot.comparison_due(path)
-        if source.st_size < _TIMED_SIZE:
+        if source.st_size < TIMED_SIZE:
             written = files.write(
                 parent_fd, name, src_fd, source, existing, trust_append=trust_append
             )

@@ -17,7 +17,7 @@ from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Progress
 from pylsyncd.transfer.helper.client import Helper, can_help
 from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
-from pylsyncd.transfer.run import TransferState
+from pylsyncd.transfer.run import Run, TransferState
 from pylsyncd.transfer.tree_sync import TreeSync
 
 log = logging.getLogger(__name__)
@@ -120,40 +120,50 @@ class FullSync(TreeSync):
         log.debug("full sync: %d of its subtrees synced by the helper process", helped)
 
     def _start_helper(self) -> Helper | None:
-        if not can_help():
-            return None
-        state = self.state
-        settings = Settings(
-            state.source,
-            state.destination,
-            list(state.excludes.patterns),
-            self.delete,
-            state.ownership.uid,
-            state.ownership.gid,
-            state.ownership.preserve,
-            sorted(state.reported_unreadable),
-            logging.getLogger("pylsyncd").getEffectiveLevel(),
-            state.in_place_size,
-            gitignore=isinstance(state.excludes, GitExcludes),
-            create_only=state.create_only,
-        )
-        try:
-            return Helper(settings)
-        except OSError as error:
-            log.debug("no helper process: %s", error)
-            return None
+        return start_helper(self.state, delete=self.delete)
 
     def add_report(self, report: SubtreeReport) -> None:
         """Count what the helper process did in one subtree as done by this run."""
-        self.outcome.copied += report.copied
-        self.outcome.bytes += report.bytes
-        self.outcome.dirs += report.dirs
-        self.outcome.links += report.links
-        self.outcome.deleted += report.deleted
-        self.failed += report.failed_changes()
-        if self.outcome.error is None:
-            self.outcome.error = report.error
-        self.state.reported_unreadable.update(report.unreadable)
-        self.entries += report.entries
-        if self.progress is not None:
-            self.progress(self.entries)
+        count_report(self, report)
+
+
+def start_helper(state: TransferState, *, delete: bool) -> Helper | None:
+    """A helper process with the same settings as `state`'s transfer; None when it cannot run
+    beside us (one core) or would not start."""
+    if not can_help():
+        return None
+    settings = Settings(
+        state.source,
+        state.destination,
+        list(state.excludes.patterns),
+        delete,
+        state.ownership.uid,
+        state.ownership.gid,
+        state.ownership.preserve,
+        sorted(state.reported_unreadable),
+        logging.getLogger("pylsyncd").getEffectiveLevel(),
+        state.in_place_size,
+        gitignore=isinstance(state.excludes, GitExcludes),
+        create_only=state.create_only,
+    )
+    try:
+        return Helper(settings)
+    except OSError as error:
+        log.debug("no helper process: %s", error)
+        return None
+
+
+def count_report(run: Run, report: SubtreeReport) -> None:
+    """Count what the helper process did in one part of `run`'s work as done by `run`."""
+    run.outcome.copied += report.copied
+    run.outcome.bytes += report.bytes
+    run.outcome.dirs += report.dirs
+    run.outcome.links += report.links
+    run.outcome.deleted += report.deleted
+    run.failed += report.failed_changes()
+    if run.outcome.error is None:
+        run.outcome.error = report.error
+    run.state.reported_unreadable.update(report.unreadable)
+    run.entries += report.entries
+    if run.progress is not None:
+        run.progress(run.entries)

@@ -13,9 +13,10 @@ import time
 
 from pylsyncd.coalesce import Batch, Change, ChangeKind, Move
 from pylsyncd.events import is_within, rebase
+from pylsyncd.transfer.batch_sharing import BatchReplay, BatchSharing
 from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.run import TransferState
-from pylsyncd.transfer.tree_sync import NOT_LOOKED, SourceLook, TreeSync
+from pylsyncd.transfer.tree_sync import NOT_LOOKED, SourceLook
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def expire_vanished(state: TransferState) -> None:
             del state.vanished[path]
 
 
-class Replay(TreeSync):
+class Replay(BatchReplay):
     """One batch replayed: its moves, then its changes, then the other names of hard links."""
 
     def __init__(self, state: TransferState, *, delete: bool, may_defer: bool = True):
@@ -46,6 +47,7 @@ class Replay(TreeSync):
         # False for the last batch before the daemon exits: nothing waits for later.
         self.may_defer = may_defer
         self._compare_now: list[str] = []  # appended files to compare before this run ends
+        self.sharing: BatchSharing | None = None  # a big batch's helper process, while it runs
 
     def replay(self, batch: Batch) -> None:
         """Apply the batch; each failure is kept in the outcome for the retry."""
@@ -62,13 +64,21 @@ class Replay(TreeSync):
         # Directories the changes create are known empty but for what they put there; only
         # here, where no rename (a move's or a hard link's) can bring anything else in.
         self.fresh.start()
-        for change in batch.changes:
-            held_until = self._held_until(change)
-            if held_until is not None:
-                self.outcome.defer(change, held_until)
-                continue
-            self.trim_descriptors("")
-            self.attempt(self.change, change)
+        sharing = self.sharing = BatchSharing.for_batch(self, len(batch.changes))
+        try:
+            for change in batch.changes:
+                held_until = self._held_until(change)
+                if held_until is not None:
+                    self.outcome.defer(change, held_until)
+                    continue
+                self.trim_descriptors("")
+                if sharing is None or not sharing.set_aside(change):
+                    self.attempt(self.change, change)
+            if sharing is not None:
+                sharing.sync_set_aside()
+        finally:
+            if sharing is not None:
+                sharing.stop()
         self.fresh.stop()
         # The last batch before the daemon exits: the appended files it updated by their tail
         # are compared whole now, since no later comparison will come.
@@ -171,6 +181,13 @@ class Replay(TreeSync):
             found = NOT_LOOKED  # the other names' syncs took time: look again
         recursive = change.kind is not ChangeKind.SYNC
         self.sync(change.path, recursive=recursive, forced=True, found=found)
+
+    def vanished_elsewhere(self, path: str) -> None:
+        """A change the helper process synced found `path` gone: remembered as this process
+        remembers what it finds gone (`change`)."""
+        self._vanish(path)
+        for other in self.state.hard_links.others_of_vanished(path):
+            self.sync(other, recursive=False, forced=True)
 
     def check_found_name(self, change: Change) -> None:
         """A name of a file that got a new link: copied only if its size, mtime or mode differ

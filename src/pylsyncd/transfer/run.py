@@ -48,6 +48,9 @@ class TransferState:
     # Only what the destination lacks is written: nothing there is replaced or removed (a
     # two-way pair's first start copies a side's own subtrees so, see `pair.one_sided`).
     create_only: bool = False
+    # A live batch of at least this many changes shares its files with a helper process
+    # (`batch_sharing`): below, starting one costs more than it saves.
+    helper_batch_min: int = 2000
     hard_links: HardLinks = field(init=False)
     hot_files: HotFiles = field(default_factory=HotFiles)
 

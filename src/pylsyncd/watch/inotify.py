@@ -99,9 +99,7 @@ class InotifyWatcher:
         self._rewatch_pending = False  # a mount below the root went away
         self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
         self._backlog_bytes = 0
-        # Entries (not excluded) below the root when it was first watched: the initial sync's
-        # progress total, known without a walk of its own.
-        self.entries_found: int | None = None
+        self.entries_found: int | None = None  # below the root at `start`: a progress total
 
     @property
     def watch_count(self) -> int:

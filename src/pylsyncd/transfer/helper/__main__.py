@@ -1,7 +1,8 @@
 """The helper process of a direct full sync: `python -m pylsyncd.transfer.helper`.
 
-It reads its settings, then syncs each subtree named on stdin and reports each on stdout. This
-module is only ever run, never imported, so it is loaded once; it needs none of the client side.
+It reads its settings, then syncs each subtree named on stdin (or each part of a live batch:
+`ChangedEntries`) and reports each on stdout. This module is only ever run, never imported, so
+it is loaded once; it needs none of the client side.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,17 +19,54 @@ from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer import Ownership
-from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
+from pylsyncd.transfer.helper.protocol import ChangedEntries, Settings, SubtreeReport
 from pylsyncd.transfer.run import TransferState
 from pylsyncd.transfer.tree_sync import TreeSync
 
 
+class ChangedEntriesSync(TreeSync):
+    """Files and symlinks of a live batch, each synced as `Replay.change` syncs one: looked at,
+    then copied even when its size and mtime match. What it finds gone is reported (`vanished`)
+    for the pair's process to remember, as its own replay would."""
+
+    def __init__(self, state: TransferState, *, delete: bool) -> None:
+        super().__init__(state, delete=delete)
+        self.vanished: list[str] = []
+
+    def change(self, change: Change) -> None:
+        found = self.source_tree.lstat(change.path)
+        if found is None:
+            self.vanished.append(change.path)
+        self.sync(change.path, recursive=False, forced=True, found=found)
+
+
 def sync_subtree(state: TransferState, path: str, *, delete: bool) -> SubtreeReport:
     """One subtree of a full sync, synced with the same code as the pair's process uses."""
-    reported = set(state.reported_unreadable)
     run = TreeSync(state, delete=delete)
+    change = Change(path, ChangeKind.SYNC_TREE)
+    return _report(state, run, path, lambda: run.attempt(run.sync_tree, change))
+
+
+def sync_changed(state: TransferState, part: ChangedEntries, *, delete: bool) -> SubtreeReport:
+    """Part of a live batch, synced with the same code as the pair's process uses."""
+    run = ChangedEntriesSync(state, delete=delete)
+
+    def sync_all() -> None:
+        for path in part.paths:
+            run.trim_descriptors("")
+            run.attempt(run.change, Change(path, ChangeKind.SYNC))
+
+    report = _report(state, run, part.key, sync_all)
+    report.vanished = run.vanished
+    return report
+
+
+def _report(
+    state: TransferState, run: TreeSync, path: str, work: Callable[[], None]
+) -> SubtreeReport:
+    reported = set(state.reported_unreadable)
     try:
-        run.attempt(run.sync_tree, Change(path, ChangeKind.SYNC_TREE))
+        work()
     finally:
         run.finish()
     outcome = run.outcome
@@ -70,7 +109,12 @@ def serve() -> None:
 
     reply("ready")
     for line in sys.stdin:
-        reply(asdict(sync_subtree(state, json.loads(line), delete=settings.delete)))
+        message = json.loads(line)
+        if isinstance(message, dict):
+            part = ChangedEntries(**message)
+            reply(asdict(sync_changed(state, part, delete=settings.delete)))
+        else:
+            reply(asdict(sync_subtree(state, message, delete=settings.delete)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import pylsyncd
 from pylsyncd.transfer.children import stop_child
-from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
+from pylsyncd.transfer.helper.protocol import ChangedEntries, Settings, SubtreeReport
 
 # How many subtrees may wait at the helper, so that it never idles between two of them.
 _IN_FLIGHT = 2
@@ -59,7 +59,13 @@ class Helper:
         return self.ready and self.in_flight < _IN_FLIGHT
 
     def give(self, path: str) -> None:
+        """A subtree of a full sync."""
         self._send(path)
+        self.in_flight += 1
+
+    def give_changed(self, part: ChangedEntries) -> None:
+        """Part of a live batch: changed files and symlinks."""
+        self._send(asdict(part))
         self.in_flight += 1
 
     def reports(self, timeout: float | None) -> list[SubtreeReport]:

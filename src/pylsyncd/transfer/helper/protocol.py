@@ -26,8 +26,18 @@ class Settings:
 
 
 @dataclass
+class ChangedEntries:
+    """Part of a live batch: files and symlinks an event named, each synced as `Replay` syncs
+    a change (copied even when its size and mtime match). `key` names it in the report."""
+
+    key: str
+    paths: list[str]
+
+
+@dataclass
 class SubtreeReport:
-    """What syncing one subtree did, sent back to the pair's process."""
+    """What syncing one subtree (or one `ChangedEntries`, `path` then its key) did, sent back
+    to the pair's process."""
 
     path: str
     entries: int = 0
@@ -39,6 +49,7 @@ class SubtreeReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, ChangeKind value)
     error: str | None = None
     unreadable: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)  # changed paths found gone (a batch's)
 
     def failed_changes(self) -> list[Change]:
         return [Change(path, ChangeKind(kind)) for path, kind in self.failed]
