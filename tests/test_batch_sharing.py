@@ -98,11 +98,22 @@ def test_a_big_batch_shares_its_files_with_the_helper_and_the_replica_is_complet
 ) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     transfer, batch = storm(src, dst)
-    hold_back(monkeypatch, ready(helpers_started), copied_by(dst, last_file(src), src))
+    niceness: list[int] = []
+
+    def ready_and_nice() -> bool:
+        if not ready(helpers_started)():
+            return False
+        niceness.append(os.getpriority(os.PRIO_PROCESS, helpers_started[0]._process.pid))
+        return True
+
+    hold_back(monkeypatch, ready_and_nice, copied_by(dst, last_file(src), src))
     caplog.set_level(logging.DEBUG, logger="pylsyncd.transfer.batch_sharing")
     outcome = transfer.apply(batch)
     assert outcome.ok, outcome.error
     assert len(helpers_started) == 1
+    # It takes the core the storm's own program leaves: nicer than the daemon.
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert niceness == [min(ours + batch_sharing.HELPER_NICE, 19)]
     assert_trees_equal(src, dst)
     helped = [r.message for r in caplog.records if "synced by the helper" in r.message]
     assert helped and not helped[0].startswith("batch: 0 "), helped

@@ -36,6 +36,9 @@ from pylsyncd.transfer.tree_sync import TreeSync
 
 log = logging.getLogger(__name__)
 
+# The helper's niceness: a storm's batches come while the program that makes the storm runs (a
+# `cp -a`, an install), and the helper is to take the core that program leaves, not its own.
+HELPER_NICE = 10
 # Entries per part handed out: big enough that a report's cost is small beside the part's
 # (about 10 ms of work), small enough that the two processes end close together.
 _PART = 200
@@ -76,7 +79,7 @@ class BatchSharing:
             or not can_help()
         ):
             return None
-        helper = start_helper(state, delete=replay.delete)
+        helper = start_helper(state, delete=replay.delete, nice=HELPER_NICE)
         return None if helper is None else cls(replay, helper)
 
     def set_aside(self, change: Change) -> bool:

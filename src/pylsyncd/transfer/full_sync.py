@@ -127,9 +127,9 @@ class FullSync(TreeSync):
         count_report(self, report)
 
 
-def start_helper(state: TransferState, *, delete: bool) -> Helper | None:
-    """A helper process with the same settings as `state`'s transfer; None when it cannot run
-    beside us (one core) or would not start."""
+def start_helper(state: TransferState, *, delete: bool, nice: int = 0) -> Helper | None:
+    """A helper process with the same settings as `state`'s transfer, at niceness `nice`; None
+    when it cannot run beside us (one core) or would not start."""
     if not can_help():
         return None
     settings = Settings(
@@ -145,6 +145,7 @@ def start_helper(state: TransferState, *, delete: bool) -> Helper | None:
         state.in_place_size,
         gitignore=isinstance(state.excludes, GitExcludes),
         create_only=state.create_only,
+        nice=nice,
     )
     try:
         return Helper(settings)

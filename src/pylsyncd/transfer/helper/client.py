@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -43,6 +44,11 @@ class Helper:
             # process decides when the helper stops (`stop`), not the terminal.
             start_new_session=True,
         )
+        if settings.nice:
+            # Relative to ours, as nice(1) does: never above the daemon's own priority.
+            niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + settings.nice, 19)
+            with contextlib.suppress(OSError):  # gone already: the first read says so
+                os.setpriority(os.PRIO_PROCESS, self._process.pid, niceness)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._stdin: IO[bytes] = self._process.stdin
         self._stdout: IO[bytes] = self._process.stdout

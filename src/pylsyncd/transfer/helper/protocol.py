@@ -23,6 +23,7 @@ class Settings:
     in_place_size: int
     gitignore: bool = False  # what git ignores is left out too (it reads the ignore files itself)
     create_only: bool = False  # nothing the destination holds is replaced (`TransferState`)
+    nice: int = 0  # added to the daemon's niceness by the pair's process as it starts it
 
 
 @dataclass
