@@ -19,7 +19,7 @@ from helper_processes import ready, record_helpers
 from helpers import assert_trees_equal, wait_until, write_file
 from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import Outcome, batch_sharing, full_sync, replay
+from pylsyncd.transfer import Outcome, batch_sharing, helper_sharing, replay
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.helper import client as helper_module
 
@@ -29,7 +29,7 @@ OLD_MTIME_NS = 1_500_000_000_123_456_789
 
 @pytest.fixture
 def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_module.Helper]]:
-    started = record_helpers(monkeypatch, full_sync, batch_sharing)
+    started = record_helpers(monkeypatch, helper_sharing, batch_sharing)
     monkeypatch.setattr(batch_sharing, "_PART", 4)  # many parts of a small batch
     yield started
     for helper in started:

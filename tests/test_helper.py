@@ -21,7 +21,7 @@ from helpers import assert_trees_equal, wait_until, write_file
 from pylsyncd.coalesce import Change
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.git_excludes import GitExcludes
-from pylsyncd.transfer import Outcome, full_sync, tree_sync
+from pylsyncd.transfer import Outcome, helper_sharing, tree_sync
 from pylsyncd.transfer.direct import DirectTransfer
 from pylsyncd.transfer.helper import client as helper_module
 
@@ -46,7 +46,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def helpers_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[helper_module.Helper]]:
-    started = record_helpers(monkeypatch, full_sync)
+    started = record_helpers(monkeypatch, helper_sharing)
     yield started
     for helper in started:
         assert helper._process.poll() is not None, "the helper process outlived the sync"

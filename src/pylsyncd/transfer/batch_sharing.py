@@ -19,7 +19,6 @@ dies, its parts are synced here.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -29,9 +28,9 @@ from pylsyncd.coalesce import Change, ChangeKind
 from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer.directories import split
 from pylsyncd.transfer.file_copy import TIMED_SIZE
-from pylsyncd.transfer.full_sync import count_report, start_helper
 from pylsyncd.transfer.helper.client import Helper, can_help
 from pylsyncd.transfer.helper.protocol import ChangedEntries, SubtreeReport
+from pylsyncd.transfer.helper_sharing import share_work, start_helper
 from pylsyncd.transfer.tree_sync import TreeSync
 
 log = logging.getLogger(__name__)
@@ -109,42 +108,22 @@ class BatchSharing:
             ChangedEntries(str(number), paths[start : start + _PART])
             for number, start in enumerate(range(0, len(paths), _PART))
         )
-        given: dict[str, ChangedEntries] = {}
-        helped, total = 0, len(parts)
-        helper = self.helper
-        replay = self._replay
-        try:
-            while parts or given:
-                if helper is not None:
-                    try:
-                        for report in helper.reports(0 if parts else 0.1):
-                            given.pop(report.path, None)
-                            self._add(report)
-                            helped += 1
-                        while helper.wants_work() and len(parts) > 1:
-                            part = parts.pop()
-                            given[part.key] = part
-                            helper.give_changed(part)
-                    except ChildProcessError as error:
-                        if replay.state.cancelled.is_set():
-                            raise InterruptedError(errno.EINTR, "cancelled at shutdown") from None
-                        log.warning("%s; syncing its part here", error)
-                        helper.close()
-                        helper = self.helper = None
-                        parts.extend(given.values())
-                        given.clear()
-                    if not parts and helper is not None and not helper.ready:
-                        break  # not even started: the batch was done without it
-                if replay.state.cancelled.is_set():
-                    raise InterruptedError(errno.EINTR, "cancelled at shutdown")
-                if parts:
-                    for path in parts.popleft().paths:
-                        replay.trim_descriptors("")
-                        replay.attempt(replay.change, Change(path, ChangeKind.SYNC))
-        except InterruptedError as error:
-            replay.fail(Change("", ChangeKind.SYNC_TREE), error)
-        finally:
-            self.stop()
+        total, replay = len(parts), self._replay
+
+        def here(part: ChangedEntries) -> None:
+            for path in part.paths:
+                replay.trim_descriptors("")
+                replay.attempt(replay.change, Change(path, ChangeKind.SYNC))
+
+        helped = share_work(
+            replay,
+            self,
+            parts,
+            key=lambda part: part.key,
+            give=Helper.give_changed,
+            do_here=here,
+            reported=self._vanished,
+        )
         log.debug("batch: %d of its %d parts synced by the helper process", helped, total)
 
     def stop(self) -> None:
@@ -161,11 +140,9 @@ class BatchSharing:
         if helper is not None:
             helper.stop()
 
-    def _add(self, report: SubtreeReport) -> None:
-        replay = self._replay
-        count_report(replay, report)
+    def _vanished(self, report: SubtreeReport) -> None:
         for path in report.vanished:
-            replay.vanished_elsewhere(path)
+            self._replay.vanished_elsewhere(path)
 
 
 def _shareable(found: os.stat_result) -> bool:
