@@ -13,7 +13,7 @@ import pytest
 from helpers import assert_trees_equal, set_mtime, write_file
 from pylsyncd.coalesce import Batch, Change, ChangeKind
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.transfer import full_sync
+from pylsyncd.transfer import helper_sharing
 from pylsyncd.transfer.direct import DirectTransfer
 
 _OLD_NS = 1_500_000_000_123_456_789  # a directory time no sync could leave by accident
@@ -39,7 +39,7 @@ def _deep_tree(root: Path) -> int:
 @pytest.fixture(autouse=True)
 def no_helper(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every subtree synced here, in this process, where its bookkeeping can be looked at.
-    monkeypatch.setattr(full_sync, "can_help", lambda: False)
+    monkeypatch.setattr(helper_sharing, "can_help", lambda: False)
 
 
 def test_a_full_sync_holds_only_the_directories_it_is_in(tmp_path: Path) -> None:
