@@ -19,6 +19,8 @@ from pylsyncd.config import PairConfig
 from pylsyncd.events import Event, EventKind
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair import Pair
+from pylsyncd.pair.observer import ResyncReason
+from pylsyncd.pair.target_queue import Queued, TargetQueue
 from pylsyncd.status import PairState
 from pylsyncd.transfer import Outcome, Progress
 from pylsyncd.watch import WatchLimitError
@@ -442,3 +444,47 @@ def test_out_of_watches_while_running_adds_rescans_and_compares_the_whole_tree(
     assert run.transfer.calls[0] == FullSync(delete=True, ok=True)
     assert run.watchers.made == [("with rescans", run.watcher)]
     assert said(r"adding periodic rescans until then") == 1
+
+
+# -- who hands a batch out ---------------------------------------------------------------------
+
+
+def _record_putters(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that put a batch into a target's queue, in order."""
+    putters: list[str] = []
+    put = TargetQueue.put
+
+    def recorded(queue: TargetQueue, queued: Queued, reason: ResyncReason | None = None) -> bool:
+        putters.append(threading.current_thread().name)
+        return put(queue, queued, reason)
+
+    monkeypatch.setattr(TargetQueue, "put", recorded)
+    return putters
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01])
+def test_with_no_delay_the_reader_hands_each_read_out_itself(
+    pairs: Pairs, monkeypatch: pytest.MonkeyPatch, delay: float
+) -> None:
+    putters = _record_putters(monkeypatch)
+    run = pairs.start(delay=delay)
+    for path in ("a", "b"):
+        run.watcher.push(modified(path))
+        run.transfer.wait_for(lambda _, p=path: any(p in c.paths for c in run.transfer.applied()))
+    # DELAY=0: no thread between the reader and the targets; otherwise the source's waits DELAY.
+    expected = "reader " if delay == 0 else "source "
+    assert putters and all(name.startswith(expected) for name in putters), putters
+
+
+def test_a_failure_in_handing_out_on_the_reader_stops_the_pair_and_says_why(
+    pairs: Pairs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(queue: TargetQueue, queued: Queued, reason: ResyncReason | None = None) -> bool:
+        raise RuntimeError("queue broken")
+
+    run = pairs.start()
+    monkeypatch.setattr(TargetQueue, "put", broken)
+    run.watcher.push(modified("a"))
+    run.thread.join(DEADLINE)
+    assert not run.thread.is_alive(), "the pair went on after the reader's failure"
+    assert run.pair.fatal == "RuntimeError: queue broken"

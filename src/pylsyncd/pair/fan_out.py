@@ -3,9 +3,11 @@
 Pairs that mirror the same source with the same source-side settings (`source_key`) form one
 `SourceGroup`. Its reader thread drains the watcher into one `PendingEvents`; its own thread
 coalesces them, DELAY after the first, into one batch and puts that batch into each target's
-queue. Putting never waits on a target, so a dead or slow one delays neither the watcher nor
-the other targets; each target's thread (`target.Target`) applies, retries and backs off alone.
-See docs/fan-out.md.
+queue. With DELAY=0 there is nothing to wait for, and the reader hands each read out itself:
+one thread fewer woken per change (an append every 10 ms is that many wake-ups). Putting never
+waits on a target, so a dead or slow one delays neither the watcher nor the other targets;
+each target's thread (`target.Target`) applies, retries and backs off alone. See
+docs/fan-out.md.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ class SourceGroup:
         self.targets: list[Target] = []
         self._queues: list[TargetQueue] = []
         self._observers = _Observers()
+        sink = _HandOutOnRead(self) if config.delay == 0 else self.pending
         self._source = SourceWatch(
-            name, config.source, watcher, watchers, self.pending, stopping, self._observers
+            name, config.source, watcher, watchers, sink, stopping, self._observers
         )
         self._git_rules = (
             GitRules(name, excludes, self._source) if isinstance(excludes, GitExcludes) else None
@@ -167,18 +170,24 @@ class SourceGroup:
                 self._source.start()  # before any initial sync: nothing changes unseen
             finally:
                 self.started.set()
+            if self.config.delay == 0:
+                self.stopping.wait()  # the reader hands out what it reads (`_HandOutOnRead`)
             while self.pending.wait(self.config.delay, self.stopping):
                 self._hand_out()
             self._source.join()  # its last read, of what was queued before the stop
             self._hand_out()
         except Exception as error:
-            self.fatal = f"{type(error).__name__}: {error}"
-            log.debug("%s: stopped by an unexpected error", self.name, exc_info=True)
-            self.stopping.set()  # the daemon stops; the supervisor says why
+            self.failed(error)
         finally:
             for queue in self._queues:
                 queue.close()
             self._source.close()
+
+    def failed(self, error: Exception) -> None:
+        """An unexpected error in handing out: the daemon stops, and the supervisor says why."""
+        self.fatal = f"{type(error).__name__}: {error}"
+        log.debug("%s: stopped by an unexpected error", self.name, exc_info=True)
+        self.stopping.set()
 
     def wake(self) -> None:
         """After `stopping` is set: end the reader's, this thread's and the targets' waits."""
@@ -189,6 +198,13 @@ class SourceGroup:
 
     def cancel(self) -> None:
         """Nothing of the source's to abandon: the targets' transfers are theirs."""
+
+    def hand_out(self) -> None:
+        """What is pending, coalesced and queued for each target now (DELAY=0's reader)."""
+        try:
+            self._hand_out()
+        except Exception as error:
+            self.failed(error)
 
     def _hand_out(self) -> None:
         """Coalesce what is pending, once for all targets, and queue it for each."""
@@ -207,3 +223,22 @@ class SourceGroup:
         queued = Queued(batch, gathered.events, since)
         for queue in self._queues:
             queue.put(queued, reason)
+
+
+class _HandOutOnRead:
+    """The reader's sink at DELAY=0: each read's events go to the targets from the reader's
+    thread. Coalescing one read is bounded by what one read holds (`watch.inotify`'s drain
+    limit), so the kernel's queue is read again soon even in a storm."""
+
+    def __init__(self, group: SourceGroup) -> None:
+        self._group = group
+
+    def add(self, events: list[Event]) -> None:
+        """Queue events the watcher reported, and hand them out."""
+        self._group.pending.add(events)
+        if not self._group.stopping.is_set():
+            self._group.hand_out()  # after a stop, the group's thread hands out the rest
+
+    def wake(self) -> None:
+        """End the group thread's wait (it waits for `stopping` only)."""
+        self._group.pending.wake()
