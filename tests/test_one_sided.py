@@ -14,7 +14,7 @@ from pylsyncd.entries import Entry, Kind, Mode, Side
 from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.one_sided import agreed_records, copy_one_sided, one_sided_roots, split_off
 from pylsyncd.pair.side_tree import read_subtree
-from pylsyncd.transfer import Ownership
+from pylsyncd.transfer import Outcome, Ownership
 from pylsyncd.transfer.destination import DestinationTree
 from pylsyncd.transfer.file_writer import link_into_place, open_temp
 
@@ -24,6 +24,13 @@ FILE = Entry(Kind.FILE, 1, 1)
 
 def _nothing_excluded(path: str, is_dir: bool) -> bool:
     return False
+
+
+def _copy_from_a(a: Path, b: Path, paths: list[str]) -> Outcome:
+    """A's subtrees at `paths` copied into B, create-only, nothing excluded."""
+    roots = {Side.A: str(a), Side.B: str(b)}
+    ownership = Ownership(None, None, preserve=False)
+    return copy_one_sided(roots, Side.A, paths, ExcludeRules([]), ownership, threading.Event())
 
 
 def _sides() -> dict[Side, dict[str, Entry]]:
@@ -65,16 +72,40 @@ def test_the_create_only_copy_never_replaces_what_the_other_side_holds(tmp_path:
     (a / "d/link").symlink_to("new")
     write_file(b / "d/taken", "b's own")  # created on B while the merge ran
     write_file(b / "d/link", "b's file")
-    outcome = copy_one_sided(
-        {Side.A: str(a), Side.B: str(b)}, Side.A, ["d"], ExcludeRules([]),
-        Ownership(None, None, preserve=False), threading.Event(),
-    )  # fmt: skip
+    outcome = _copy_from_a(a, b, ["d"])
     assert outcome.error is None
     assert (b / "d/new").read_text() == "new"
     assert (b / "d/sub/deep").read_text() == "deep"
     assert (b / "d/taken").read_text() == "b's own"
     assert (b / "d/link").read_text() == "b's file"
     assert sorted(os.listdir(b / "d")) == ["link", "new", "sub", "taken"]  # no temporary left
+
+
+def test_the_create_only_copy_changes_no_directory_it_did_not_make(tmp_path: Path) -> None:
+    """The parent both sides hold, and the subtree's root made on B while the merge ran, keep
+    B's mode and times; what the copy made has A's. A merge's copies only add names (each
+    subtree copied into a parent would otherwise set the parent's times again: one more event
+    there, and one more reconcile of all below it)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_file(a / "common/only-a/f", "a")
+    write_file(a / "common/only-a/sub/g", "a")
+    (b / "common/only-a").mkdir(parents=True)  # made on B after the merge read it
+    for directory, mode in ((a / "common", 0o755), (b / "common", 0o750)):
+        os.chmod(directory, mode)
+    os.chmod(a / "common/only-a", 0o751)
+    os.chmod(b / "common/only-a", 0o700)
+    os.chmod(a / "common/only-a/sub", 0o705)
+    a_time = 1_000_000_000 * 10**9
+    for directory in (a / "common", a / "common/only-a", a / "common/only-a/sub"):
+        os.utime(directory, ns=(a_time, a_time))
+    outcome = _copy_from_a(a, b, ["common/only-a"])
+    assert outcome.error is None
+    assert (b / "common/only-a/sub/g").read_text() == "a"
+    for kept, mode in (("common", 0o750), ("common/only-a", 0o700)):
+        found = os.stat(b / kept)
+        assert (found.st_mode & 0o777, found.st_mtime_ns != a_time) == (mode, True), kept
+    made = os.stat(b / "common/only-a/sub")
+    assert (made.st_mode & 0o777, made.st_mtime_ns) == (0o705, a_time)
 
 
 def test_only_paths_both_sides_hold_alike_are_recorded(tmp_path: Path) -> None:

@@ -12,8 +12,11 @@ meanwhile goes back to reconcile, which without an ancestor finds both equal or 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from pylsyncd.entries import Ancestor, Entry, Kind, Mode, Side
@@ -26,6 +29,15 @@ from pylsyncd.transfer.full_sync import FullSync
 from pylsyncd.transfer.run import TransferState
 
 log = logging.getLogger("pylsyncd")
+
+# Where a side's events about the copies being written are dropped until the copy is done (the
+# pair's `TwoSidedPending.quiet_below`): the copies are read whole afterwards anyway.
+QuietBelow = Callable[[Side, list[str]], AbstractContextManager[None]]
+
+
+def never_quiet(side: Side, roots: list[str]) -> AbstractContextManager[None]:
+    """No events dropped (a merge driven without a pair's watchers)."""
+    return contextlib.nullcontext()
 
 
 def one_sided_roots(sides: dict[Side, dict[str, Entry]], mode: Mode) -> dict[Side, list[str]]:
@@ -127,6 +139,7 @@ class OneSidedCopier:
     excludes: ExcludeRules
     ownership: Ownership
     cancelled: threading.Event
+    quiet_below: QuietBelow = never_quiet
 
     def merge(
         self,
@@ -176,9 +189,12 @@ class OneSidedCopier:
     ) -> tuple[Outcome, list[Record], set[str]]:
         """One way's copy, then what both sides agree on."""
         try:
-            outcome = copy_one_sided(
-                self.roots, side, paths, self.excludes, self.ownership, self.cancelled
-            )
+            # The other side's events below `paths` are this copy's own writes; what anyone
+            # else wrote there meanwhile is found by reading the copies next.
+            with self.quiet_below(side.other, paths):
+                outcome = copy_one_sided(
+                    self.roots, side, paths, self.excludes, self.ownership, self.cancelled
+                )
         except Exception as error:  # what was copied is recorded; the rest goes to the plan
             log.debug("copying %s's one-sided subtrees failed", side.value, exc_info=True)
             outcome = Outcome(error=f"{type(error).__name__}: {error}")

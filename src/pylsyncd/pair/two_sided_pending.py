@@ -7,8 +7,10 @@ side say nothing of the other's).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pylsyncd.coalesce import Batch, ChangeKind, coalesce
@@ -55,6 +57,26 @@ class TwoSidedPending:
         self._condition = threading.Condition()
         self._events: dict[Side, list[Event]] = {Side.A: [], Side.B: []}
         self._since: float | None = None  # when the oldest waiting event arrived (monotonic)
+        # Per side, the subtrees whose events are the daemon's own writes, to be read whole
+        # afterwards (`quiet_below`).
+        self._quiet: dict[Side, frozenset[str]] = {Side.A: frozenset(), Side.B: frozenset()}
+
+    @contextlib.contextmanager
+    def quiet_below(self, side: Side, roots: list[str]) -> Iterator[None]:
+        """While inside: drop `side`'s events that name only paths at or below `roots`.
+
+        For a union merge's one-sided copies, whose every copy is read and compared once the
+        copy is done (`one_sided.agreed_records`): an event dropped here came from the kernel
+        before the end of this block, so whatever it reports is there when the copies are
+        read, and a difference goes back to reconcile. Without this, the 50,000 events of a
+        merge's copies are one more reconcile of every path copied after the start."""
+        with self._condition:
+            self._quiet[side] = self._quiet[side] | frozenset(roots)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._quiet[side] = self._quiet[side] - frozenset(roots)
 
     def feed(self, side: Side) -> SideFeed:
         """Where `side`'s watch adds its events."""
@@ -62,6 +84,11 @@ class TwoSidedPending:
 
     def add(self, side: Side, events: list[Event]) -> None:
         """Queue events one side's watcher reported."""
+        quiet = self._quiet[side]  # read after the watcher's read: see `quiet_below`
+        if quiet:
+            events = [event for event in events if not _all_below(event, quiet)]
+            if not events:
+                return
         with self._condition:
             self._events[side].extend(events)
             if self._since is None:
@@ -117,3 +144,19 @@ class SideFeed:
     def wake(self) -> None:
         """End the pair thread's wait."""
         self._pending.wake()
+
+
+def _all_below(event: Event, roots: frozenset[str]) -> bool:
+    """Whether every path `event` names is one of `roots` or below one."""
+    return _below(event.path, roots) and (event.target is None or _below(event.target, roots))
+
+
+def _below(path: str, roots: frozenset[str]) -> bool:
+    if path in roots:
+        return True
+    cut = path.find("/")
+    while cut != -1:
+        if path[:cut] in roots:
+            return True
+        cut = path.find("/", cut + 1)
+    return False

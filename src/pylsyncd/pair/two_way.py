@@ -62,7 +62,7 @@ class TwoWayPair:
         self.state_file = state_path(config.state_dir, _identity(config))
         self._sync = TwoWaySync(
             self.name, config, _excluded(excludes), ownership, self.state_file,
-            None if isinstance(excludes, GitExcludes) else excludes,
+            None if isinstance(excludes, GitExcludes) else excludes, self.pending.quiet_below,
         )  # fmt: skip
         roots = {Side.A: config.source, Side.B: config.destination}
         self._watches = {

@@ -27,7 +27,7 @@ from pylsyncd.config import PairConfig
 from pylsyncd.conflict_names import is_conflict_copy
 from pylsyncd.entries import Ancestor, Entry, Side
 from pylsyncd.excludes import ExcludeRules
-from pylsyncd.pair.one_sided import OneSidedCopier
+from pylsyncd.pair.one_sided import OneSidedCopier, QuietBelow, never_quiet
 from pylsyncd.pair.plan_apply import Applied, PlanApplier
 from pylsyncd.pair.side_tree import (
     Excluded,
@@ -83,8 +83,10 @@ class TwoWaySync:
         ownership: Ownership,
         state_file: Path,
         bulk_excludes: ExcludeRules | None = None,
+        quiet_below: QuietBelow = never_quiet,
     ) -> None:
         self.name = name
+        self.quiet_below = quiet_below  # see `one_sided.QuietBelow`
         # EXCLUDES as the one-way copier takes them, for a merge's one-sided subtrees (None:
         # GITIGNORE, whose rules the plan applies entry by entry; see `one_sided`).
         self.bulk_excludes = bulk_excludes
@@ -197,7 +199,9 @@ class TwoWaySync:
         `sides`: the plan merges the rest (see `one_sided`)."""
         if self.bulk_excludes is None:
             return Reconciled()
-        copier = OneSidedCopier(self.roots, self.bulk_excludes, self.ownership, self.cancelled)
+        copier = OneSidedCopier(
+            self.roots, self.bulk_excludes, self.ownership, self.cancelled, self.quiet_below
+        )
         merged = copier.merge(trees, sides, self.policy.mode, self.excluded)
         if merged is None:
             return Reconciled()

@@ -78,6 +78,10 @@ class Run:
         # Directories whose mtime must be copied, at the end (`finish`) unless a tree sync was
         # done with them before (`set_times_now`).
         self.touched: set[str] = set()
+        # Create-only (a two-way merge's copies): the directories this run made, the only ones
+        # whose times and attributes it sets. A directory both sides hold is not this run's to
+        # change, and each subtree copied into it would otherwise be one more event there.
+        self.made_dirs: set[str] = set()
         self.failed: list[Change] = []
 
     def attempt(self, step: Callable[[_Item], None], item: _Item) -> None:
@@ -131,6 +135,8 @@ class Run:
         try:
             # Sorted: neighbours share their parents' descriptors between two trims.
             for path in sorted(self.touched | self.tree.changed_dirs):
+                if not self.may_change_dir(path):
+                    continue
                 self.trim_descriptors("")
                 source = self._source_dir_stat(path)
                 if source is None:
@@ -154,6 +160,8 @@ class Run:
         until the whole tree was synced. Whatever writes in it later in this run (another name
         of a hard link, a missing parent created) touches it again, and `finish` sets its times
         once more."""
+        if not self.may_change_dir(path):
+            return
         source = self._source_dir_stat(path)
         if source is None:
             return  # renamed or deleted since: `finish` tells
@@ -163,6 +171,22 @@ class Run:
             log.debug("cannot set times of %r now: %s", path, error)
             return  # `finish` tries again
         self.touched.discard(path)
+
+    def may_change_dir(self, path: str) -> bool:
+        """Whether this run may set the attributes and times of the directory at `path`."""
+        return not self.state.create_only or path in self.made_dirs
+
+    def make_dir(self, parent_fd: int, name: str, path: str, mode: int) -> None:
+        """A new directory at `path` (`name` in `parent_fd`), counted, its attributes to come."""
+        os.mkdir(name, mode, dir_fd=parent_fd)
+        self.outcome.dirs += 1
+        if self.state.create_only:
+            self.made_dirs.add(path)
+
+    def set_dir_attributes(self, path: str, fd: int, source: os.stat_result) -> None:
+        """The source's owner and mode on the directory at `path`, where this run may."""
+        if self.may_change_dir(path):
+            self.tree.set_dir_attributes(fd, source)
 
     def _delete(self, path: str) -> None:
         if not self.delete or path == "":

@@ -108,8 +108,7 @@ class TreeSync(Run):
         if stat.S_ISDIR(mode):
             created = existing is None
             if created:
-                os.mkdir(name, _new_dir_mode(self.state, source), dir_fd=parent_fd)
-                self.outcome.dirs += 1
+                self.make_dir(parent_fd, name, path, _new_dir_mode(self.state, source))
             self._sync_dir(path, source, recursive, created=created)
         elif stat.S_ISREG(mode):
             if forced or not same_file(existing, source, self.tree.ownership):
@@ -164,7 +163,7 @@ class TreeSync(Run):
         fd = self.tree.open_dir(path)
         if fd is None:  # raced with a concurrent change; the next event repairs it
             raise FileNotFoundError(2, "destination directory vanished", path)
-        self.tree.set_dir_attributes(fd, source)
+        self.set_dir_attributes(path, fd, source)
         self.touched.add(path)
         if path:
             self.touched.add(split(path)[0])
