@@ -43,6 +43,18 @@ def is_within(path: str, ancestor: str) -> bool:
     return ancestor == "" or path == ancestor or path.startswith(ancestor + "/")
 
 
+def is_within_any(path: str, tops: frozenset[str]) -> bool:
+    """True when `path` is one of `tops` or lies below one (none of them the root)."""
+    if path in tops:
+        return True
+    cut = path.find("/")
+    while cut != -1:
+        if path[:cut] in tops:
+            return True
+        cut = path.find("/", cut + 1)
+    return False
+
+
 def rebase(path: str, old: str, new: str) -> str:
     """`path` below `old`, re-rooted below `new` (for a directory that was renamed)."""
     if path == old:

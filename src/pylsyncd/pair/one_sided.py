@@ -152,18 +152,12 @@ class OneSidedCopier:
         merged = OneSidedMerge()
         roots = {side: paths for side, paths in one_sided_roots(sides, mode).items() if paths}
         originals = {side: split_off(sides[side], paths) for side, paths in roots.items()}
-        # Both ways at once: the subtrees are disjoint, each way writes one tree and reads the
-        # other (a thread each), and each way's copier shares its work with a helper process.
-        done: dict[Side, tuple[Outcome, list[Record], set[str]]] = {}
-
-        def copy(side: Side) -> None:
-            done[side] = self._copy(side, roots[side], originals[side], trees, excluded)
-
-        threads = [threading.Thread(target=copy, args=(side,), daemon=True) for side in roots]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # One way after the other, each sharing its copies with a helper process: the two cores
+        # are busy either way, and two ways at once in this process contend for the interpreter
+        # (measured: 1.87-2.06 s to ready against 2.20-2.76 s, 25,000 files each way).
+        done = {
+            side: self._copy(side, roots[side], originals[side], trees, excluded) for side in roots
+        }
         counts = merged.outcome
         for side, paths in roots.items():
             outcome, agreed, differ = done[side]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pylsyncd.coalesce import Batch, ChangeKind, coalesce
 from pylsyncd.entries import Side
-from pylsyncd.events import Event
+from pylsyncd.events import Event, is_within_any
 
 
 @dataclass(frozen=True)
@@ -148,15 +148,6 @@ class SideFeed:
 
 def _all_below(event: Event, roots: frozenset[str]) -> bool:
     """Whether every path `event` names is one of `roots` or below one."""
-    return _below(event.path, roots) and (event.target is None or _below(event.target, roots))
-
-
-def _below(path: str, roots: frozenset[str]) -> bool:
-    if path in roots:
-        return True
-    cut = path.find("/")
-    while cut != -1:
-        if path[:cut] in roots:
-            return True
-        cut = path.find("/", cut + 1)
-    return False
+    return is_within_any(event.path, roots) and (
+        event.target is None or is_within_any(event.target, roots)
+    )

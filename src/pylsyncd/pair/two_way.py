@@ -11,10 +11,11 @@ plans nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from pylsyncd.config import PairConfig
@@ -62,7 +63,7 @@ class TwoWayPair:
         self.state_file = state_path(config.state_dir, _identity(config))
         self._sync = TwoWaySync(
             self.name, config, _excluded(excludes), ownership, self.state_file,
-            None if isinstance(excludes, GitExcludes) else excludes, self.pending.quiet_below,
+            None if isinstance(excludes, GitExcludes) else excludes, self._quiet_below,
         )  # fmt: skip
         roots = {Side.A: config.source, Side.B: config.destination}
         self._watches = {
@@ -90,6 +91,14 @@ class TwoWayPair:
         self._halted: str | None = None
         self._stopped = False
         self._report = TwoWayReport(self.name, observer)
+
+    @contextlib.contextmanager
+    def _quiet_below(self, side: Side, tops: list[str]) -> Iterator[None]:
+        """A union merge writes `side`'s trees at `tops`, then reads them whole: meanwhile their
+        events are dropped, and new directories there are watched only when the writes end
+        (before the read), which spares the readers an event per entry written."""
+        with self.pending.quiet_below(side, tops), self._watches[side].watches_held(tops):
+            yield
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
