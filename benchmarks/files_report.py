@@ -292,7 +292,8 @@ def files_section(results: Results) -> list[str]:
         return [*lines, "Not run (`--workloads files`).", ""]
     sizes = results["sizes"]["files"]
     tree = files.get("real_tree", {})
-    run = results.get("files_run")  # the group run on its own, merged into a full run's JSON
+    # The group run on its own, merged into a full run's JSON (`runs`; `files_run` before).
+    run = (results.get("runs") or {}).get("files") or results.get("files_run")
     if run is not None:
         before, after = run["machine"]["load_before"][0], run["machine"]["load_after"][0]
         lines += [
