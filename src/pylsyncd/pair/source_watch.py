@@ -18,7 +18,8 @@ from pylsyncd.events import Event, EventKind
 from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
-from pylsyncd.watch.choice import describe_watcher, entries_found, inotify_part
+from pylsyncd.watch.choice import describe_watcher, entries_found
+from pylsyncd.watch.inotify import InotifyWatcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -109,8 +110,10 @@ class SourceWatch:
         """While inside, directories new at or below `tops` get no inotify watch (the daemon
         writes those trees itself, and reads them afterwards); on leaving, they are watched
         before this returns. Called from the pair thread."""
-        inotify = None if self._watcher is None else inotify_part(self._watcher)
-        if inotify is None:  # polling: nothing to hold
+        inotify = _plain_inotify(self._watcher)
+        if inotify is None:
+            # Polling has nothing to hold. A hybrid's rescans would report the copies the
+            # held watches did not (a reconcile of them all after the merge), so it holds none.
             yield
             return
         inotify.hold(tops)
@@ -226,7 +229,7 @@ class SourceWatch:
         with self._lock:
             releases, self._releases = self._releases, []
         for tops, done in releases:
-            inotify = None if self._watcher is None else inotify_part(self._watcher)
+            inotify = _plain_inotify(self._watcher)
             try:
                 if inotify is not None:  # replaced meanwhile: the new one watched all
                     inotify.release(tops)
@@ -268,3 +271,8 @@ class SourceWatch:
         self._rewatch.clear()
         self._came_back = True
         self._pending.add([Event(EventKind.OVERFLOW, "")])
+
+
+def _plain_inotify(watcher: Watcher | None) -> InotifyWatcher | None:
+    """`watcher` when it is inotify alone (not a hybrid's part)."""
+    return watcher if isinstance(watcher, InotifyWatcher) else None

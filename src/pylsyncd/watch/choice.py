@@ -108,17 +108,11 @@ def describe_watcher(watcher: Watcher) -> str:
     return type(watcher).__name__
 
 
-def inotify_part(watcher: Watcher) -> InotifyWatcher | None:
-    """The inotify watcher `watcher` is or reads (a hybrid's), if any."""
-    if isinstance(watcher, HybridWatcher):
-        watcher = watcher.fast
-    return watcher if isinstance(watcher, InotifyWatcher) else None
-
-
 def count_watches(watcher: Watcher) -> int:
     """How many inotify watches `watcher` holds (for the metrics); 0 for polling alone."""
-    inotify = inotify_part(watcher)
-    return 0 if inotify is None else inotify.watch_count
+    if isinstance(watcher, HybridWatcher):
+        watcher = watcher.fast
+    return watcher.watch_count if isinstance(watcher, InotifyWatcher) else 0
 
 
 def entries_found(watcher: Watcher) -> int | None:
