@@ -228,6 +228,10 @@ class SourceWatch:
         """Add the watches `watches_held` held back, between two reads (this thread's)."""
         with self._lock:
             releases, self._releases = self._releases, []
+        if releases:
+            # What the kernel queued before the release (a held directory's own IN_CREATE) is
+            # read while still held and dropped: read after, it would be a batch for the tree.
+            self._read_into_pending(0)
         for tops, done in releases:
             inotify = _plain_inotify(self._watcher)
             try:

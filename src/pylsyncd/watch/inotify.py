@@ -100,7 +100,7 @@ class InotifyWatcher:
         self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
         self._backlog_bytes = 0
         self.entries_found: int | None = None  # below the root at `start`: a progress total
-        # Directories whose new subdirectories get no watch until `release` (see `hold`):
+        # Directories at and below which new directories get no watch until `release` (`hold`):
         # replaced whole, so another thread may set it while this one reads.
         self._held: frozenset[str] = frozenset()
 
