@@ -240,13 +240,13 @@ def test_held_directories_get_no_watch_until_released(src: Path, watch: Start) -
     """A union merge writes whole trees and reads them afterwards: held, a new directory is
     reported but not watched (no event per entry written), and watched once released."""
     rec = watch()
-    rec.watcher.hold(["top"])
+    rec.watcher.held.hold(["top"])
     makedirs(src, "top/d", "other/d")
     (src / "top/d/f").write_text("written while held")
     (src / "other/d/f").write_text("not held")
     assert created(rec.settle()) == {"top", "other", "other/d", "other/d/f"}
     assert rec.watcher.watch_count == 3  # the root, other, other/d
-    rec.watcher.release(["top"])
+    rec.watcher.held.release(["top"])
     assert rec.watcher.watch_count == 5
     (src / "top/d/g").write_text("after")
     assert created(rec.settle()) == {"top/d/g"}
@@ -256,14 +256,14 @@ def test_a_held_directory_renamed_before_its_release_is_watched_at_its_new_name(
     src: Path, watch: Start
 ) -> None:
     rec = watch()
-    rec.watcher.hold(["top"])
+    rec.watcher.held.hold(["top"])
     makedirs(src, "top/d")
     assert created(rec.settle()) == {"top"}
     os.rename(src / "top", src / "moved")
     rec.settle()
     (src / "moved/d/f").write_text("x")
     assert created(rec.settle()) == {"moved/d/f"}
-    rec.watcher.release(["top"])  # gone: nothing to watch there
+    rec.watcher.held.release(["top"])  # gone: nothing to watch there
     assert rec.watcher.watch_count == 3
 
 

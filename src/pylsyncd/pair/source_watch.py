@@ -8,18 +8,18 @@ it went away (its old watches are on what went away). Other threads only ever `w
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from pylsyncd.events import Event, EventKind
+from pylsyncd.pair.held_watches import HeldWatches
 from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
 from pylsyncd.watch.choice import describe_watcher, entries_found
-from pylsyncd.watch.inotify import InotifyWatcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -77,8 +77,7 @@ class SourceWatch:
         )
         self._rewatch = threading.Event()  # set by the pair thread, done by the reader thread
         self._before_rewatch: Callable[[], None] | None = None
-        # Held watches to add on the reader thread, each with the event its holder waits on.
-        self._releases: list[tuple[list[str], threading.Event]] = []
+        self._held = HeldWatches(self.wake, self._reader_runs)
         self.paused = False  # the source is gone: nothing is applied until it is back
         self._came_back = False  # its full comparison is the source's return (for the metrics)
 
@@ -105,28 +104,13 @@ class SourceWatch:
         self._rewatch.set()
         self.wake()
 
-    @contextlib.contextmanager
-    def watches_held(self, tops: list[str]) -> Iterator[None]:
-        """While inside, directories new at or below `tops` get no inotify watch (the daemon
-        writes those trees itself, and reads them afterwards); on leaving, they are watched
-        before this returns. Called from the pair thread."""
-        inotify = _plain_inotify(self._watcher)
-        if inotify is None:
-            # Polling has nothing to hold. A hybrid's rescans would report the copies the
-            # held watches did not (a reconcile of them all after the merge), so it holds none.
-            yield
-            return
-        inotify.hold(tops)
-        try:
-            yield
-        finally:
-            done = threading.Event()
-            with self._lock:
-                self._releases.append((tops, done))
-            self.wake()
-            while not done.wait(0.1):
-                if not self._reader.is_alive() or self._stopping.is_set():
-                    break  # the pair is stopping: no watch is needed
+    def watches_held(self, tops: list[str]) -> AbstractContextManager[None]:
+        """While inside, no watch below `tops` (the pair writes those trees itself, then reads
+        them); on leaving, they are watched first (`HeldWatches`). For the pair thread."""
+        return self._held.held(self._watcher, tops)
+
+    def _reader_runs(self) -> bool:
+        return self._reader.is_alive() and not self._stopping.is_set()
 
     def join(self) -> None:
         """Wait for the reader to end (it does soon after `stopping` is set and `wake`)."""
@@ -217,28 +201,12 @@ class SourceWatch:
                 if self._rewatch.is_set():
                     self._watch_again()
                     continue  # a stop asked for during the swap is seen before the next read
-                self._release_held()
+                self._held.release_due(self._watcher, lambda: self._read_into_pending(0))
                 self._read_into_pending(None)  # until events come or `wake`
             # Whatever the kernel queued before the stop request still belongs to this run.
             self._read_into_pending(0)
         finally:
             self._pending.wake()
-
-    def _release_held(self) -> None:
-        """Add the watches `watches_held` held back, between two reads (this thread's)."""
-        with self._lock:
-            releases, self._releases = self._releases, []
-        if releases:
-            # What the kernel queued before the release (a held directory's own IN_CREATE) is
-            # read while still held and dropped: read after, it would be a batch for the tree.
-            self._read_into_pending(0)
-        for tops, done in releases:
-            inotify = _plain_inotify(self._watcher)
-            try:
-                if inotify is not None:  # replaced meanwhile: the new one watched all
-                    inotify.release(tops)
-            finally:
-                done.set()
 
     def _read_into_pending(self, timeout: float | None) -> None:
         watcher = self._watcher  # replaced on this thread only
@@ -275,8 +243,3 @@ class SourceWatch:
         self._rewatch.clear()
         self._came_back = True
         self._pending.add([Event(EventKind.OVERFLOW, "")])
-
-
-def _plain_inotify(watcher: Watcher | None) -> InotifyWatcher | None:
-    """`watcher` when it is inotify alone (not a hybrid's part)."""
-    return watcher if isinstance(watcher, InotifyWatcher) else None

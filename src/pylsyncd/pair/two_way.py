@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 
 from pylsyncd.config import PairConfig
 from pylsyncd.entries import Mode, Side
@@ -61,10 +62,6 @@ class TwoWayPair:
         self.ready = threading.Event()
         self.fatal: str | None = None
         self.state_file = state_path(config.state_dir, _identity(config))
-        self._sync = TwoWaySync(
-            self.name, config, _excluded(excludes), ownership, self.state_file,
-            None if isinstance(excludes, GitExcludes) else excludes, self._quiet_below,
-        )  # fmt: skip
         roots = {Side.A: config.source, Side.B: config.destination}
         self._watches = {
             side: SourceWatch(
@@ -78,6 +75,11 @@ class TwoWayPair:
             )
             for side, (watcher, factory) in watchers.items()
         }
+        self._sync = TwoWaySync(
+            self.name, config, _excluded(excludes), ownership, self.state_file,
+            None if isinstance(excludes, GitExcludes) else excludes,
+            partial(_quiet_and_held, self.pending, self._watches),
+        )  # fmt: skip
         self._git_rules = (
             GitRules(self.name, excludes, self._watches[Side.A], self._watches[Side.B])
             if isinstance(excludes, GitExcludes)
@@ -91,14 +93,6 @@ class TwoWayPair:
         self._halted: str | None = None
         self._stopped = False
         self._report = TwoWayReport(self.name, observer)
-
-    @contextlib.contextmanager
-    def _quiet_below(self, side: Side, tops: list[str]) -> Iterator[None]:
-        """A union merge writes `side`'s trees at `tops`, then reads them whole: meanwhile their
-        events are dropped, and new directories there are watched only when the writes end
-        (before the read), which spares the readers an event per entry written."""
-        with self.pending.quiet_below(side, tops), self._watches[side].watches_held(tops):
-            yield
 
     def run(self) -> None:
         """The pair thread's body; an unexpected error ends it with `fatal` set."""
@@ -245,6 +239,17 @@ class TwoWayPair:
         """A first start's copy stops at its next subtree; otherwise nothing runs outside this
         process and the pair thread ends within one action."""
         self._sync.cancel()
+
+
+@contextlib.contextmanager
+def _quiet_and_held(
+    pending: TwoSidedPending, watches: Mapping[Side, SourceWatch], side: Side, tops: list[str]
+) -> Iterator[None]:
+    """A union merge writes `side`'s trees at `tops`, then reads them whole: meanwhile their
+    events are dropped, and new directories there are watched only when the writes end
+    (before the read), which spares the readers an event per entry written."""
+    with pending.quiet_below(side, tops), watches[side].watches_held(tops):
+        yield
 
 
 def _excluded(excludes: ExcludeRules) -> Excluded:

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-from pylsyncd.events import Event, EventKind, is_within_any
+from pylsyncd.events import Event, EventKind
 from pylsyncd.watch import ExcludePredicate
 from pylsyncd.watch.inotify_kernel import (
     IN_ATTRIB,
@@ -49,7 +49,7 @@ from pylsyncd.watch.inotify_kernel import (
     inotify_add_watch,
     watch_limit_message,
 )
-from pylsyncd.watch.inotify_tree import TreeWatches
+from pylsyncd.watch.inotify_tree import HeldDirectories, TreeWatches
 from pylsyncd.watch.move_pairing import PAIR_WAIT, MovePairing, directory_changed
 from pylsyncd.watch.watch_table import WatchTable
 
@@ -100,9 +100,7 @@ class InotifyWatcher:
         self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
         self._backlog_bytes = 0
         self.entries_found: int | None = None  # below the root at `start`: a progress total
-        # Directories at and below which new directories get no watch until `release` (`hold`):
-        # replaced whole, so another thread may set it while this one reads.
-        self._held: frozenset[str] = frozenset()
+        self.held = HeldDirectories(self._watches, self._inotify, self._table)
 
     @property
     def watch_count(self) -> int:
@@ -123,11 +121,9 @@ class InotifyWatcher:
         finally:
             self._watches.shared_paths = {}
         self.entries_found = self._watches.entries_listed
+        took_ms = (time.monotonic() - started) * 1000
         log.debug(
-            "watching %d directories below %s (%.0f ms)",
-            self.watch_count,
-            self.root,
-            (time.monotonic() - started) * 1000,
+            "watching %d directories below %s (%.0f ms)", self.watch_count, self.root, took_ms
         )
 
     def read(self, timeout: float | None) -> list[Event]:
@@ -154,22 +150,6 @@ class InotifyWatcher:
             self._rewatch_pending = False
             self._watches.rewatch()
         return [event for event in out if event is not None]
-
-    def hold(self, tops: list[str]) -> None:
-        """Add no watch at or below `tops` (directories about to be written whole by the daemon
-        itself) until `release`: each new directory there would otherwise cost a listing and
-        then an event per entry written, which this thread turns into events beside the
-        writer. Any thread may call it."""
-        self._held = self._held | frozenset(tops)
-
-    def release(self, tops: list[str]) -> None:
-        """Watch `tops` and everything below them now (on the reading thread, between reads).
-        Entries written there before this returns raised no event: whoever held the watches
-        reads those trees afterwards, which sees them (as the initial sync does)."""
-        self._held = self._held - frozenset(tops)
-        for top in sorted(tops):
-            if self._inotify.fd >= 0:
-                self._watches.watch_tree(top, None)
 
     def wake(self) -> None:
         """Make a `read` waiting in another thread return now (or the next one, if none waits)."""
@@ -262,14 +242,12 @@ class InotifyWatcher:
                     directory_changed(out, parent)
                     continue
                 append(Event(_CREATED, path, is_dir))
-                if is_dir and self._is_held(path):
-                    table.mark_unwatched(path)  # a rename before `release` watches it there
-                elif is_dir:
+                if is_dir and not self.held.holds_back(path):
                     self._watches.watch_tree(path, out)
             elif mask & IN_ATTRIB:
                 if not excluded(path, is_dir):
                     append(Event(_ATTRIB, path, is_dir))
-                    if is_dir and not table.is_watched(path) and not self._is_held(path):
+                    if is_dir and not table.is_watched(path) and not self.held.covers(path):
                         # Unreadable until this chmod: watch it now, and report what it holds.
                         self._watches.watch_tree(path, out)
             elif mask & IN_DELETE:
@@ -288,10 +266,6 @@ class InotifyWatcher:
                 arrival = pairing.arrive(cookie, path, is_dir, target_excluded)
                 if is_dir:  # a file takes no watches along, nor excluded directories
                     self._watches.directory_moved(arrival, path, target_excluded, out)
-
-    def _is_held(self, path: str) -> bool:
-        held = self._held
-        return bool(held) and is_within_any(path, held)
 
     def _directory_event(self, wd: int, path: str, mask: int, out: list[Event | None]) -> None:
         """A record about a watched directory itself rather than an entry in it."""

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-from pylsyncd.events import Event, EventKind, rebase
+from pylsyncd.events import Event, EventKind, is_within_any, rebase
 from pylsyncd.watch import ExcludePredicate, WatchLimitError
 from pylsyncd.watch.inotify_kernel import (
     WATCH_LIMITS,
@@ -223,6 +223,44 @@ class TreeWatches:
 
     def _abs(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
+
+
+class HeldDirectories:
+    """Trees the daemon is about to write whole itself, whose new directories get no watch until
+    released: each would otherwise cost a listing, then an event per entry written, which the
+    reader turns into events beside the writer. Whoever holds them reads those trees once the
+    watches are added (as the initial sync does), which sees what was written before."""
+
+    def __init__(self, watches: TreeWatches, inotify: InotifyInstance, table: WatchTable) -> None:
+        self._watches = watches
+        self._inotify = inotify
+        self._table = table
+        # Replaced whole, so another thread may hold while the reader looks.
+        self._tops: frozenset[str] = frozenset()
+
+    def hold(self, tops: list[str]) -> None:
+        """Add no watch at or below `tops` until `release`; any thread may call it."""
+        self._tops = self._tops | frozenset(tops)
+
+    def release(self, tops: list[str]) -> None:
+        """Watch `tops` and everything below them now: on the reading thread, between reads."""
+        self._tops = self._tops - frozenset(tops)
+        for top in sorted(tops):
+            if self._inotify.fd >= 0:
+                self._watches.watch_tree(top, None)
+
+    def holds_back(self, path: str) -> bool:
+        """Whether the directory new at `path` waits for its watch; it is then noted unwatched,
+        so that a rename before the release watches it at its new name."""
+        if not self.covers(path):
+            return False
+        self._table.mark_unwatched(path)
+        return True
+
+    def covers(self, path: str) -> bool:
+        """Whether a new directory at `path` is to get no watch yet."""
+        tops = self._tops
+        return bool(tops) and is_within_any(path, tops)
 
 
 def _count_unwatched(root: str, excluded: ExcludePredicate, table: WatchTable) -> int:
