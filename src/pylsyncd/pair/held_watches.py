@@ -47,10 +47,10 @@ class HeldWatches:
     def release_due(self, watcher: Watcher | None, read_queued: Callable[[], None]) -> None:
         """On the reader thread, between reads: add the watches released since the last call.
         `read_queued` first reads what the kernel queued before, while still held."""
+        if not self._releases:  # every read asks: no lock for the common answer
+            return
         with self._lock:
             releases, self._releases = self._releases, []
-        if not releases:
-            return
         # A held directory's own IN_CREATE, read after its release, would be a batch for its
         # whole tree; read now, it is dropped with the copy's other events.
         read_queued()
