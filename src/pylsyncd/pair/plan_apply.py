@@ -15,18 +15,22 @@ only then): a read-only directory would refuse the entries the same plan writes 
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from pylsyncd.conflict_names import conflict_copy_name
 from pylsyncd.entries import Entry, Kind, Side
 from pylsyncd.pair import side_writes
-from pylsyncd.pair.side_tree import entry_of, matches, read_entry
+from pylsyncd.pair.side_tree import entry_at, entry_of, matches, read_entry
 from pylsyncd.plan import Action, ActionKind, Plan, Record
 from pylsyncd.transfer.destination import DestinationTree
 from pylsyncd.transfer.directories import DIR_FLAGS, GONE, lstat_at, split
+from pylsyncd.transfer.rename_flags import rename_noreplace
 
 log = logging.getLogger("pylsyncd")
 
@@ -84,6 +88,23 @@ def _hand_back(applied: Applied, action: Action) -> None:
     applied.handed_back.add(action.path)
     if action.origin:
         applied.handed_back.add(action.origin)
+
+
+def _rename(origin_fd: int, origin: str, parent_fd: int, name: str, found: Entry | None) -> None:
+    """A replayed rename onto `name`, which holds `found` (checked): never over anything else."""
+    if found is None:
+        if not rename_noreplace(origin_fd, origin, parent_fd, name):
+            # No RENAME_NOREPLACE on this filesystem: the check right before is what there is.
+            os.rename(origin, name, src_dir_fd=origin_fd, dst_dir_fd=parent_fd)
+    elif found.kind is Kind.DIR:  # emptied by the plan: rename fails if it was filled since
+        os.rename(origin, name, src_dir_fd=origin_fd, dst_dir_fd=parent_fd)
+    else:
+        try:
+            side_writes.swap_in(
+                origin_fd, origin, parent_fd, name, lambda fd, at: matches(entry_at(fd, at), found)
+            )
+        except side_writes.PathTaken as taken:
+            raise _Skipped(str(taken)) from None
 
 
 class PlanApplier:
@@ -160,7 +181,7 @@ class PlanApplier:
             if not matches(found, action.expected):
                 raise _Skipped(f"found {found}, the plan saw {action.expected}")
         if action.kind is ActionKind.DELETE:
-            self._remove(tree, parent_fd, name, action.path, found)
+            self._remove(tree, parent_fd, name, action.path, found, action.side)
             return 0, 0
         entry = action.entry
         assert entry is not None
@@ -171,7 +192,7 @@ class PlanApplier:
             origin_fd = tree.open_dir(origin_parent)
             if origin_fd is None:
                 raise _Skipped(f"no directory {origin_parent!r}")
-            os.rename(origin_name, name, src_dir_fd=origin_fd, dst_dir_fd=parent_fd)
+            _rename(origin_fd, origin_name, parent_fd, name, found)
             tree.forget(action.origin)
             tree.forget(action.path)
             return entry.inode, 0
@@ -203,7 +224,7 @@ class PlanApplier:
             raise _Skipped(f"the origin {action.origin!r} changed")
         if entry.kind is Kind.DIR:
             if found is not None:
-                self._remove(tree, parent_fd, name, action.path, found)
+                self._remove(tree, parent_fd, name, action.path, found, action.side)
             os.mkdir(name, 0o700, dir_fd=parent_fd)
             fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
             try:
@@ -215,12 +236,13 @@ class PlanApplier:
             finally:
                 os.close(fd)
         if found is not None and found.kind is Kind.DIR:
-            self._remove(tree, parent_fd, name, action.path, found)  # emptied by the plan
+            # Emptied by the plan.
+            self._remove(tree, parent_fd, name, action.path, found, action.side)
             found = None
         expected = found  # what the path holds now that the plan's own removal is done
 
-        def unchanged() -> bool:
-            return matches(read_entry(tree, action.path), expected)
+        def unchanged(dir_fd: int, name: str) -> bool:
+            return matches(entry_at(dir_fd, name), expected)
 
         try:
             if entry.kind is Kind.SYMLINK:
@@ -258,14 +280,34 @@ class PlanApplier:
         return inode, written
 
     def _remove(
-        self, tree: DestinationTree, parent_fd: int, name: str, path: str, found: Entry | None
+        self,
+        tree: DestinationTree,
+        parent_fd: int,
+        name: str,
+        path: str,
+        found: Entry | None,
+        side: Side,
     ) -> None:
         """Remove one entry; a directory only when empty (the plan emptied it first)."""
         if found is not None and found.kind is Kind.DIR:
             tree.forget(path)
             os.rmdir(name, dir_fd=parent_fd)
-        else:
-            os.unlink(name, dir_fd=parent_fd)
+            return
+
+        def holds_found(dir_fd: int, name: str) -> bool:
+            return matches(entry_at(dir_fd, name), found)
+
+        def keep_as() -> str:  # the name it had was taken again while it was moved back
+            for attempt in itertools.count(1):
+                kept = split(conflict_copy_name(path, datetime.now(), side, attempt))[1]
+                if lstat_at(parent_fd, kept) is None:
+                    return kept
+            raise AssertionError("unreachable")
+
+        try:
+            side_writes.remove(parent_fd, name, holds_found, keep_as)
+        except side_writes.PathTaken as taken:
+            raise _Skipped(str(taken)) from None
 
     def _inode(self, parent_fd: int, name: str) -> int:
         status = lstat_at(parent_fd, name)

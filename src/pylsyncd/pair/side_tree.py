@@ -65,6 +65,11 @@ def read_entry(tree: DestinationTree, path: str) -> Entry | None:
     parent_fd = tree.open_dir(parent)
     if parent_fd is None:
         return None
+    return entry_at(parent_fd, name)
+
+
+def entry_at(parent_fd: int, name: str) -> Entry | None:
+    """What the directory `parent_fd` holds at `name` now (as `read_entry`)."""
     status = lstat_at(parent_fd, name)
     if status is None:
         return None

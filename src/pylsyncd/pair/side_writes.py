@@ -1,15 +1,22 @@
-"""A file or symlink written into one side as a compare-and-swap: to a temporary name, then put
-in place only if the path still holds what the plan saw.
+"""A file or symlink written into one side, or removed from it, as a compare-and-swap: put in
+place (or removed) only if the path still holds what the plan saw.
 
 Where the plan saw nothing, a file is written as an unnamed inode (O_TMPFILE) and linked to its
 name: linkat fails when the name was taken meanwhile, atomically, so a file created by someone
 else while the copy was written is never replaced; a crash leaves nothing behind, and the
 directory is changed once, as `cp` changes it. Where the filesystem has no O_TMPFILE (FUSE,
 NFS), a temporary file is hard-linked to its name the same way and its temporary name removed.
-Where the plan saw an entry, the path is
-checked again right before the rename over it: what is left is the microseconds between that
-check and the rename, the window every sync tool has without a kernel compare-and-swap.
-Attributes alone (`set_attributes`) are set through a descriptor of the entry the plan saw.
+
+Where the plan saw an entry, the path is checked, then the new entry is exchanged with it
+(renameat2 RENAME_EXCHANGE), and what the exchange displaced is checked again, by its own name
+now: if someone wrote into it or put something else there between the check and the exchange
+(found by the two-sided churn: a version written in those microseconds was replaced), it is
+exchanged back and the path goes to reconcile again. A removal renames the entry away first
+and checks what it moved the same way. Only a write through a descriptor opened before the
+exchange and written after the second check still reaches a replaced file. Where the
+filesystem cannot exchange (some FUSE ones), the check right before a plain rename is all
+there is. Attributes alone (`set_attributes`) are set through a descriptor of the entry the
+plan saw.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from collections.abc import Callable
 
 from pylsyncd.entries import Entry, Kind
 from pylsyncd.transfer import Ownership
+from pylsyncd.transfer.directories import lstat_at
 from pylsyncd.transfer.file_content import copy_range
 from pylsyncd.transfer.file_writer import NO_UNNAMED, UMASK, open_temp, temp_name
+from pylsyncd.transfer.rename_flags import exchange, rename_noreplace
 
 _ENTRY_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+# Whether the entry at (directory descriptor, name) is the one the plan saw there.
+Holds = Callable[[int, str], bool]
 
 
 class PathTaken(Exception):
@@ -38,14 +51,15 @@ def write_file(
     source_fd: int,
     source: os.stat_result,
     ownership: Ownership,
-    unchanged: Callable[[], bool],
+    unchanged: Holds,
     replaces: bool,
 ) -> tuple[int, int]:
     """Copy the open regular file `source_fd` (its fstat: `source`) to `name`; the bytes
     written and the inode left at `name`.
 
-    `unchanged`: whether the path still holds what the plan saw; `replaces`: whether that is an
-    entry (else nothing). Raises PathTaken when the path changed, or the source while it was read.
+    `unchanged`: whether an entry is what the plan saw at the path; `replaces`: whether the plan
+    saw an entry there (else nothing). Raises PathTaken when the path changed, or the source
+    while it was read.
     """
     if not replaces:
         made = _write_unnamed(parent_fd, name, source_fd, source, ownership)
@@ -121,7 +135,7 @@ def write_symlink(
     target: str,
     source: os.stat_result,
     ownership: Ownership,
-    unchanged: Callable[[], bool],
+    unchanged: Holds,
     replaces: bool,
 ) -> None:
     """Make `name` a symlink to `target` with the times (and owner) of `source`."""
@@ -140,13 +154,9 @@ def write_symlink(
         raise
 
 
-def _put_in_place(
-    parent_fd: int, tmp: str, name: str, unchanged: Callable[[], bool], replaces: bool
-) -> None:
+def _put_in_place(parent_fd: int, tmp: str, name: str, unchanged: Holds, replaces: bool) -> None:
     if replaces:
-        if not unchanged():
-            raise PathTaken("changed while the copy was written")
-        os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+        swap_in(parent_fd, tmp, parent_fd, name, unchanged)
         return
     try:  # the link is the check: it fails when the name was taken meanwhile
         # linkat without AT_SYMLINK_FOLLOW links a symlink itself, as rename would move it.
@@ -157,11 +167,54 @@ def _put_in_place(
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
             raise
         # A filesystem without hard links (some FUSE ones): a check right before is all we have.
-        if not unchanged():
+        if not unchanged(parent_fd, name):
             raise PathTaken("changed while the copy was written") from None
         os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
         return
     os.unlink(tmp, dir_fd=parent_fd)
+
+
+def swap_in(new_dir: int, new: str, dir_fd: int, name: str, unchanged: Holds) -> None:
+    """Put the entry `new` (in `new_dir`) at `name` in place of the file or symlink the plan saw
+    there. PathTaken, with `new` still at its name, when `name` holds something else."""
+    if not unchanged(dir_fd, name):
+        raise PathTaken("changed while the copy was written")
+    if not exchange(new_dir, new, dir_fd, name):
+        os.rename(new, name, src_dir_fd=new_dir, dst_dir_fd=dir_fd)
+        return
+    if unchanged(new_dir, new):  # what was displaced, checked under its new name
+        os.unlink(new, dir_fd=new_dir)
+        return
+    exchange(new_dir, new, dir_fd, name)  # back: the version made meanwhile stays where it was
+    raise PathTaken("changed as it was replaced")
+
+
+def remove(parent_fd: int, name: str, unchanged: Holds, keep_as: Callable[[], str]) -> None:
+    """Remove the file or symlink the plan saw at `name`; PathTaken, with what stands there
+    left in place, when that is something else.
+
+    The entry is renamed away first and what was moved checked: a version written between the
+    plan's check and the removal goes back. If its name was taken again meanwhile, it is kept
+    at `keep_as()` (a conflict copy's name)."""
+    tmp = temp_name()
+    os.rename(name, tmp, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    if unchanged(parent_fd, tmp):
+        os.unlink(tmp, dir_fd=parent_fd)
+        return
+    _put_back(parent_fd, tmp, name, keep_as)
+    raise PathTaken("changed as it was removed")
+
+
+def _put_back(parent_fd: int, tmp: str, name: str, keep_as: Callable[[], str]) -> None:
+    """Give `tmp` back its name `name`, or `keep_as()` if that was taken meanwhile."""
+    try:
+        if rename_noreplace(parent_fd, tmp, parent_fd, name):
+            return
+        if lstat_at(parent_fd, name) is not None:  # no RENAME_NOREPLACE here: a look right before
+            raise FileExistsError(errno.EEXIST, "taken", name)
+        os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+    except FileExistsError:
+        os.rename(tmp, keep_as(), src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
 
 
 def set_attributes(parent_fd: int, name: str, found: Entry, entry: Entry) -> int:
