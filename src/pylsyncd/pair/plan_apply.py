@@ -107,6 +107,36 @@ def _rename(origin_fd: int, origin: str, parent_fd: int, name: str, found: Entry
             raise _Skipped(str(taken)) from None
 
 
+def _remove(
+    tree: DestinationTree,
+    parent_fd: int,
+    name: str,
+    path: str,
+    found: Entry | None,
+    side: Side,
+) -> None:
+    """Remove one entry; a directory only when empty (the plan emptied it first)."""
+    if found is not None and found.kind is Kind.DIR:
+        tree.forget(path)
+        os.rmdir(name, dir_fd=parent_fd)
+        return
+
+    def holds_found(dir_fd: int, name: str) -> bool:
+        return matches(entry_at(dir_fd, name), found)
+
+    def keep_as() -> str:  # the name it had was taken again while it was moved back
+        for attempt in itertools.count(1):
+            kept = split(conflict_copy_name(path, datetime.now(), side, attempt))[1]
+            if lstat_at(parent_fd, kept) is None:
+                return kept
+        raise AssertionError("unreachable")
+
+    try:
+        side_writes.remove(parent_fd, name, holds_found, keep_as)
+    except side_writes.PathTaken as taken:
+        raise _Skipped(str(taken)) from None
+
+
 class PlanApplier:
     """Applies plans to the two trees of one batch; `record` makes records durable."""
 
@@ -181,7 +211,7 @@ class PlanApplier:
             if not matches(found, action.expected):
                 raise _Skipped(f"found {found}, the plan saw {action.expected}")
         if action.kind is ActionKind.DELETE:
-            self._remove(tree, parent_fd, name, action.path, found, action.side)
+            _remove(tree, parent_fd, name, action.path, found, action.side)
             return 0, 0
         entry = action.entry
         assert entry is not None
@@ -224,7 +254,7 @@ class PlanApplier:
             raise _Skipped(f"the origin {action.origin!r} changed")
         if entry.kind is Kind.DIR:
             if found is not None:
-                self._remove(tree, parent_fd, name, action.path, found, action.side)
+                _remove(tree, parent_fd, name, action.path, found, action.side)
             os.mkdir(name, 0o700, dir_fd=parent_fd)
             fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
             try:
@@ -237,7 +267,7 @@ class PlanApplier:
                 os.close(fd)
         if found is not None and found.kind is Kind.DIR:
             # Emptied by the plan.
-            self._remove(tree, parent_fd, name, action.path, found, action.side)
+            _remove(tree, parent_fd, name, action.path, found, action.side)
             found = None
         expected = found  # what the path holds now that the plan's own removal is done
 
@@ -278,36 +308,6 @@ class PlanApplier:
         except side_writes.PathTaken as taken:
             raise _Skipped(str(taken)) from None
         return inode, written
-
-    def _remove(
-        self,
-        tree: DestinationTree,
-        parent_fd: int,
-        name: str,
-        path: str,
-        found: Entry | None,
-        side: Side,
-    ) -> None:
-        """Remove one entry; a directory only when empty (the plan emptied it first)."""
-        if found is not None and found.kind is Kind.DIR:
-            tree.forget(path)
-            os.rmdir(name, dir_fd=parent_fd)
-            return
-
-        def holds_found(dir_fd: int, name: str) -> bool:
-            return matches(entry_at(dir_fd, name), found)
-
-        def keep_as() -> str:  # the name it had was taken again while it was moved back
-            for attempt in itertools.count(1):
-                kept = split(conflict_copy_name(path, datetime.now(), side, attempt))[1]
-                if lstat_at(parent_fd, kept) is None:
-                    return kept
-            raise AssertionError("unreachable")
-
-        try:
-            side_writes.remove(parent_fd, name, holds_found, keep_as)
-        except side_writes.PathTaken as taken:
-            raise _Skipped(str(taken)) from None
 
     def _inode(self, parent_fd: int, name: str) -> int:
         status = lstat_at(parent_fd, name)
