@@ -26,6 +26,7 @@ from benchmarks.unison import PYLSYNCD_TWO_WAY, UNISON, TwoWayDaemon
 
 PEERS = (PYLSYNCD_TWO_WAY, UNISON)
 _READY_TIMEOUT = 600.0
+_LOG_QUIET = 0.2  # seconds without a log line before the echo count starts
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _echo(daemon: TwoWayDaemon, a: str, b: str, edits: int, quiet: float) -> Ech
     editor's atomic save), so an edit is one batch and any further batch is an echo. A truncate
     and a write with DELAY=0 would be two batches of two versions, not an echo.
     """
-    offset = daemon.log_offset()
+    offset = daemon.quiet_log_offset(_LOG_QUIET, EDIT_TIMEOUT)  # the storms' last batch logged
     arrived = 0
     incoming = f"{os.path.dirname(a)}/incoming"
     for n in range(edits):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 
+from benchmarks import trees
 from benchmarks.daemons import Daemon, Peer
 
 PYLSYNCD_TWO_WAY = Peer("pylsyncd", "two-way")
@@ -56,6 +58,24 @@ class TwoWayDaemon(Daemon):
     def log_offset(self) -> int:
         """Where the log ends now: transfers are counted from here."""
         return os.path.getsize(self.log_path)
+
+    def quiet_log_offset(self, quiet: float, timeout: float) -> int:
+        """Where the log ends once it has not grown for `quiet` seconds (at most `timeout`).
+
+        A batch is logged once applied, after its files are in place: a wait for the files
+        alone could take the offset before the last batch's line, and count it in what follows.
+        """
+        size, stable_since = self.log_offset(), time.perf_counter()
+
+        def quiet_enough() -> bool:
+            nonlocal size, stable_since
+            now = self.log_offset()
+            if now != size:
+                size, stable_since = now, time.perf_counter()
+            return time.perf_counter() - stable_since >= quiet
+
+        trees.wait_until(quiet_enough, timeout, 0.01)
+        return size
 
     def transfers_since(self, offset: int) -> tuple[int, int]:
         """(syncs that transferred something, items transferred) since `offset` in the log.
