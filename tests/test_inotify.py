@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pylsyncd.events import Event, EventKind
-from pylsyncd.watch import ExcludePredicate, inotify
+from pylsyncd.watch import ExcludePredicate, inotify, inotify_backlog
 from pylsyncd.watch.inotify import InotifyWatcher, watch_limit_message
 
 C, M, A, D, MV, OVER = (
@@ -195,7 +195,7 @@ def test_halves_of_a_rename_in_different_reads_are_paired(
     (src / "a-rather-long-file-name").write_text("x")
     rec = watch()
     # Names of 16 to 31 bytes make 48-byte records: one record per read(2).
-    monkeypatch.setattr(inotify, "_READ_SIZE", 64)
+    monkeypatch.setattr(inotify_backlog, "_READ_SIZE", 64)
     os.rename(src / "a-rather-long-file-name", src / "another-long-file-name")
     assert rec.settle() == [Event(MV, "a-rather-long-file-name", target="another-long-file-name")]
 

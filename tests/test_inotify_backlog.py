@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pylsyncd.events import Event, EventKind
-from pylsyncd.watch import inotify
+from pylsyncd.watch import inotify_backlog
 from pylsyncd.watch.inotify import InotifyWatcher
 
 QUEUE_LIMIT = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
@@ -70,7 +70,7 @@ def test_a_storm_longer_than_the_kernel_queue_loses_nothing(
 def test_past_its_bound_the_backlog_is_an_overflow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(inotify, "_BACKLOG_LIMIT", 64 * 1024)  # a few thousand records
+    monkeypatch.setattr(inotify_backlog, "_BACKLOG_LIMIT", 64 * 1024)  # a few thousand records
     watcher = InotifyWatcher(str(tmp_path))
     watcher.start()
     try:

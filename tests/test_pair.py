@@ -24,6 +24,7 @@ from pylsyncd.pair.target_queue import Queued, TargetQueue
 from pylsyncd.status import PairState
 from pylsyncd.transfer import Outcome, Progress
 from pylsyncd.watch import WatchLimitError
+from pylsyncd.watch.first_walk import FirstWalk
 
 DEADLINE = 10.0
 FAILURE_SAID = r"failed: .*retrying with backoff"
@@ -159,7 +160,9 @@ class FakeTransfer:
             return Outcome(copied=len(batch.changes))
         return Outcome(failed=batch, error="No space left on device")
 
-    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+    def full_sync(
+        self, *, delete: bool, progress: Progress | None = None, walk: FirstWalk | None = None
+    ) -> Outcome:
         with self._condition:
             ok = not self.failing
             self.calls.append(FullSync(delete, ok))

@@ -81,7 +81,7 @@ def test_a_total_the_watcher_found_is_shown_at_once_and_nothing_is_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     shown = PairProgress()
-    reporter = ProgressReporter("pair", str(tmp_path), ExcludeRules(()), shown, total=1000)
+    reporter = ProgressReporter("pair", str(tmp_path), ExcludeRules(()), shown, found=lambda: 1000)
     assert shown.sync_total == 1000
     caplog.set_level(logging.INFO, logger="pylsyncd")
     reporter.next_report = 0.0

@@ -30,6 +30,7 @@ from pylsyncd.pair.target import Target
 from pylsyncd.pair.target_queue import Queued, TargetQueue
 from pylsyncd.transfer import Outcome
 from pylsyncd.watch import Watcher
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger("pylsyncd")
 
@@ -110,7 +111,9 @@ class SourceGroup:
         self.config = config
         self.stopping = stopping
         self.pending = PendingEvents()
-        self.started = threading.Event()  # watched (or failed to be): targets may sync
+        # How far the source's first walk has got: targets sync what it covers (`first_walk`).
+        self.first_walk = FirstWalk()
+        self.started = self.first_walk.top  # the top watched (or failed to be): targets may sync
         self.fatal: str | None = None
         self.targets: list[Target] = []
         self._queues: list[TargetQueue] = []
@@ -166,10 +169,7 @@ class SourceGroup:
     def run(self) -> None:
         """The source thread's body: watch, then hand out batches until stopping."""
         try:
-            try:
-                self._source.start()  # before any initial sync: nothing changes unseen
-            finally:
-                self.started.set()
+            self._source.start(self.first_walk)  # before the initial sync reads what it covers
             if self.config.delay == 0:
                 self.stopping.wait()  # the reader hands out what it reads (`_HandOutOnRead`)
             while self.pending.wait(self.config.delay, self.stopping):

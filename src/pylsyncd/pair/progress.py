@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pylsyncd.config import PairConfig
@@ -14,6 +15,7 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.retry import Retry
 from pylsyncd.status import PairState, PairStatus
 from pylsyncd.transfer import Outcome
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger("pylsyncd")
 
@@ -121,11 +123,12 @@ def _size(count: int) -> str:
 class ProgressReporter:
     """Progress lines for a long initial sync: entries done, rate, and time left.
 
-    The total is what the watcher found when it first walked the tree (`total`), known before
-    the sync begins. A watcher that did not count has it counted by a thread of its own once the
-    sync has lasted `_PROGRESS_EVERY`: a walk of the whole tree (2.5 s of CPU on 200,000 entries,
-    taken from the sync's own thread, a fifth of that sync's time); until it is known, the lines
-    say what is done and how fast. `close` ends the count.
+    The total is what the watcher found when it first walked the tree (`found`, asked until
+    the walk is over: the sync may begin before, see `first_walk`). A watcher that did not
+    count has it counted by a thread of its own once the sync has lasted `_PROGRESS_EVERY`: a
+    walk of the whole tree (2.5 s of CPU on 200,000 entries, taken from the sync's own thread, a
+    fifth of that sync's time); until it is known, the lines say what is done and how fast.
+    `close` ends the count.
     """
 
     def __init__(
@@ -134,18 +137,21 @@ class ProgressReporter:
         source: str,
         excludes: ExcludeRules,
         shown: PairProgress | None = None,
-        total: int | None = None,
+        found: Callable[[], int | None] = lambda: None,
+        walk: FirstWalk | None = None,
     ) -> None:
         self.name = name
         self.source = source
         self.excludes = excludes
         self.started = time.monotonic()
         self.next_report = self.started + _PROGRESS_EVERY
-        self.total = total
+        self._found = found
+        self._walk = walk or FirstWalk.done()
+        self.total = found()
         self.shown = shown  # where the status file (`status --watch`) finds the progress
         if shown is not None:
             shown.sync_started_at = time.time()
-            shown.sync_total = total
+            shown.sync_total = self.total
         self._closed = threading.Event()
         self._counter: threading.Thread | None = None
 
@@ -156,7 +162,11 @@ class ProgressReporter:
         if now < self.next_report:
             return
         self.next_report = now + _PROGRESS_EVERY
-        if self._counter is None and self.total is None:
+        if self.total is None and (total := self._found()) is not None:
+            self.total = total
+            if self.shown is not None:
+                self.shown.sync_total = total
+        if self._counter is None and self.total is None and self._walk.whole:
             self._counter = threading.Thread(
                 target=self._count, name=f"count {self.name}", daemon=True
             )

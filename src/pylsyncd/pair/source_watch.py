@@ -20,6 +20,8 @@ from pylsyncd.pair.observer import PairObserver, ResyncReason
 from pylsyncd.pair.retry import BACKOFF_FIRST
 from pylsyncd.watch import Watcher, WatchLimitError
 from pylsyncd.watch.choice import describe_watcher, entries_found
+from pylsyncd.watch.first_walk import FirstWalk
+from pylsyncd.watch.inotify import InotifyWatcher
 from pylsyncd.watch.source_root import SourceRoot
 
 log = logging.getLogger("pylsyncd")
@@ -81,9 +83,16 @@ class SourceWatch:
         self.paused = False  # the source is gone: nothing is applied until it is back
         self._came_back = False  # its full comparison is the source's return (for the metrics)
 
-    def start(self) -> None:
-        """Start watching, then reading; before the initial sync, so nothing changes unseen."""
-        self._watch(self._replace(None))
+    def start(self, first_walk: FirstWalk | None = None) -> None:
+        """Start watching, then reading; before the initial sync, so nothing changes unseen.
+        With `first_walk`, an inotify watcher tells the sync how far it got (`first_walk`), and
+        the walk is finished here, even when it failed."""
+        abandoned = False
+        try:
+            abandoned = self._watch(self._replace(None), first_walk)
+        finally:
+            if first_walk is not None:
+                first_walk.finish(abandoned=abandoned)
         self._reader.start()
 
     def wake(self) -> None:
@@ -177,23 +186,14 @@ class SourceWatch:
         self._observer.watching(watcher)
         return previous
 
-    def _watch(self, watcher: Watcher | None) -> None:
-        """Start `watcher` and make it the current one; out of inotify watches, fall back to
-        rescans instead of dying."""
+    def _watch(self, watcher: Watcher | None, first_walk: FirstWalk | None = None) -> bool:
+        """Start `watcher` (see `start_watching`) and make it the current one. Returns whether
+        it fell back to polling."""
         if watcher is None:
-            return
-        try:
-            try:
-                watcher.start()
-            except WatchLimitError as error:
-                log.warning("%s: %s; polling instead until then", self.name, error)
-                watcher.close()
-                watcher = self._watchers.polling()
-                watcher.start()
-        except BaseException:
-            watcher.close()  # a watcher that could not start holds no watch of ours
-            raise
+            return False
+        watcher, fell_back = start_watching(self.name, watcher, self._watchers, first_walk)
         self._replace(watcher)
+        return fell_back
 
     def _read_events(self) -> None:
         try:
@@ -243,3 +243,27 @@ class SourceWatch:
         self._rewatch.clear()
         self._came_back = True
         self._pending.add([Event(EventKind.OVERFLOW, "")])
+
+
+def start_watching(
+    name: str, watcher: Watcher, watchers: WatcherFactory, first_walk: FirstWalk | None
+) -> tuple[Watcher, bool]:
+    """Start `watcher`, telling `first_walk` how far it got when it can (an inotify watcher);
+    out of inotify watches, fall back to polling instead of dying. Returns the watcher started
+    and whether it is the polling one."""
+    try:
+        try:
+            if first_walk is not None and isinstance(watcher, InotifyWatcher):
+                watcher.start(first_walk=first_walk)
+            else:
+                watcher.start()
+        except WatchLimitError as error:
+            log.warning("%s: %s; polling instead until then", name, error)
+            watcher.close()
+            watcher = watchers.polling()
+            watcher.start()
+            return watcher, True
+    except BaseException:
+        watcher.close()  # a watcher that could not start holds no watch of ours
+        raise
+    return watcher, False

@@ -10,11 +10,8 @@ the whole tree is compared.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
-from functools import partial
 from typing import Protocol
 
 from pylsyncd.coalesce import Batch
@@ -23,13 +20,15 @@ from pylsyncd.excludes import ExcludeRules
 from pylsyncd.pair.batch_log import BatchLog
 from pylsyncd.pair.destination_root import DestinationRoot, Repair
 from pylsyncd.pair.heap import return_freed_memory
+from pylsyncd.pair.initial_sync import guarded, initial_sync
 from pylsyncd.pair.observer import UNOBSERVED, FailureKind, PairObserver, ResyncReason
 from pylsyncd.pair.on_sync import OnSync
-from pylsyncd.pair.progress import PairProgress, ProgressReporter, describe, pair_status
+from pylsyncd.pair.progress import PairProgress, pair_status
 from pylsyncd.pair.retry import Retry
 from pylsyncd.pair.target_queue import TargetQueue
 from pylsyncd.status import PairStatus
-from pylsyncd.transfer import Outcome, Transfer
+from pylsyncd.transfer import Transfer
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger("pylsyncd")
 
@@ -42,7 +41,9 @@ def pair_name(config: PairConfig) -> str:
 class SourceSide(Protocol):
     """What a target needs of its source's side (`fan_out.SourceGroup`)."""
 
-    started: threading.Event  # set once the source is watched (or that failed)
+    # How far the source's first walk got: its `top` is set once the initial sync may begin,
+    # and it tells which subtrees the sync may read before the walk is over.
+    first_walk: FirstWalk
 
     @property
     def paused(self) -> bool:
@@ -132,7 +133,7 @@ class Target:
         """The target thread's body; an unexpected error ends it with `fatal` set."""
         try:
             # The initial sync starts once the source is watched: nothing changes unseen.
-            while not self._source.started.wait(0.1):
+            while not self._source.first_walk.top.wait(0.1):
                 if self.stopping.is_set():
                     return
             if not self.stopping.is_set():
@@ -205,37 +206,17 @@ class Target:
             time.sleep(self._retry.backoff)  # `stopping` is set: waiting on it would not wait
 
     def _initial_sync(self) -> None:
-        delete = self.config.delete.at_startup
-        if (
-            delete
-            and not self.config.allow_empty_source
-            and empty_source_would_wipe(self.config, self.excludes)
-        ):
-            log.warning(
-                "%s: the source is empty but the destination is not: syncing without deleting, "
-                "so nothing is lost. If the source really is meant to be empty, set "
-                "ALLOW_EMPTY_SOURCE=true (--allow-empty-source).",
-                self.name,
-            )
-            delete = False
-        log.info("%s: initial sync", self.name)
-        started = time.monotonic()
-        reporter = ProgressReporter(
-            self.name, self.config.source, self.excludes, self._progress, self._source.entries_found
-        )
-        sync = partial(self.transfer.full_sync, delete=delete, progress=reporter)
-        while not (outcome := self._guarded(sync)).ok:
-            self._retry.failed("initial sync", outcome.error, FailureKind.INITIAL_SYNC)
-            if self.stopping.wait(self._retry.backoff):
-                reporter.close()
-                return
-        reporter.close()
-        self._retry.succeeded()
-        log.info(
-            "%s: initial sync done: %s in %.1f s",
+        """The first comparison of the whole tree, retried until it succeeds or stopping."""
+        initial_sync(
             self.name,
-            describe(outcome),
-            time.monotonic() - started,
+            self.config,
+            self.excludes,
+            self.transfer,
+            walk=self._source.first_walk,
+            found=lambda: self._source.entries_found,
+            progress=self._progress,
+            retry=self._retry,
+            stopping=self.stopping,
         )
 
     def _apply_next(self, *, final: bool = False) -> bool:
@@ -263,8 +244,8 @@ class Target:
                 limit = self.queue.limit
                 _say_why(self.name, Repair(reason, f"more than QUEUE_LIMIT={limit} changes waited"))
             self.observer.full_resync(reason)
-            resync = self._guarded(
-                lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
+            resync = guarded(
+                self.name, lambda: self.transfer.full_sync(delete=self.config.delete.while_running)
             )
             if not resync.ok:
                 self.queue.requeue(batch, gathered.since, reason)
@@ -273,7 +254,7 @@ class Target:
             self._root.compared()
             return_freed_memory()  # a comparison of the whole tree, as after the initial sync
             batch = Batch(batch.moves, batch.changes)
-        outcome = self._guarded(lambda: self.transfer.apply(batch, final=final))
+        outcome = guarded(self.name, lambda: self.transfer.apply(batch, final=final))
         if outcome.deferred:
             self.queue.defer(outcome.deferred, outcome.deferred_until)
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -289,14 +270,6 @@ class Target:
         self._retry.failed("applying changes", outcome.error, FailureKind.APPLY)
         return False
 
-    def _guarded(self, step: Callable[[], Outcome]) -> Outcome:
-        """Run a transfer step; an unexpected error fails the step instead of the target."""
-        try:
-            return step()
-        except Exception as error:
-            log.debug("%s: unexpected error", self.name, exc_info=True)
-            return Outcome(error=f"unexpected {type(error).__name__}: {error}")
-
 
 def _say_why(name: str, repair: Repair) -> None:
     """The line that says why the whole tree is compared: a warning, unless it was asked for."""
@@ -304,18 +277,3 @@ def _say_why(name: str, repair: Repair) -> None:
         log.info("%s: VERIFY_INTERVAL: comparing the whole tree", name)
     else:
         log.warning("%s: %s: comparing the whole tree", name, repair.why)
-
-
-def empty_source_would_wipe(config: PairConfig, excludes: ExcludeRules) -> bool:
-    """Whether the source has nothing to mirror while the destination has something to lose
-    (excluded entries count on neither side: a delete leaves them alone)."""
-
-    def has_entries(path: str) -> bool:
-        with os.scandir(path) as entries:
-            return any(
-                not excludes.excludes(e.name, e.is_dir(follow_symlinks=False)) for e in entries
-            )
-
-    # A remote destination cannot be listed here: an empty source is taken to have one to lose.
-    remote = config.remote is not None
-    return not has_entries(config.source) and (remote or has_entries(config.destination))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pylsyncd.coalesce import Batch, Change
+from pylsyncd.watch.first_walk import FirstWalk
 
 # Called during a full sync with the number of source entries handled so far.
 Progress = Callable[[int], None]
@@ -78,8 +79,13 @@ class Transfer(Protocol):
         `final`: the last batch before the daemon exits; nothing is deferred.
         """
 
-    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
-        """Compare the whole tree (size and mtime) and copy what differs; delete extras if asked."""
+    def full_sync(
+        self, *, delete: bool, progress: Progress | None = None, walk: FirstWalk | None = None
+    ) -> Outcome:
+        """Compare the whole tree (size and mtime) and copy what differs; delete extras if asked.
+
+        `walk`: the source watcher's first walk, still under way: a directory is read only once
+        it covers it (`watch.first_walk`)."""
 
     def cancel(self) -> None:
         """Stop the transfer in progress, from another thread; it then fails and is retried."""

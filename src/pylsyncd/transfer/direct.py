@@ -17,6 +17,7 @@ from pylsyncd.transfer import Outcome, Ownership, Progress
 from pylsyncd.transfer.full_sync import FullSync
 from pylsyncd.transfer.replay import Replay, expire_vanished
 from pylsyncd.transfer.run import TransferState
+from pylsyncd.watch.first_walk import FirstWalk
 
 
 class DirectTransfer:
@@ -66,10 +67,12 @@ class DirectTransfer:
             run.finish()
         return run.outcome
 
-    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+    def full_sync(
+        self, *, delete: bool, progress: Progress | None = None, walk: FirstWalk | None = None
+    ) -> Outcome:
         run = self._full_sync = FullSync(self.state, delete=delete, progress=progress)
         try:
-            run.sync_all()
+            run.sync_all(walk)
         finally:
             self._full_sync = None
             run.finish()

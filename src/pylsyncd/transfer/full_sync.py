@@ -17,13 +17,9 @@ from pylsyncd.transfer.helper.client import Helper
 from pylsyncd.transfer.helper_sharing import share_work, start_helper
 from pylsyncd.transfer.run import TransferState
 from pylsyncd.transfer.tree_sync import TreeSync
+from pylsyncd.watch.first_walk import SPLIT_DEPTH, SPLIT_WANTED, FirstWalk
 
 log = logging.getLogger(__name__)
-
-# A full sync syncs the top of the tree itself until it finds this many directories (or has gone
-# this deep), then shares those subtrees with a helper process.
-_SUBTREES_WANTED = 8
-_SPLIT_DEPTH = 3
 
 
 class FullSync(TreeSync):
@@ -34,10 +30,12 @@ class FullSync(TreeSync):
         # The helper process while one runs: `stop_helper` may stop it from another thread.
         self.helper: Helper | None = None
 
-    def sync_all(self) -> None:
-        """Compare the whole tree (size and mtime) and copy what differs."""
-        subtrees = self.sync_top(_SUBTREES_WANTED, _SPLIT_DEPTH)
-        self._sync_subtrees(deque(subtrees))
+    def sync_all(self, walk: FirstWalk | None = None) -> None:
+        """Compare the whole tree (size and mtime) and copy what differs. `walk`: the source
+        watcher's first walk, which has watched the top of the tree and may still be watching
+        the subtrees below it; each is read once covered (`watch.first_walk`)."""
+        subtrees = self.sync_top(SPLIT_WANTED, SPLIT_DEPTH, walk)
+        self._sync_subtrees(deque(subtrees), walk)
 
     def sync_subtrees(self, paths: list[str]) -> None:
         """Compare these subtrees (their parents exist in the destination) and copy what
@@ -51,9 +49,11 @@ class FullSync(TreeSync):
         if helper is not None:
             helper.stop()
 
-    def sync_top(self, wanted: int, depth: int) -> list[str]:
+    def sync_top(self, wanted: int, depth: int, walk: FirstWalk | None = None) -> list[str]:
         """Sync the top of the tree: files, and directories without their contents, one level
         after the other until a level has `wanted` directories or `depth` levels are done.
+        `walk`: a level the first walk has not watched yet is read once the walk is over (the
+        tree changed between its split and ours).
 
         Returns the directories of the last level: subtrees still to be synced.
         """
@@ -61,9 +61,11 @@ class FullSync(TreeSync):
         self.defer = level.append
         try:
             self.attempt(self._sync_root, Change("", ChangeKind.SYNC_TREE))
-            for _ in range(depth - 1):
+            for number in range(1, depth):
                 if len(level) >= wanted:
                     break
+                if walk is not None and not walk.watched_level(number):
+                    walk.wait_whole()
                 above, level = level, []
                 self.defer = level.append
                 for path in above:
@@ -78,9 +80,10 @@ class FullSync(TreeSync):
         its entries are compared as in any tree)."""
         self.sync(change.path, recursive=True, forced=True)
 
-    def _sync_subtrees(self, subtrees: deque[str]) -> None:
+    def _sync_subtrees(self, subtrees: deque[str], walk: FirstWalk | None = None) -> None:
         """Sync the subtrees, sharing them with a helper process when one can run beside us: it
-        takes them from the end while we take them from the front, until none is left."""
+        takes them from the end while we take them from the front, until none is left. While
+        `walk` goes on, only the helper syncs, and only the subtrees it covers."""
         if len(subtrees) > 1:
             self.helper = start_helper(self.state, delete=self.delete)
         helped = share_work(
@@ -90,5 +93,6 @@ class FullSync(TreeSync):
             key=str,
             give=Helper.give,
             do_here=lambda path: self.attempt(self.sync_tree, Change(path, ChangeKind.SYNC_TREE)),
+            walk=walk,
         )
         log.debug("full sync: %d of its subtrees synced by the helper process", helped)

@@ -21,10 +21,13 @@ from pylsyncd.git_excludes import GitExcludes
 from pylsyncd.transfer.helper.client import Helper, can_help
 from pylsyncd.transfer.helper.protocol import Settings, SubtreeReport
 from pylsyncd.transfer.run import Run, TransferState
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger(__name__)
 
 Piece = TypeVar("Piece")
+# While the source's first walk goes on: how often to look whether it covered more pieces.
+_WALK_WAIT = 0.02
 
 
 class HelperHolder(Protocol):
@@ -69,24 +72,33 @@ def share_work(
     give: Callable[[Helper, Piece], None],
     do_here: Callable[[Piece], None],
     reported: Callable[[SubtreeReport], None] | None = None,
+    walk: FirstWalk | None = None,
 ) -> int:
     """Do `work` here and in `holder.helper` (None: all here); the helper's reports are counted
     as `run`'s (and passed to `reported`), each naming its piece by `key`. Returns how many
-    pieces the helper did. The helper is closed at the end."""
+    pieces the helper did. The helper is closed at the end.
+
+    While `walk` (the source's first walk) goes on, nothing is done here, and the helper is
+    given only the pieces it covers: this thread would contend with the walking one."""
     helper = holder.helper
     given: dict[str, Piece] = {}  # to the helper, not reported yet
     helped = 0
     try:
         while work or given:
+            here = walk is None or walk.whole
             if helper is not None:
                 try:
-                    for report in helper.reports(0 if work else 0.1):
+                    for report in helper.reports(_report_wait(bool(work), here)):
                         given.pop(report.path, None)
                         count_report(run, report)
                         if reported is not None:
                             reported(report)
                         helped += 1
-                    while helper.wants_work() and len(work) > 1:
+                    while (
+                        helper.wants_work()
+                        and len(work) > (1 if here else 0)
+                        and (here or walk is None or walk.covers(key(work[-1])))
+                    ):
                         piece = work.pop()
                         given[key(piece)] = piece
                         give(helper, piece)
@@ -100,9 +112,11 @@ def share_work(
                     given.clear()
                 if not work and helper is not None and not helper.ready:
                     break  # it is not even started: the work was small, we are done
+            elif not here and walk is not None:
+                walk.wait(_WALK_WAIT)
             if run.state.cancelled.is_set():
                 raise InterruptedError(errno.EINTR, "cancelled at shutdown")
-            if work:
+            if work and here:
                 do_here(work.popleft())
     except InterruptedError as error:
         run.fail(Change("", ChangeKind.SYNC_TREE), error)
@@ -111,6 +125,13 @@ def share_work(
             helper.close()
             holder.helper = None
     return helped
+
+
+def _report_wait(work_left: bool, here: bool) -> float:
+    """How long to wait for the helper's reports: not at all while there is work to do here."""
+    if not here:
+        return _WALK_WAIT  # the helper's next report, or the walk's next subtree
+    return 0 if work_left else 0.1
 
 
 def count_report(run: Run, report: SubtreeReport) -> None:

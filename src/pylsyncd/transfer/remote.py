@@ -29,6 +29,7 @@ from pylsyncd.transfer.remote_ignored import LIST_COMMAND, RemoteListingError, r
 from pylsyncd.transfer.rsync import RsyncTransfer, escape_pattern
 from pylsyncd.transfer.rsync_renames import RENAME_COMMAND
 from pylsyncd.transfer.ssh_master import COMMAND_TIMEOUT, SshMaster
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,14 @@ class RemoteRsyncTransfer(RsyncTransfer):
     def _paths(self) -> list[str]:
         return ["--", self.source.rstrip("/") + "/", self.remote.rsync_path]
 
-    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+    def full_sync(
+        self, *, delete: bool, progress: Progress | None = None, walk: FirstWalk | None = None
+    ) -> Outcome:
         error = self.master.connect()
         if error is not None:
             return Outcome(error=error)
         try:
-            outcome = super().full_sync(delete=delete, progress=progress)
+            outcome = super().full_sync(delete=delete, progress=progress, walk=walk)
         except RemoteListingError as listing:
             return Outcome(error=str(listing))
         if outcome.ok and self.agent is not None:

@@ -30,6 +30,7 @@ from pylsyncd.transfer.rsync_ignored import ignored_paths
 from pylsyncd.transfer.rsync_many import MOST_RULES, ManyChanges, split_many
 from pylsyncd.transfer.rsync_renames import RecentPaths, replay_renames, run_here
 from pylsyncd.transfer.source import BatchLook
+from pylsyncd.watch.first_walk import FirstWalk
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,11 @@ class RsyncTransfer:
             outcome.error = trees.error
         return outcome
 
-    def full_sync(self, *, delete: bool, progress: Progress | None = None) -> Outcome:
+    def full_sync(
+        self, *, delete: bool, progress: Progress | None = None, walk: FirstWalk | None = None
+    ) -> Outcome:
+        if walk is not None:
+            walk.wait_whole()  # rsync reads the whole tree at once
         # progress2 reports "to-chk=LEFT/TOTAL"; without incremental recursion TOTAL is exact.
         options: tuple[str, ...] = ()
         if progress is not None:

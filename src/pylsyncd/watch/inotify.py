@@ -25,11 +25,12 @@ import logging
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Mapping
 
 from pylsyncd.events import Event, EventKind
 from pylsyncd.watch import ExcludePredicate
+from pylsyncd.watch.first_walk import FirstWalk
+from pylsyncd.watch.inotify_backlog import RecordBacklog
 from pylsyncd.watch.inotify_kernel import (
     IN_ATTRIB,
     IN_CLOSE_WRITE,
@@ -49,7 +50,7 @@ from pylsyncd.watch.inotify_kernel import (
     inotify_add_watch,
     watch_limit_message,
 )
-from pylsyncd.watch.inotify_tree import HeldDirectories, TreeWatches
+from pylsyncd.watch.inotify_tree import HeldDirectories, TreeWatches, watch_in_stages
 from pylsyncd.watch.move_pairing import PAIR_WAIT, MovePairing, directory_changed
 from pylsyncd.watch.watch_table import WatchTable
 
@@ -57,17 +58,7 @@ __all__ = ["InotifyWatcher", "watch_limit_message"]
 
 log = logging.getLogger(__name__)
 
-_READ_SIZE = 64 * 1024  # room for ~2,000 short records per read(2), turned into events at once
-_MAX_RECORD = RECORD.size + 256  # a 255-byte name, its NUL and padding to 16 bytes
 _DRAIN_LIMIT = 8 * 1024 * 1024  # bytes per read() call, so a never-ending storm still returns
-# Records read from the kernel are kept here until they are turned into events, and the kernel's
-# queue is emptied between every two buffers: reading costs little, turning records into events
-# does not, and the kernel's queue (fs.inotify.max_queued_events, 16,384 by default: a fifth of
-# a second of `cp -a`) would overflow while this thread waits its turn beside a transfer, which
-# costs a comparison of the whole tree. Past this many bytes (two million short records), the
-# backlog counts as an overflow.
-_BACKLOG_LIMIT = 64 * 1024 * 1024
-_OVERFLOW_RECORD = RECORD.pack(-1, IN_Q_OVERFLOW, 0, 0)
 # Bound once for the hot loop, which runs ~30,000 times for 10,000 new files.
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE
 _CREATED, _MODIFIED, _ATTRIB, _DELETED = (
@@ -97,8 +88,7 @@ class InotifyWatcher:
             self.root, self._excluded, self._inotify, self._table, inotify_add_watch
         )
         self._rewatch_pending = False  # a mount below the root went away
-        self._backlog: deque[bytes] = deque()  # records read, not yet turned into events
-        self._backlog_bytes = 0
+        self._backlog = RecordBacklog(self._inotify)  # records read, not yet turned into events
         self.entries_found: int | None = None  # below the root at `start`: a progress total
         self.held = HeldDirectories(self._watches, self._inotify, self._table)
 
@@ -107,17 +97,24 @@ class InotifyWatcher:
         """How many directories are watched now."""
         return len(self._table)
 
-    def start(self, shared_paths: Mapping[str, str] | None = None) -> None:
+    def start(
+        self, shared_paths: Mapping[str, str] | None = None, first_walk: FirstWalk | None = None
+    ) -> None:
         """Watch the whole tree; raises WatchLimitError when the kernel runs out of watches.
         `shared_paths` maps each directory's path to the string another table of the tree
-        holds for it, which the watches then share."""
+        holds for it, which the watches then share. With `first_walk`, the top of the tree is
+        watched first and each subtree below it is told as covered (see `first_walk`); the
+        caller finishes the walk."""
         if self._inotify.fd >= 0:
             raise RuntimeError("InotifyWatcher.start() called twice")
         self._inotify.open()
         started = time.monotonic()
         self._watches.shared_paths = shared_paths or {}
         try:
-            self._watches.watch_tree("", None)
+            if first_walk is None:
+                self._watches.watch_tree("", None)
+            else:
+                watch_in_stages(self._watches, first_walk)
         finally:
             self._watches.shared_paths = {}
         self.entries_found = self._watches.entries_listed
@@ -162,37 +159,17 @@ class InotifyWatcher:
         self._inotify.close()
         self._table.clear()
         self._backlog.clear()
-        self._backlog_bytes = 0
 
     def _drain(self, out: list[Event | None], pairing: MovePairing) -> None:
         total = 0
         backlog = self._backlog
         while total < _DRAIN_LIMIT:
-            self._empty_kernel_queue()
+            backlog.read_kernel_queue()
             if not backlog:
                 return
-            data = backlog.popleft()
-            self._backlog_bytes -= len(data)
+            data = backlog.take()
             total += len(data)
             self._process(data, out, pairing)
-
-    def _empty_kernel_queue(self) -> None:
-        """Move the records the kernel holds into the backlog; past its bound, the backlog
-        becomes one overflow record."""
-        while self._inotify.fd >= 0:
-            try:
-                data = os.read(self._inotify.fd, _READ_SIZE)
-            except BlockingIOError:
-                return
-            if self._backlog_bytes + len(data) > _BACKLOG_LIMIT:
-                log.debug("%d bytes of inotify records unread: an overflow", self._backlog_bytes)
-                self._backlog.clear()
-                data = _OVERFLOW_RECORD
-                self._backlog_bytes = 0
-            self._backlog.append(data)
-            self._backlog_bytes += len(data)
-            if len(data) < _READ_SIZE - _MAX_RECORD:
-                return  # the queue was empty: spare the read(2) that would say so
 
     def _process(self, data: bytes, out: list[Event | None], pairing: MovePairing) -> None:
         """Turn one buffer of kernel records into events: the hot loop of a storm."""

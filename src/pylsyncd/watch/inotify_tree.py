@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from pylsyncd.events import Event, EventKind, is_within_any, rebase
 from pylsyncd.watch import ExcludePredicate, WatchLimitError
+from pylsyncd.watch.first_walk import SPLIT_DEPTH, SPLIT_WANTED, FirstWalk
 from pylsyncd.watch.inotify_kernel import (
     WATCH_LIMITS,
     WATCH_MASK,
@@ -59,44 +60,57 @@ class TreeWatches:
     ) -> None:
         """Watch `top` and every directory below it that is not excluded; their wds go into
         `watched` when given (a set of all of them would outlive the walk in fragmented memory).
-
         With `out`, every entry found is reported CREATED: `top` is new, and whatever appeared in
-        it before its watch existed would otherwise be missed.
-        """
-        table = self._table
-        table.begin_listing()
+        it before its watch existed would otherwise be missed."""
+        self.begin_walk()
         stack = [top]
-        listed = 0
         while stack:
-            rel = stack.pop()
-            known = None if out is None else table.wd_of(rel)
-            absolute = self._abs(rel)
-            wd = self._add_watch(rel, absolute)
-            if wd is None:
-                continue
-            if watched is not None:
-                watched.add(wd)
-            if out is not None and wd == known and table.carried_to(wd) != rel:
-                continue  # watched before it was last listed: its contents are covered
-            try:
-                with os.scandir(absolute) as entries:
-                    for entry in entries:
-                        child = f"{rel}/{entry.name}" if rel else entry.name
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if self._excluded(child, is_dir):
-                            if is_dir:
-                                table.exclude(child)
-                            continue
-                        listed += 1
-                        if out is not None:
-                            out.append(Event(EventKind.CREATED, child, is_dir))
+            self.watch_directory(stack.pop(), stack, out, watched)
+
+    def begin_walk(self) -> None:
+        """A walk of a new tree starts: `entries_listed` counts what it finds."""
+        self._table.begin_listing()
+        self.entries_listed = 0
+
+    def watch_directory(
+        self,
+        rel: str,
+        subdirectories: list[str],
+        out: list[Event | None] | None,
+        watched: set[int] | None,
+    ) -> None:
+        """Watch the directory at `rel`, then list it: its directories not excluded go into
+        `subdirectories`, and with `out` every entry is reported CREATED."""
+        table = self._table
+        known = None if out is None else table.wd_of(rel)
+        absolute = self._abs(rel)
+        wd = self._add_watch(rel, absolute)
+        if wd is None:
+            return
+        if watched is not None:
+            watched.add(wd)
+        if out is not None and wd == known and table.carried_to(wd) != rel:
+            return  # watched before it was last listed: its contents are covered
+        listed = 0
+        try:
+            with os.scandir(absolute) as entries:
+                for entry in entries:
+                    child = f"{rel}/{entry.name}" if rel else entry.name
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if self._excluded(child, is_dir):
                         if is_dir:
-                            stack.append(self.shared_paths.get(child, child))
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # removed since its watch was added: its deletion is reported
-            except PermissionError:
-                self._report_denied(rel)
-        self.entries_listed = listed
+                            table.exclude(child)
+                        continue
+                    listed += 1
+                    if out is not None:
+                        out.append(Event(EventKind.CREATED, child, is_dir))
+                    if is_dir:
+                        subdirectories.append(self.shared_paths.get(child, child))
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # removed since its watch was added: its deletion is reported
+        except PermissionError:
+            self._report_denied(rel)
+        self.entries_listed += listed
 
     def rewatch(self) -> None:
         """Events were lost, renames among them: rebuild every watch from a fresh walk."""
@@ -181,7 +195,7 @@ class TreeWatches:
             wd = self._add_watch_call(self._inotify.fd, path, WATCH_MASK)
         except OSError as error:
             if error.errno == errno.ENOSPC:
-                raise self._limit_error() from None
+                raise _limit_error(self.root, self._excluded, self._table) from None
             if not rel:
                 raise  # the root itself: nothing to mirror
             if error.errno in (errno.ENOENT, errno.ENOTDIR):
@@ -205,11 +219,6 @@ class TreeWatches:
             self._inotify.remove_watch(found)
         return found == wd
 
-    def _limit_error(self) -> WatchLimitError:
-        limit, sysctl = binding_watch_limit() or (len(self._table), WATCH_LIMITS[0])
-        missing = _count_unwatched(self.root, self._excluded, self._table)
-        return WatchLimitError(watch_limit_message(limit, missing, sysctl))
-
     def _report_denied(self, rel: str) -> None:
         if self._denied_reported:
             log.debug("cannot watch %r: permission denied", rel)
@@ -223,6 +232,31 @@ class TreeWatches:
 
     def _abs(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
+
+
+def watch_in_stages(watches: TreeWatches, first_walk: FirstWalk) -> None:
+    """Watch the whole tree for an initial sync that runs beside: the root and the levels below
+    it, one after the other until a level holds `SPLIT_WANTED` directories or `SPLIT_DEPTH`
+    levels are watched (the sync's split), then each directory of the level below with all it
+    holds, each then told covered (see `first_walk`)."""
+    watches.begin_walk()
+    level = [""]
+    levels = 0
+    while levels < SPLIT_DEPTH:
+        below: list[str] = []
+        for rel in level:
+            watches.watch_directory(rel, below, None, None)
+        level, levels = below, levels + 1
+        if len(level) >= SPLIT_WANTED:
+            break
+    first_walk.top_watched(levels)
+    # From the end: the helper takes the sync's subtrees from the end of its list, which lists
+    # the same directories in the same order.
+    for subtree in reversed(level):
+        stack = [subtree]
+        while stack:
+            watches.watch_directory(stack.pop(), stack, None, None)
+        first_walk.cover(subtree)
 
 
 class HeldDirectories:
@@ -261,6 +295,13 @@ class HeldDirectories:
         """Whether a new directory at `path` is to get no watch yet."""
         tops = self._tops
         return bool(tops) and is_within_any(path, tops)
+
+
+def _limit_error(root: str, excluded: ExcludePredicate, table: WatchTable) -> WatchLimitError:
+    """Out of inotify watches: the error that says which limit to raise, and to what."""
+    limit, sysctl = binding_watch_limit() or (len(table), WATCH_LIMITS[0])
+    missing = _count_unwatched(root, excluded, table)
+    return WatchLimitError(watch_limit_message(limit, missing, sysctl))
 
 
 def _count_unwatched(root: str, excluded: ExcludePredicate, table: WatchTable) -> int:
