@@ -121,3 +121,40 @@ def test_a_file_renamed_over_one_that_looked_alike_is_a_change_of_its_side(
     assert not plan.conflicts
     ((side, kind),) = [(action.side, action.kind) for action in plan.writes()]
     assert (side, kind) == (Side.B, ActionKind.COPY)
+
+
+@pytest.mark.parametrize("written", [(Side.A,), (Side.B,), ()], ids=["a", "b", "carried"])
+@pytest.mark.parametrize("agreed", [True, False], ids=["ancestor-older", "both-new"])
+def test_both_changed_alike_with_one_report_or_none_are_a_conflict(
+    trees: dict[Side, DestinationTree], written: tuple[Side, ...], agreed: bool
+) -> None:
+    """Both sides rewritten at the same size within one tick, long after they last agreed, or
+    both new: whichever watcher's report comes in this batch (a path handed back by a raced
+    copy comes with none), the two different versions are a conflict that keeps both. Found by
+    the two-sided churn (seed 49 of 100): they were taken as the same change, and stayed
+    different."""
+    a, b = _write(trees[Side.A], "from a!"), _write(trees[Side.B], "from b!")
+    assert a.same(b)  # only the bytes tell them apart
+    sides = {Side.A: {"f": a}, Side.B: {"f": b}}
+    ancestor = _ancestor(a, b, OLDER) if agreed else {}
+    reported = {side: {"f"} if side in written else set() for side in Side}
+    unseen_rewrites(reported, sides, ancestor, trees, NOW)
+    scope = Scope(ancestor, sides[Side.A], sides[Side.B], ancestor_count=len(ancestor))
+    plan = reconcile(scope, Policy(), datetime(2027, 1, 15, 8, 0, 0))
+    (conflict,) = plan.conflicts
+    assert conflict.path == "f" and conflict.copy is not None
+    copies = [action for action in plan.actions if action.path == conflict.copy]
+    assert {action.side for action in copies} == {Side.A, Side.B}
+
+
+def test_both_changed_alike_with_the_same_bytes_are_in_sync(
+    trees: dict[Side, DestinationTree],
+) -> None:
+    a, b = _write(trees[Side.A], "same!"), _write(trees[Side.B], "same!")
+    sides = {Side.A: {"f": a}, Side.B: {"f": b}}
+    ancestor = _ancestor(a, b, OLDER)
+    unseen_rewrites({Side.A: {"f"}, Side.B: set()}, sides, ancestor, trees, NOW)
+    assert sides[Side.A]["f"].digest is None  # read, found equal: nothing to tell apart
+    scope = Scope(ancestor, sides[Side.A], sides[Side.B], ancestor_count=1)
+    plan = reconcile(scope, Policy(), datetime(2027, 1, 15, 8, 0, 0))
+    assert not plan.conflicts and plan.writes() == ()

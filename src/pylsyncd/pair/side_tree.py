@@ -284,6 +284,33 @@ def unseen_rewrites(
         known = ancestor.get(path)
         if known is not None and known.entry.same(a):
             del ancestor[path]
+    _changed_alike(sides, ancestor, trees, now_ns)
+
+
+def _changed_alike(
+    sides: dict[Side, dict[str, Entry]],
+    ancestor: dict[str, Ancestor],
+    trees: dict[Side, DestinationTree],
+    now_ns: int,
+) -> None:
+    """Find two different versions that both changed from the ancestor (or are both new) and
+    happen to look alike: rewrites at the same size in one mtime tick, one on each side, whose
+    events came in different batches (a write the daemon's copy raced went back to reconcile
+    with one side's event only). Taken as the same change on both sides, the two would stay
+    different for good; with their digests, reconcile sees a conflict, which keeps both."""
+    for path, a in sides[Side.A].items():
+        b = sides[Side.B].get(path)
+        if not _alike(a, b, now_ns):
+            continue
+        known = ancestor.get(path)
+        if known is not None and known.entry.same(a):
+            continue  # neither side changed, as far as the watchers' reports tell (above)
+        digests = _digests(trees, Side.A, path)
+        if digests is None:
+            continue
+        assert b is not None
+        sides[Side.A][path] = _with_digest(a, digests[0])
+        sides[Side.B][path] = _with_digest(b, digests[1])
 
 
 def _replaced_alike(
