@@ -243,17 +243,18 @@ def unseen_rewrites(
     now_ns: int,
 ) -> None:
     """Find the files rewritten at the same size within one mtime tick, where size and mtime
-    cannot tell two versions apart; only files a watcher reported written are read.
+    cannot tell two versions apart; only files a watcher reported written, or changed on both
+    sides, are read.
 
     Written on one side only, while both sides and the ancestor look alike: when that side's
     content differs from the other's (which the ancestor holds), both sides get their digests,
     and the ancestor the unchanged side's, so reconcile sees a change of that side.
 
-    Written on both sides, and both look alike: when their contents differ, both sides get their
-    digests, so reconcile sees two different versions. If the ancestor looks alike too, nothing
-    says which side (if either) still holds it: it is left out, and the two versions are a
-    conflict, which keeps both (a conflict copy at worst where one side only echoed a write of
-    ours; never a version replaced unseen).
+    Written on both sides, or both changed from the ancestor, and both look alike: when their
+    contents differ, both sides get their digests, so reconcile sees two different versions. If
+    the ancestor looks alike too, nothing says which side (if either) still holds it: it is left
+    out, and the two versions are a conflict, which keeps both (a conflict copy at worst where
+    one side only echoed a write of ours; never a version replaced unseen).
     """
     for side in (Side.A, Side.B):
         for path in written[side] - written[side.other]:
@@ -271,46 +272,37 @@ def unseen_rewrites(
                 _with_digest(known.entry, digests[1]), known.inode_a, known.inode_b
             )
     _replaced_alike(sides, ancestor, trees)
-    for path in written[Side.A] & written[Side.B]:
-        a, b = sides[Side.A].get(path), sides[Side.B].get(path)
-        if not _alike(a, b, now_ns):
-            continue
-        digests = _digests(trees, Side.A, path)
-        if digests is None:
-            continue
-        assert a is not None and b is not None
-        sides[Side.A][path] = _with_digest(a, digests[0])
-        sides[Side.B][path] = _with_digest(b, digests[1])
-        known = ancestor.get(path)
-        if known is not None and known.entry.same(a):
-            del ancestor[path]
-    _changed_alike(sides, ancestor, trees, now_ns)
+    _both_changed_alike(written[Side.A] & written[Side.B], sides, ancestor, trees, now_ns)
 
 
-def _changed_alike(
+def _both_changed_alike(
+    both_written: set[str],
     sides: dict[Side, dict[str, Entry]],
     ancestor: dict[str, Ancestor],
     trees: dict[Side, DestinationTree],
     now_ns: int,
 ) -> None:
-    """Find two different versions that both changed from the ancestor (or are both new) and
-    happen to look alike: rewrites at the same size in one mtime tick, one on each side, whose
-    events came in different batches (a write the daemon's copy raced went back to reconcile
-    with one side's event only). Taken as the same change on both sides, the two would stay
+    """Find two different versions that look alike: written on both sides, or both changed
+    from the ancestor (or both new) whatever the watchers reported in this batch (the events of
+    a rewrite on each side in one mtime tick may come in two batches, and a path a raced copy
+    handed back comes with none). Taken as the same change on both sides, the two would stay
     different for good; with their digests, reconcile sees a conflict, which keeps both."""
     for path, a in sides[Side.A].items():
         b = sides[Side.B].get(path)
         if not _alike(a, b, now_ns):
             continue
         known = ancestor.get(path)
-        if known is not None and known.entry.same(a):
-            continue  # neither side changed, as far as the watchers' reports tell (above)
+        unchanged = known is not None and known.entry.same(a)
+        if unchanged and path not in both_written:
+            continue  # neither changed, as far as size, mtime and the reports above tell
         digests = _digests(trees, Side.A, path)
         if digests is None:
             continue
         assert b is not None
         sides[Side.A][path] = _with_digest(a, digests[0])
         sides[Side.B][path] = _with_digest(b, digests[1])
+        if unchanged:
+            del ancestor[path]  # nothing says which side still holds it: a conflict
 
 
 def _replaced_alike(
