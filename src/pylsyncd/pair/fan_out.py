@@ -113,7 +113,6 @@ class SourceGroup:
         self.pending = PendingEvents()
         # How far the source's first walk has got: targets sync what it covers (`first_walk`).
         self.first_walk = FirstWalk()
-        self.started = self.first_walk.top  # the top watched (or failed to be): targets may sync
         self.fatal: str | None = None
         self.targets: list[Target] = []
         self._queues: list[TargetQueue] = []
