@@ -71,6 +71,22 @@ def test_with_a_helper_a_subtree_is_synced_once_covered_and_not_before(tmp_path:
     assert_trees_equal(source, destination)
 
 
+class WaitedWalk(FirstWalk):
+    """A first walk that tells when the sync first waits for it to go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = threading.Event()
+
+    def wait(self, timeout: float) -> None:
+        self.waited.set()
+        super().wait(timeout)
+
+    def wait_whole(self) -> None:
+        self.waited.set()
+        super().wait_whole()
+
+
 @pytest.mark.parametrize("backend", ["direct without a helper", "rsync"])
 def test_otherwise_nothing_below_the_top_is_read_before_the_walk_is_over(
     tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
@@ -78,7 +94,7 @@ def test_otherwise_nothing_below_the_top_is_read_before_the_walk_is_over(
     source, destination = tmp_path / "src", tmp_path / "dst"
     _tree(source)
     destination.mkdir()
-    walk = FirstWalk()
+    walk = WaitedWalk()
     walk.top_watched(1)
     transfer: Transfer
     if backend == "rsync":
@@ -86,12 +102,12 @@ def test_otherwise_nothing_below_the_top_is_read_before_the_walk_is_over(
     else:
         monkeypatch.setattr(helper_sharing, "can_help", lambda: False)
         transfer = DirectTransfer(str(source), str(destination), ExcludeRules(()), delete=True)
-    thread, outcomes = _sync_in_thread(transfer, walk)
     for subtree in SUBTREES:
         walk.cover(subtree)  # covered, but only a helper process syncs beside the walk
+    thread, outcomes = _sync_in_thread(transfer, walk)
+    assert walk.waited.wait(DEADLINE), "the sync never waited for the walk"
     if backend != "rsync":
-        wait_until(lambda: (destination / "top-file").exists(), timeout=DEADLINE)
-    assert thread.is_alive()
+        assert (destination / "top-file").exists()  # the top, watched, before the wait
     assert not any(_arrived(destination, subtree) for subtree in SUBTREES)
     walk.finish()
     thread.join(DEADLINE)
